@@ -1,0 +1,39 @@
+"""The pretrained checkpoint: encoder and head weights, config, provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from simclr.config import ModelConfig, _build, to_dict
+from simclr.errors import PipelineError
+from simclr.io import write_atomic
+from simclr.models import ResNetEncoder, build_model
+
+
+def save_checkpoint(path: str | Path, encoder, head, model_cfg: ModelConfig, extra: dict) -> Path:
+    state = {
+        "encoder": encoder.state_dict(),
+        "head": head.state_dict(),
+        "model": to_dict(model_cfg),
+        "in_channels": encoder.stem[0].in_channels,
+        **extra,
+    }
+    return write_atomic(path, lambda p: torch.save(state, p))
+
+
+def load_encoder(path: str | Path, device: torch.device) -> tuple[ResNetEncoder, dict]:
+    """The encoder f of a checkpoint, on `device`, in eval mode; and the checkpoint's metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: checkpoint not found; run the pretrain stage first")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # torch raises several types for a truncated or foreign file
+        raise PipelineError(f"{path}: not a readable checkpoint ({e}); re-run pretrain") from None
+    cfg = _build(ModelConfig, state["model"], "checkpoint.model")
+    encoder, _ = build_model(cfg, state["in_channels"])
+    encoder.load_state_dict(state["encoder"])
+    meta = {k: v for k, v in state.items() if k not in ("encoder", "head")}
+    return encoder.to(device).eval(), meta

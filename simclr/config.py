@@ -1,0 +1,247 @@
+"""params.yaml as typed, validated config.
+
+Every key is checked: an unknown key, a wrong type or a value out of range raises PipelineError
+naming the key and the allowed values, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from simclr.errors import PipelineError
+
+EMBEDDED_SOURCES = ("digits", "faces", "mnist", "textures")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    image_size: int = 16  # every dataset is resized to this square side
+    test_fraction: float = 0.2  # stratified; `textures` uses disjoint image regions instead
+    max_per_class: int | None = None  # cap images per class (tiny runs); null = all
+
+    def check(self, key: str) -> None:
+        _require(self.image_size >= 4, f"{key}.image_size", "an integer >= 4")
+        _require(0 < self.test_fraction < 1, f"{key}.test_fraction", "a number in (0, 1)")
+        if self.max_per_class is not None:
+            _require(self.max_per_class >= 2, f"{key}.max_per_class", "null or an integer >= 2")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    source: str
+
+    def check(self, key: str) -> None:
+        if self.source not in EMBEDDED_SOURCES:
+            raise PipelineError(
+                f"params.yaml: {key}.source = {self.source!r} is not a known dataset; "
+                f"allowed: {', '.join(EMBEDDED_SOURCES)}"
+            )
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    min_rows: int = 20  # per dataset, train + test
+    max_rows: int = 10_000_000
+
+    def check(self, key: str) -> None:
+        _require(0 <= self.min_rows <= self.max_rows, f"{key}.min_rows", "0 <= min_rows <= max_rows")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    widths: tuple[int, ...] = (32, 64, 128)  # channels per ResNet stage; h has widths[-1] dims
+    blocks: tuple[int, ...] = (1, 1, 1)  # BasicBlocks per stage
+    proj_hidden_dim: int = 128
+    proj_dim: int = 64
+
+    def check(self, key: str) -> None:
+        _require(len(self.widths) == len(self.blocks) > 0, f"{key}.widths", "as many as blocks")
+        _require(min(self.widths) > 0 and min(self.blocks) > 0, f"{key}.widths", "positive ints")
+        _require(self.proj_hidden_dim > 0 and self.proj_dim > 0, f"{key}.proj_dim", "positive")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # area fraction of random resized crop
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    jitter_strength: float = 1.0  # s: brightness/contrast/saturation 0.8s, hue 0.2s
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    blur_p: float = 0.5
+    blur_min_size: int = 33  # blur only images at least this large (the paper: off at <= 32)
+
+    def check(self, key: str) -> None:
+        lo, hi = self.crop_scale
+        _require(0 < lo <= hi <= 1, f"{key}.crop_scale", "[low, high] with 0 < low <= high <= 1")
+        _require(0 < self.crop_ratio[0] <= self.crop_ratio[1], f"{key}.crop_ratio", "[lo, hi] > 0")
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p"):
+            _require(0 <= getattr(self, name) <= 1, f"{key}.{name}", "a probability in [0, 1]")
+        _require(self.jitter_strength >= 0, f"{key}.jitter_strength", "a number >= 0")
+
+
+OPTIMIZERS = ("sgd", "adamw")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    dataset: str = "digits"
+    epochs: int = 30
+    batch_size: int = 256
+    optimizer: str = "sgd"
+    lr: float = 0.3  # base rate; the rate used is lr * batch_size / 256 (linear scaling)
+    momentum: float = 0.9
+    weight_decay: float = 1e-6
+    warmup_epochs: int = 3
+    temperature: float = 0.5
+    device: str = "auto"
+    threads: int | None = None  # torch CPU threads; null = torch's default
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def check(self, key: str) -> None:
+        _require(self.epochs >= 1, f"{key}.epochs", "an integer >= 1")
+        _require(self.batch_size >= 2, f"{key}.batch_size", "an integer >= 2")
+        _choice(self.optimizer, f"{key}.optimizer", OPTIMIZERS)
+        _choice(self.device, f"{key}.device", DEVICES)
+        _require(self.lr > 0, f"{key}.lr", "a number > 0")
+        _require(self.temperature > 0, f"{key}.temperature", "a number > 0")
+        _require(0 <= self.warmup_epochs <= self.epochs, f"{key}.warmup_epochs", "0..epochs")
+        self.augment.check(f"{key}.augment")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    fractions: tuple[float, ...] = (0.01, 0.1, 1.0)  # of each class in the training split
+    seeds: int = 5  # label subsets per fraction below 1.0
+    C: float = 1.0  # inverse L2 strength of the logistic-regression probe
+    max_iter: int = 1000
+    batch_size: int = 512  # feature extraction
+
+    def check(self, key: str) -> None:
+        ok = all(0 < f <= 1 for f in self.fractions) and len(self.fractions) > 0
+        _require(ok, f"{key}.fractions", "a list of numbers in (0, 1]")
+        _require(self.seeds >= 1, f"{key}.seeds", "an integer >= 1")
+        _require(self.C > 0, f"{key}.C", "a number > 0")
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    datasets: tuple[str, ...] = ("mnist", "faces", "textures")
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    datasets: dict[str, DatasetConfig] = field(default_factory=dict)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+
+    def check(self) -> None:
+        self.data.check("data")
+        _require(len(self.datasets) > 0, "datasets", "at least one dataset")
+        for name, ds in self.datasets.items():
+            ds.check(f"datasets.{name}")
+        self.validate.check("validate")
+        self.model.check("model")
+        self.pretrain.check("pretrain")
+        self.evaluate.check("evaluate")
+        _choice(self.pretrain.dataset, "pretrain.dataset", tuple(self.datasets))
+        for name in self.transfer.datasets:
+            _choice(name, "transfer.datasets", tuple(self.datasets))
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read, type-check and validate params.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: file not found; run from the repository root")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "syntax error"
+        raise PipelineError(f"{path}: not valid YAML{where}: {problem}; fix the syntax") from None
+    params = _build(Params, raw if raw is not None else {}, "")
+    params.check()
+    return params
+
+
+def to_dict(obj) -> dict:
+    """A config as plain JSON-able data (tuples become lists)."""
+    return _plain(dataclasses.asdict(obj))
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _build(cls, raw, key: str):
+    where = key or "top level"
+    if not isinstance(raw, dict):
+        raise PipelineError(f"params.yaml: {where} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        name = f"{key}.{unknown[0]}" if key else unknown[0]
+        raise PipelineError(
+            f"params.yaml: unknown key {name!r}; allowed: {', '.join(sorted(fields))}"
+        )
+    values = {n: _coerce(hints[n], raw[n], f"{key}.{n}" if key else n) for n in raw}
+    return cls(**values)
+
+
+def _coerce(tp, value, key: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value if value is not None else {}, key)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise PipelineError(f"params.yaml: {key} must be a mapping of name to settings")
+        return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise PipelineError(f"params.yaml: {key} must be a list, got {value!r}")
+        inner = args[0]
+        if len(args) == 2 and args[1] is not Ellipsis and len(value) != 2:
+            raise PipelineError(f"params.yaml: {key} must be a list of 2, got {value!r}")
+        return tuple(_coerce(inner, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and type(value) is tp:
+        return value
+    raise PipelineError(f"params.yaml: {key} must be {tp.__name__}, got {value!r}")
+
+
+def _require(ok: bool, key: str, allowed: str) -> None:
+    if not ok:
+        raise PipelineError(f"params.yaml: invalid value for {key}; allowed: {allowed}")
+
+
+def _choice(value: str, key: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise PipelineError(
+            f"params.yaml: {key} = {value!r} is not one of the allowed values: {', '.join(allowed)}"
+        )

@@ -1,0 +1,1 @@
+"""Data: embedded sources that ship inside installed packages, and the prepared format."""
