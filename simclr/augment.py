@@ -81,8 +81,10 @@ def color_jitter(x: torch.Tensor, strength: float, p: float, g: torch.Generator)
     hue = _uniform(n, -min(0.2 * s, 0.5), min(0.2 * s, 0.5), g, device)
     ops = {
         0: lambda y: y * b,
-        1: lambda y: (y - _gray(y).mean((1, 2, 3), keepdim=True)) * c
-        + _gray(y).mean((1, 2, 3), keepdim=True),
+        1: lambda y: (
+            (y - _gray(y).mean((1, 2, 3), keepdim=True)) * c
+            + _gray(y).mean((1, 2, 3), keepdim=True)
+        ),
         2: lambda y: (y - _gray(y)) * sat + _gray(y),
         3: lambda y: _hue_shift(y, hue),
     }

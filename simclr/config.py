@@ -50,7 +50,8 @@ class ValidateConfig:
     max_rows: int = 10_000_000
 
     def check(self, key: str) -> None:
-        _require(0 <= self.min_rows <= self.max_rows, f"{key}.min_rows", "0 <= min_rows <= max_rows")
+        ok = 0 <= self.min_rows <= self.max_rows
+        _require(ok, f"{key}.min_rows", "0 <= min_rows <= max_rows")
 
 
 @dataclass(frozen=True)

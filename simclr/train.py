@@ -14,7 +14,7 @@ from torch import nn
 
 from simclr.augment import simclr_view
 from simclr.config import ModelConfig, PretrainConfig
-from simclr.device import select_device, seed_everything, to_images
+from simclr.device import seed_everything, select_device, to_images
 from simclr.errors import PipelineError
 from simclr.loss import nt_xent
 from simclr.models import ResNetEncoder, build_model
@@ -67,7 +67,11 @@ def pretrain(
     view_gen = torch.Generator(device=device).manual_seed(seed + 1)
     log.info(
         "pretraining on %d images, %d epochs x %d steps of %d, device %s",
-        n, cfg.epochs, steps_per_epoch, batch, device,
+        n,
+        cfg.epochs,
+        steps_per_epoch,
+        batch,
+        device,
     )
     history = []
     for epoch in range(cfg.epochs):
@@ -101,7 +105,11 @@ def pretrain(
         history.append(metrics)
         log.info(
             "epoch %d/%d loss %.4f lr %.4f %.0f images/s",
-            epoch + 1, cfg.epochs, metrics["loss"], metrics["lr"], metrics["images_per_s"],
+            epoch + 1,
+            cfg.epochs,
+            metrics["loss"],
+            metrics["lr"],
+            metrics["images_per_s"],
         )
         if on_epoch is not None:
             on_epoch(epoch, metrics)

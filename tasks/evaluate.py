@@ -14,7 +14,7 @@ from prefect.cache_policies import NONE
 from simclr.checkpoint import load_encoder
 from simclr.config import Params, to_dict
 from simclr.data.prepared import load_prepared
-from simclr.device import select_device, seed_everything
+from simclr.device import seed_everything, select_device
 from simclr.errors import PipelineError
 from simclr.evaluate import linear_evaluation
 from simclr.io import write_json
@@ -40,7 +40,10 @@ def evaluate_on(dataset: str, checkpoint: Path, out: Path, params: Params) -> di
     random_encoder, _ = build_model(params.model, meta["in_channels"])
     random_encoder = random_encoder.to(device)
     result = linear_evaluation(
-        data, {"simclr": encoder, "random_init": random_encoder}, params.evaluate, params.seed,
+        data,
+        {"simclr": encoder, "random_init": random_encoder},
+        params.evaluate,
+        params.seed,
         device,
     )
     # metrics.json holds the headline numbers only (what `dvc exp show` lists); per-seed runs,

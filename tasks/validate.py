@@ -58,15 +58,21 @@ def run_suite(manifest: pd.DataFrame, expectations: list, name: str) -> dict:
         outcomes.append(
             {
                 "expectation": r.expectation_config.type,
-                "kwargs": json.loads(json.dumps(kwargs, default=str)),
+                "kwargs": _plain(kwargs),
                 "success": bool(r.success),
-                "observed_value": json.loads(json.dumps(r.result.get("observed_value"), default=str)),
+                "observed_value": _plain(r.result.get("observed_value")),
                 "unexpected_count": int(r.result.get("unexpected_count") or 0),
-                "failing_rows": manifest.iloc[rows[:20]][["split", "index", "label"]]
-                .to_dict("records"),
+                "failing_rows": manifest.iloc[rows[:20]][["split", "index", "label"]].to_dict(
+                    "records"
+                ),
             }
         )
     return {"dataset": name, "success": bool(result.success), "expectations": outcomes}
+
+
+def _plain(x):
+    """GX results hold numpy scalars; make them JSON-able."""
+    return json.loads(json.dumps(x, default=str))
 
 
 def summary_line(report: dict) -> str:

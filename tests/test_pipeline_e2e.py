@@ -1,0 +1,200 @@
+"""The real `dvc repro` on tiny params, in a temporary Git repository, with every stage's flow
+reporting to a real Prefect server on a loopback port."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY_PARAMS = """\
+seed: 0
+data: {image_size: 8, test_fraction: 0.25, max_per_class: 12}
+datasets:
+  digits: {source: digits}
+  faces: {source: faces}
+validate: {min_rows: 20, max_rows: 1000}
+model: {widths: [8, 16], blocks: [1, 1], proj_hidden_dim: 16, proj_dim: 8}
+pretrain:
+  dataset: digits
+  epochs: 2
+  batch_size: 32
+  warmup_epochs: 1
+  device: cpu
+  augment: {crop_scale: [0.3, 1.0], flip_p: 0.0}
+evaluate: {fractions: [0.1, 1.0], seeds: 2}
+transfer: {datasets: [faces]}
+"""
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _api(url: str, path: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        url + path, data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    log = (home / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            _api(url, "/health")
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail("Prefect server did not start:\n" + (home / "server.log").read_text())
+            time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, prefect_api):
+    path = tmp_path_factory.mktemp("repo")
+    for name in ("simclr", "tasks", "flows"):
+        shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", path)
+    (path / "params.yaml").write_text(TINY_PARAMS)
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PREFECT_API_URL": prefect_api,
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@localhost",
+    }
+
+    def run(*cmd, check=True):
+        r = subprocess.run(cmd, cwd=path, env=env, capture_output=True, text=True, timeout=300)
+        if check and r.returncode != 0:
+            pytest.fail(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        return r
+
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "tiny pipeline")
+    start = time.monotonic()
+    first = run("dvc", "repro")
+    return {"path": path, "run": run, "first": first, "seconds": time.monotonic() - start}
+
+
+def test_repro_writes_every_output_within_two_minutes(repo):
+    path = repo["path"]
+    assert repo["seconds"] < 120, f"tiny dvc repro took {repo['seconds']:.0f} s"
+    for out in (
+        "data/prepared/digits/manifest.parquet",
+        "data/prepared/faces/train/images.npy",
+        "reports/validation/digits.json",
+        "models/simclr.pt",
+        "reports/pretrain/metrics.json",
+        "reports/pretrain/plots/metrics/loss.tsv",
+        "reports/report.md",
+        "dvc.lock",
+    ):
+        assert (path / out).is_file(), out
+    for metrics_file in ("reports/evaluate/metrics.json", "reports/transfer/faces/metrics.json"):
+        linear = json.loads((path / metrics_file).read_text())["linear"]
+        assert set(linear) == {"simclr", "random_init", "raw_pixels"}
+        for by_fraction in linear.values():
+            assert set(by_fraction) == {"0.1", "1.0"}
+            for r in by_fraction.values():
+                assert 0 <= r["mean"] <= 1 and r["std"] >= 0 and r["n"] >= 1
+    loss = (path / "reports/pretrain/plots/metrics/loss.tsv").read_text().splitlines()
+    assert len(loss) == 3  # header + 2 epochs
+    report = (path / "reports/report.md").read_text()
+    assert "Linear evaluation on `digits`" in report and "Transfer to `faces`" in report
+
+
+def test_every_stage_ran_as_a_flow_on_the_prefect_server(repo, prefect_api):
+    runs = _api(prefect_api, "/flow_runs/filter", {"limit": 100})
+    completed = {}
+    for r in runs:
+        if r["state_type"] == "COMPLETED":
+            completed[r["flow_id"]] = completed.get(r["flow_id"], 0) + 1
+    flows = {f["id"]: f["name"] for f in _api(prefect_api, "/flows/filter", {"limit": 100})}
+    names = {flows[i]: n for i, n in completed.items()}
+    # Runs after the first repro only: one flow run per stage, each Completed.
+    assert names == {
+        "prepare": 2,
+        "validate": 1,
+        "pretrain": 1,
+        "evaluate": 1,
+        "transfer": 1,
+        "report": 1,
+    }
+
+
+def test_second_repro_runs_no_stage(repo):
+    second = repo["run"]("dvc", "repro")
+    assert "Running stage" not in second.stdout
+    assert "Data and pipelines are up to date" in second.stdout
+
+
+def test_experiment_with_a_pretrain_param_is_listed_with_metrics(repo):
+    repo["run"]("dvc", "exp", "run", "-n", "three-epochs", "-S", "pretrain.epochs=3")
+    shown = json.loads(repo["run"]("dvc", "exp", "show", "--json").stdout)
+    exps = [
+        e
+        for commit in shown
+        for e in (commit.get("experiments") or [])
+        if e.get("name") == "three-epochs"
+    ]
+    assert exps, shown
+    data = exps[0]["revs"][0]["data"]
+    assert data["params"]["params.yaml"]["data"]["pretrain"]["epochs"] == 3
+    metrics = data["metrics"]["reports/evaluate/metrics.json"]["data"]
+    assert 0 <= metrics["linear"]["simclr"]["1.0"]["mean"] <= 1
+
+
+def test_unknown_dataset_stops_with_one_line_and_leaves_lock_intact(repo):
+    path = repo["path"]
+    lock = (path / "dvc.lock").read_text()
+    params = path / "params.yaml"
+    good = params.read_text()
+    params.write_text(good.replace("faces: {source: faces}", "faces: {source: imagenet}"))
+    try:
+        r = repo["run"]("dvc", "repro", check=False)
+    finally:
+        params.write_text(good)
+    assert r.returncode != 0
+    errors = [line for line in (r.stdout + r.stderr).splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: params.yaml: datasets.faces.source = 'imagenet' is not a known dataset; "
+        "allowed: digits, faces, mnist, textures"
+    ]
+    assert (path / "dvc.lock").read_text() == lock
