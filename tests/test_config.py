@@ -31,39 +31,38 @@ def test_unknown_key_names_the_key_and_allowed_keys(tmp_path):
     assert "\n" not in msg
 
 
-def test_unknown_dataset_source_lists_allowed_values(tmp_path):
-    p = write(tmp_path, "datasets:\n  cats: {source: imagenet}\npretrain: {dataset: cats}\n")
-    with pytest.raises(PipelineError, match=r"datasets\.cats\.source = 'imagenet'.*digits, faces"):
-        load_params(p)
+ONE_DATASET = "datasets: {digits: {source: digits}}\ntransfer: {datasets: []}\n"
 
 
-def test_pretrain_dataset_must_be_a_declared_dataset(tmp_path):
-    p = write(
-        tmp_path,
-        "datasets:\n  digits: {source: digits}\npretrain: {dataset: mnist}\n"
-        "transfer: {datasets: []}\n",
-    )
-    with pytest.raises(PipelineError, match=r"pretrain\.dataset = 'mnist'.*allowed values: digits"):
-        load_params(p)
-
-
-def test_wrong_type_is_named(tmp_path):
-    p = write(
-        tmp_path,
-        "datasets: {digits: {source: digits}}\ntransfer: {datasets: []}\npretrain: {epochs: ten}\n",
-    )
-    with pytest.raises(PipelineError, match=r"pretrain\.epochs must be int, got 'ten'"):
-        load_params(p)
-
-
-def test_out_of_range_value_is_named(tmp_path):
-    p = write(
-        tmp_path,
-        "datasets: {digits: {source: digits}}\ntransfer: {datasets: []}\n"
-        "pretrain: {augment: {crop_scale: [0.9, 0.2]}}\n",
-    )
-    with pytest.raises(PipelineError, match=r"pretrain\.augment\.crop_scale"):
-        load_params(p)
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "datasets:\n  cats: {source: imagenet}\npretrain: {dataset: cats}\n",
+            r"datasets\.cats\.source = 'imagenet'.*allowed: digits, faces, mnist, textures",
+        ),
+        (
+            ONE_DATASET + "pretrain: {dataset: mnist}\n",
+            r"pretrain\.dataset = 'mnist'.*allowed values: digits$",
+        ),
+        (
+            "datasets: {digits: {source: digits}}\ntransfer: {datasets: [cifar]}\n",
+            r"transfer\.datasets = 'cifar'.*allowed values: digits$",
+        ),
+        (ONE_DATASET + "pretrain: {epochs: ten}\n", r"pretrain\.epochs must be int, got 'ten'"),
+        (ONE_DATASET + "pretrain: {optimizer: lamb}\n", r"pretrain\.optimizer = 'lamb'.*sgd"),
+        (
+            ONE_DATASET + "pretrain: {augment: {crop_scale: [0.9, 0.2]}}\n",
+            r"pretrain\.augment\.crop_scale; allowed: \[low, high\]",
+        ),
+        (ONE_DATASET + "evaluate: {fractions: [0, 2]}\n", r"evaluate\.fractions"),
+        ("- a list\n", r"top level must be a mapping"),
+    ],
+)
+def test_bad_values_are_named_in_one_line(tmp_path, text, message):
+    with pytest.raises(PipelineError, match=message) as e:
+        load_params(write(tmp_path, text))
+    assert "\n" not in str(e.value)
 
 
 def test_yaml_syntax_error_gives_line(tmp_path):
