@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from simclr.config import ModelConfig, _build, to_dict
+from simclr.config import ModelConfig, from_dict, to_dict
 from simclr.errors import PipelineError
 from simclr.io import write_atomic
 from simclr.models import ResNetEncoder, build_model
@@ -32,7 +32,7 @@ def load_encoder(path: str | Path, device: torch.device) -> tuple[ResNetEncoder,
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # torch raises several types for a truncated or foreign file
         raise PipelineError(f"{path}: not a readable checkpoint ({e}); re-run pretrain") from None
-    cfg = _build(ModelConfig, state["model"], "checkpoint.model")
+    cfg = from_dict(ModelConfig, state["model"], "checkpoint.model")
     encoder, _ = build_model(cfg, state["in_channels"])
     encoder.load_state_dict(state["encoder"])
     meta = {k: v for k, v in state.items() if k not in ("encoder", "head")}

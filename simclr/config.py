@@ -174,7 +174,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or "syntax error"
         raise PipelineError(f"{path}: not valid YAML{where}: {problem}; fix the syntax") from None
-    params = _build(Params, raw if raw is not None else {}, "")
+    params = from_dict(Params, raw if raw is not None else {}, "")
     params.check()
     return params
 
@@ -192,7 +192,7 @@ def _plain(x):
     return x
 
 
-def _build(cls, raw, key: str):
+def from_dict(cls, raw, key: str):
     where = key or "top level"
     if not isinstance(raw, dict):
         raise PipelineError(f"params.yaml: {where} must be a mapping, got {type(raw).__name__}")
@@ -212,7 +212,7 @@ def _coerce(tp, value, key: str):
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return _build(tp, value if value is not None else {}, key)
+        return from_dict(tp, value if value is not None else {}, key)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,3 +199,26 @@ def test_unknown_dataset_stops_with_one_line_and_leaves_lock_intact(repo):
         "allowed: digits, faces, mnist, textures"
     ]
     assert (path / "dvc.lock").read_text() == lock
+    # DVC removes a stage's outputs before running it; the cache still has them.
+    repo["run"]("dvc", "checkout", "--force")
+    assert "up to date" in repo["run"]("dvc", "status").stdout
+
+
+def test_bad_data_fails_validation_naming_the_expectation_and_rows(repo):
+    path = repo["path"]
+    manifest_path = path / "data/prepared/faces/manifest.parquet"
+    manifest = pd.read_parquet(manifest_path)
+    manifest.loc[5, "label"] = 9  # faces has classes 0 and 1
+    manifest_path.chmod(0o644)  # DVC may link cached outputs read-only
+    manifest.to_parquet(manifest_path, index=False)
+    try:
+        r = repo["run"]("python", "-m", "flows.validate", check=False)
+        report = json.loads((path / "reports/validation/faces.json").read_text())
+    finally:
+        repo["run"]("dvc", "checkout", "--force", "data/prepared/faces")
+    assert r.returncode == 2
+    (error,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert "data validation failed: faces:" in error and "(label) failed: 1 rows" in error
+    assert not report["success"]
+    (failed,) = [o for o in report["expectations"] if not o["success"]]
+    assert failed["failing_rows"][0]["label"] == 9
