@@ -1,14 +1,12 @@
 """Stage transfer@<dataset>: linear probe on a downstream set -> reports/transfer/<dataset>/."""
 
-from pathlib import Path
-
 from prefect import flow
 
 from flows.cli import run_stage, stage_arg
 from simclr.config import Params
 from simclr.errors import PipelineError
 from tasks.evaluate import evaluate_on
-from tasks.pretrain import CHECKPOINT
+from tasks.paths import CHECKPOINT, REPORTS
 
 
 @flow(name="transfer")
@@ -18,7 +16,7 @@ def transfer_flow(dataset: str, params: Params) -> None:
             f"params.yaml: transfer.datasets has no {dataset!r}; "
             f"allowed: {', '.join(params.transfer.datasets)}"
         )
-    evaluate_on(dataset, CHECKPOINT, Path("reports/transfer") / dataset, params)
+    evaluate_on(dataset, CHECKPOINT, REPORTS / "transfer" / dataset, params)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ def load_encoder(path: str | Path, device: torch.device) -> tuple[ResNetEncoder,
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # torch raises several types for a truncated or foreign file
         raise PipelineError(f"{path}: not a readable checkpoint ({e}); re-run pretrain") from None
+    if not isinstance(state, dict) or not {"model", "in_channels", "encoder"} <= set(state):
+        raise PipelineError(f"{path}: not a simclr-pipeline checkpoint; re-run pretrain")
     cfg = from_dict(ModelConfig, state["model"], "checkpoint.model")
     encoder, _ = build_model(cfg, state["in_channels"])
     encoder.load_state_dict(state["encoder"])

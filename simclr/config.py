@@ -7,12 +7,13 @@ naming the key and the allowed values, so a typo never silently falls back to a 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 from simclr.errors import PipelineError
 
@@ -111,8 +112,13 @@ class PretrainConfig:
         _require(self.batch_size >= 2, f"{key}.batch_size", "an integer >= 2")
         _choice(self.optimizer, f"{key}.optimizer", OPTIMIZERS)
         _choice(self.device, f"{key}.device", DEVICES)
-        _require(self.lr > 0, f"{key}.lr", "a number > 0")
-        _require(self.temperature > 0, f"{key}.temperature", "a number > 0")
+        _require(math.isfinite(self.lr) and self.lr > 0, f"{key}.lr", "a finite number > 0")
+        ok = math.isfinite(self.temperature) and self.temperature > 0
+        _require(ok, f"{key}.temperature", "a finite number > 0")
+        _require(0 < self.momentum < 1, f"{key}.momentum", "a number in (0, 1)")
+        _require(self.weight_decay >= 0, f"{key}.weight_decay", "a number >= 0")
+        if self.threads is not None:
+            _require(self.threads >= 1, f"{key}.threads", "null or an integer >= 1")
         _require(0 <= self.warmup_epochs <= self.epochs, f"{key}.warmup_epochs", "0..epochs")
         self.augment.check(f"{key}.augment")
 
@@ -129,7 +135,10 @@ class EvaluateConfig:
         ok = all(0 < f <= 1 for f in self.fractions) and len(self.fractions) > 0
         _require(ok, f"{key}.fractions", "a list of numbers in (0, 1]")
         _require(self.seeds >= 1, f"{key}.seeds", "an integer >= 1")
-        _require(self.C > 0, f"{key}.C", "a number > 0")
+        _require(len(set(self.fractions)) == len(self.fractions), f"{key}.fractions", "no repeats")
+        _require(math.isfinite(self.C) and self.C > 0, f"{key}.C", "a finite number > 0")
+        _require(self.max_iter >= 1, f"{key}.max_iter", "an integer >= 1")
+        _require(self.batch_size >= 1, f"{key}.batch_size", "an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,7 @@ class Params:
     transfer: TransferConfig = field(default_factory=TransferConfig)
 
     def check(self) -> None:
+        _require(0 <= self.seed < 2**32, "seed", "an integer in [0, 2**32)")
         self.data.check("data")
         _require(len(self.datasets) > 0, "datasets", "at least one dataset")
         for name, ds in self.datasets.items():
@@ -160,6 +170,8 @@ class Params:
         _choice(self.pretrain.dataset, "pretrain.dataset", tuple(self.datasets))
         for name in self.transfer.datasets:
             _choice(name, "transfer.datasets", tuple(self.datasets))
+        unique = len(set(self.transfer.datasets)) == len(self.transfer.datasets)
+        _require(unique, "transfer.datasets", "dataset names without repeats")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -168,8 +180,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise PipelineError(f"{path}: file not found; run from the repository root")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
+        # ruamel (YAML 1.2), as DVC reads and writes params: `-S lr=1e-4` stays a number.
+        raw = YAML(typ="safe", pure=True).load(path.read_text())
+    except YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or "syntax error"
@@ -204,6 +217,14 @@ def from_dict(cls, raw, key: str):
         raise PipelineError(
             f"params.yaml: unknown key {name!r}; allowed: {', '.join(sorted(fields))}"
         )
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [n for n in required if n not in raw]
+    if missing:
+        raise PipelineError(f"params.yaml: {key}.{missing[0]} is required; set it")
     values = {n: _coerce(hints[n], raw[n], f"{key}.{n}" if key else n) for n in raw}
     return cls(**values)
 
@@ -212,7 +233,7 @@ def _coerce(tp, value, key: str):
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value if value is not None else {}, key)
+        return from_dict(tp, value, key)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

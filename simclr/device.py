@@ -7,6 +7,8 @@ import random
 import numpy as np
 import torch
 
+from simclr.errors import PipelineError
+
 
 def select_device(name: str = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu."""
@@ -16,6 +18,16 @@ def select_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+    }
+    if not available.get(name, False):
+        raise PipelineError(
+            f"params.yaml: pretrain.device = {name!r} is not available on this machine; "
+            "use auto or cpu"
+        )
     return torch.device(name)
 
 

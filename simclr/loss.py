@@ -14,8 +14,9 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     """
     n = z1.shape[0]
     dtype = torch.promote_types(z1.dtype, torch.float32)
-    z = F.normalize(torch.cat([z1, z2]).to(dtype), dim=1)
-    logits = z @ z.T / temperature
+    with torch.autocast(z1.device.type, enabled=False):  # keep the similarities in float32
+        z = F.normalize(torch.cat([z1, z2]).to(dtype), dim=1)
+        logits = z @ z.T / temperature
     self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
     logits = logits.masked_fill(self_mask, float("-inf"))
     idx = torch.arange(n, device=z.device)

@@ -10,9 +10,9 @@ from torch import nn
 from simclr.config import PretrainConfig
 
 
-def scaled_lr(cfg: PretrainConfig) -> float:
-    """The paper's linear scaling: lr = base x batch / 256."""
-    return cfg.lr * cfg.batch_size / 256
+def scaled_lr(cfg: PretrainConfig, batch_size: int) -> float:
+    """The paper's linear scaling: lr = base x batch / 256, for the batch actually used."""
+    return cfg.lr * batch_size / 256
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -36,9 +36,11 @@ def _param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict]:
     ]
 
 
-def build_optimizer(modules: list[nn.Module], cfg: PretrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(
+    modules: list[nn.Module], cfg: PretrainConfig, batch_size: int
+) -> torch.optim.Optimizer:
     groups = _param_groups(modules, cfg.weight_decay)
-    lr = scaled_lr(cfg)
+    lr = scaled_lr(cfg, batch_size)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
     return torch.optim.AdamW(groups, lr=lr)

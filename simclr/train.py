@@ -58,7 +58,7 @@ def pretrain(
 
     encoder, head = build_model(model_cfg, in_channels=images.shape[-1])
     encoder, head = encoder.to(device), head.to(device)
-    optimizer = build_optimizer([encoder, head], cfg)
+    optimizer = build_optimizer([encoder, head], cfg, batch)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, warmup_steps, total_steps)
     )

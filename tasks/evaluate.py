@@ -20,6 +20,7 @@ from simclr.evaluate import linear_evaluation
 from simclr.io import write_json
 from simclr.models import build_model
 from simclr.provenance import provenance
+from tasks.paths import prepared_root
 
 
 @task(name="linear-evaluation", cache_policy=NONE)
@@ -28,7 +29,7 @@ def evaluate_on(dataset: str, checkpoint: Path, out: Path, params: Params) -> di
     log = get_run_logger()
     device = select_device(params.pretrain.device)
     seed_everything(params.seed, device)
-    data = load_prepared(Path("data/prepared") / dataset)
+    data = load_prepared(prepared_root(dataset))
     encoder, meta = load_encoder(checkpoint, device)
     if data.train.images.shape[-1] != meta["in_channels"]:
         raise PipelineError(

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from simclr.config import Params
 from simclr.data.embedded import load_source
 from simclr.data.prepared import save_prepared, split_source
-
-
-def prepared_root(name: str) -> Path:
-    return Path("data/prepared") / name
+from tasks.paths import prepared_root
 
 
 @task(name="prepare-dataset", cache_policy=NONE)
-def prepare_dataset(name: str, params: Params) -> Path:
+def prepare_dataset(name: str, params: Params) -> str:
     log = get_run_logger()
     cfg = params.datasets[name]
     source = load_source(cfg.source, params.seed)
@@ -38,4 +33,4 @@ def prepare_dataset(name: str, params: Params) -> Path:
         len(prepared.class_names),
         root,
     )
-    return root
+    return str(root)

@@ -13,9 +13,9 @@ from simclr.config import Params, to_dict
 from simclr.data.prepared import load_prepared
 from simclr.provenance import provenance
 from simclr.train import pretrain
+from tasks.paths import CHECKPOINT, REPORTS, prepared_root
 
-CHECKPOINT = Path("models/simclr.pt")
-LIVE_DIR = Path("reports/pretrain")
+LIVE_DIR = REPORTS / "pretrain"
 
 
 @task(name="pretrain-simclr", cache_policy=NONE)
@@ -23,7 +23,7 @@ def pretrain_simclr(params: Params) -> Path:
     from dvclive import Live
 
     log = get_run_logger()
-    data = load_prepared(Path("data/prepared") / params.pretrain.dataset)
+    data = load_prepared(prepared_root(params.pretrain.dataset))
     # Labels are unused: SimCLR pretrains on the training images alone.
     images = data.train.images
     start = time.perf_counter()

@@ -11,8 +11,9 @@ from prefect.cache_policies import NONE
 from simclr.config import Params
 from simclr.errors import PipelineError
 from simclr.io import write_text
+from tasks.paths import REPORTS
 
-REPORT = Path("reports/report.md")
+REPORT = REPORTS / "report.md"
 METHOD_NAMES = {
     "simclr": "SimCLR (frozen h)",
     "random_init": "random-init encoder",
@@ -43,7 +44,7 @@ def linear_table(linear: dict) -> str:
     return "\n".join([head, rule, *rows])
 
 
-def render(params: Params, reports: Path = Path("reports")) -> str:
+def render(params: Params, reports: Path = REPORTS) -> str:
     evaluate = _read(reports / "evaluate" / "details.json")
     pretrain = _read(reports / "pretrain" / "metrics.json")
     prov = evaluate["checkpoint"]["provenance"] or {}

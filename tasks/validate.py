@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -12,8 +11,9 @@ from prefect.cache_policies import NONE
 from simclr.config import Params
 from simclr.data.prepared import load_manifest
 from simclr.io import write_json
+from tasks.paths import REPORTS, prepared_root
 
-REPORT_DIR = Path("reports/validation")
+REPORT_DIR = REPORTS / "validation"
 
 
 def build_expectations(params: Params, class_ids: list[int]) -> list:
@@ -93,7 +93,7 @@ def summary_line(report: dict) -> str:
 @task(name="validate-dataset", cache_policy=NONE)
 def validate_dataset(name: str, params: Params) -> dict:
     log = get_run_logger()
-    root = Path("data/prepared") / name
+    root = prepared_root(name)
     manifest = load_manifest(root)
     class_ids = list(range(len(json.loads((root / "classes.json").read_text()))))
     report = run_suite(manifest, build_expectations(params, class_ids), name)

@@ -57,6 +57,13 @@ ONE_DATASET = "datasets: {digits: {source: digits}}\ntransfer: {datasets: []}\n"
         ),
         (ONE_DATASET + "evaluate: {fractions: [0, 2]}\n", r"evaluate\.fractions"),
         ("- a list\n", r"top level must be a mapping"),
+        ("datasets: {x: {}}\n", r"datasets\.x\.source is required"),
+        (ONE_DATASET + "seed: -1\n", r"seed; allowed: an integer in \[0, 2\*\*32\)"),
+        (ONE_DATASET + "pretrain: {threads: 0}\n", r"pretrain\.threads"),
+        (ONE_DATASET + "pretrain: {lr: .inf}\n", r"pretrain\.lr; allowed: a finite number"),
+        (ONE_DATASET + "pretrain: {momentum: 0}\n", r"pretrain\.momentum"),
+        (ONE_DATASET + "evaluate: {fractions: [0.1, 0.1]}\n", r"evaluate\.fractions.*no repeats"),
+        (ONE_DATASET + "evaluate: {batch_size: 0}\n", r"evaluate\.batch_size"),
     ],
 )
 def test_bad_values_are_named_in_one_line(tmp_path, text, message):
@@ -74,3 +81,10 @@ def test_yaml_syntax_error_gives_line(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(PipelineError, match="file not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_scientific_notation_from_dvc_set_param_is_a_number(tmp_path):
+    # `dvc exp run -S pretrain.weight_decay=1e-6` writes YAML 1.2 floats like 1e-06.
+    p = write(tmp_path, ONE_DATASET + "pretrain: {weight_decay: 1e-06, lr: 3e-1}\n")
+    params = load_params(p)
+    assert params.pretrain.weight_decay == 1e-6 and params.pretrain.lr == 0.3

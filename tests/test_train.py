@@ -4,8 +4,9 @@ import torch
 
 from simclr.checkpoint import load_encoder, save_checkpoint
 from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
+from simclr.device import select_device
 from simclr.errors import PipelineError
-from simclr.optim import warmup_cosine
+from simclr.optim import scaled_lr, warmup_cosine
 from simclr.train import pretrain
 
 MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1), proj_hidden_dim=16, proj_dim=8)
@@ -69,3 +70,27 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(PipelineError, match="not a readable checkpoint"):
         load_encoder(bad, torch.device("cpu"))
+
+
+def test_foreign_checkpoint_is_a_clear_error(tmp_path):
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, other)
+    with pytest.raises(PipelineError, match="not a simclr-pipeline checkpoint"):
+        load_encoder(other, torch.device("cpu"))
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
+def test_unavailable_device_is_a_clear_error():
+    with pytest.raises(PipelineError, match=r"pretrain\.device = 'cuda' is not available"):
+        select_device("cuda")
+
+
+def test_learning_rate_scales_with_the_batch_actually_used():
+    assert scaled_lr(cfg(lr=0.4), 64) == pytest.approx(0.1)
+    # 40 images with batch_size 256: one batch of 40, so the rate is 0.4 * 40 / 256.
+    r = pretrain(
+        tiny_images(40), MODEL, cfg(lr=0.4, batch_size=256, epochs=1, warmup_epochs=0), seed=0
+    )
+    assert r.history[0]["lr"] == pytest.approx(0.4 * 40 / 256)
