@@ -3,6 +3,7 @@ PipelineError into one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 
@@ -12,7 +13,27 @@ from simclr.errors import PipelineError
 PARAMS = "params.yaml"
 
 
+class _HideUserErrorTraceback(logging.Filter):
+    """A PipelineError's message says what to do; its traceback would only bury it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], PipelineError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_user_errors() -> None:
+    import prefect  # noqa: F401  (configures logging handlers on import)
+
+    hide = _HideUserErrorTraceback()
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(hide)
+
+
 def run_stage(flow: Callable[..., object], *args: str) -> None:
+    _quiet_user_errors()
     try:
         params = load_params(PARAMS)
         flow(*args, params=params)

@@ -217,6 +217,7 @@ def test_bad_data_fails_validation_naming_the_expectation_and_rows(repo):
     finally:
         repo["run"]("dvc", "checkout", "--force", "data/prepared/faces")
     assert r.returncode == 2
+    assert "Traceback" not in r.stdout + r.stderr  # a user error is a message, not a stack
     (error,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert "data validation failed: faces:" in error and "(label) failed: 1 rows" in error
     assert not report["success"]
