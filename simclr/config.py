@@ -15,9 +15,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML, YAMLError
 
+from simclr.data.embedded import SOURCES
 from simclr.errors import PipelineError
-
-EMBEDDED_SOURCES = ("digits", "faces", "mnist", "textures")
 
 
 @dataclass(frozen=True)
@@ -38,10 +37,10 @@ class DatasetConfig:
     source: str
 
     def check(self, key: str) -> None:
-        if self.source not in EMBEDDED_SOURCES:
+        if self.source not in SOURCES:
             raise PipelineError(
                 f"params.yaml: {key}.source = {self.source!r} is not a known dataset; "
-                f"allowed: {', '.join(EMBEDDED_SOURCES)}"
+                f"allowed: {', '.join(SOURCES)}"
             )
 
 

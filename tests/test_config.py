@@ -1,8 +1,11 @@
+import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from simclr.config import Params, load_params
+from simclr.config import Params, PretrainConfig, load_params
 from simclr.errors import PipelineError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,3 +91,20 @@ def test_scientific_notation_from_dvc_set_param_is_a_number(tmp_path):
     p = write(tmp_path, ONE_DATASET + "pretrain: {weight_decay: 1e-06, lr: 3e-1}\n")
     params = load_params(p)
     assert params.pretrain.weight_decay == 1e-6 and params.pretrain.lr == 0.3
+
+
+def test_check_command_prints_one_line_and_exits_2(tmp_path):
+    (tmp_path / "params.yaml").write_text("pretrain:\n  epochz: 3\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "flows.check"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "error: params.yaml: unknown key 'pretrain.epochz'; allowed: "
+        + ", ".join(sorted(f.name for f in dataclasses.fields(PretrainConfig)))
+    ]
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    ok = subprocess.run(
+        [sys.executable, "-m", "flows.check"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and ok.stdout.strip() == "params.yaml: ok"

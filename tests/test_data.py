@@ -30,7 +30,7 @@ def test_embedded_sources_load_offline(name, count, shape, classes):
 
 
 def test_unknown_source_names_the_allowed_ones():
-    with pytest.raises(PipelineError, match="allowed: digits, mnist, faces, textures"):
+    with pytest.raises(PipelineError, match="allowed: digits, faces, mnist, textures"):
         load_source("cifar", 0)
 
 

@@ -86,13 +86,16 @@ def load_textures(
     )
 
 
+SOURCES = ("digits", "faces", "mnist", "textures")
+
+
 def load_source(name: str, seed: int) -> Source:
     loaders = {
         "digits": load_digits,
-        "mnist": load_mnist,
         "faces": load_faces,
+        "mnist": load_mnist,
         "textures": lambda: load_textures(seed),
     }
     if name not in loaders:
-        raise PipelineError(f"unknown dataset source {name!r}; allowed: {', '.join(loaders)}")
+        raise PipelineError(f"unknown dataset source {name!r}; allowed: {', '.join(SOURCES)}")
     return loaders[name]()
