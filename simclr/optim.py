@@ -8,10 +8,14 @@ import torch
 from torch import nn
 
 from simclr.config import PretrainConfig
+from simclr.lars import LARS, lars_param_groups
 
 
 def scaled_lr(cfg: PretrainConfig, batch_size: int) -> float:
-    """The paper's linear scaling: lr = base x batch / 256, for the batch actually used."""
+    """The paper's scalings, for the batch actually used: linear, lr x batch / 256, or square
+    root, lr x sqrt(batch) (the paper's 0.075 x sqrt(batch) for small batches and long runs)."""
+    if cfg.lr_scaling == "sqrt":
+        return cfg.lr * math.sqrt(batch_size)
     return cfg.lr * batch_size / 256
 
 
@@ -24,23 +28,14 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict]:
-    """Weight decay on weights of convolutions and linear layers only; not on BN or biases."""
-    decay, no_decay = [], []
-    for m in modules:
-        for p in m.parameters():
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
 def build_optimizer(
     modules: list[nn.Module], cfg: PretrainConfig, batch_size: int
 ) -> torch.optim.Optimizer:
-    groups = _param_groups(modules, cfg.weight_decay)
+    """LARS, Nesterov SGD or AdamW; BN and bias parameters are neither decayed nor adapted."""
+    groups = lars_param_groups(modules, cfg.weight_decay)
     lr = scaled_lr(cfg, batch_size)
+    if cfg.optimizer == "lars":
+        return LARS(groups, lr=lr, momentum=cfg.momentum, trust_coefficient=cfg.trust_coefficient)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
     return torch.optim.AdamW(groups, lr=lr)
