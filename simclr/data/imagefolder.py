@@ -1,0 +1,156 @@
+"""Image folders in the layout users bring: ``root/<class>/<image files>``.
+
+`load_image_folder` decodes every image Pillow can read into one uint8 NHWC array, with labels
+indexing the class folder names. Classes and files are taken in sorted name order, so the same
+folder gives the same arrays on every machine and with any number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from simclr.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+MODES = {1: "L", 3: "RGB"}
+# What Pillow raises for a file it cannot read: wrong format, truncated data, absurd size.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+# Images per task: a future per image adds overhead comparable to decoding a 32 px JPEG.
+CHUNK = 64
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    images: np.ndarray  # uint8 (N, H, W, C)
+    labels: np.ndarray  # int64 (N,), index into classes
+    classes: list[str]  # class folder names, sorted
+    paths: list[str]  # per image, relative to root with "/" separators
+
+
+def image_extensions() -> frozenset[str]:
+    """File suffixes (".jpg", ".png", ...) of every format Pillow can open."""
+    # Some registered formats are save-only (e.g. PDF); only those in Image.OPEN can be read.
+    return frozenset(e for e, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+def scan(root: Path) -> tuple[list[str], list[str], list[int]]:
+    """Class names, relative image paths and labels, sorted by name; raises on a bad layout."""
+    if not root.exists():
+        raise PipelineError(f"{root}: image folder not found; check the path")
+    if not root.is_dir():
+        raise PipelineError(
+            f"{root}: not a directory; pass the folder that holds one subfolder per class"
+        )
+    # Hidden entries (.git, .DS_Store, .ipynb_checkpoints) are never classes or images.
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise PipelineError(
+            f"{root}: no class subfolders; put the images in {root}/<class name>/ folders"
+        )
+    extensions = image_extensions()
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(
+            p.name
+            for p in (root / name).iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in extensions
+        )
+        if not files:
+            raise PipelineError(
+                f"{root / name}: class folder has no images; add images or remove the folder"
+            )
+        paths += [f"{name}/{f}" for f in files]
+        labels += [label] * len(files)
+    return classes, paths, labels
+
+
+def decode(path: Path, mode: str, size: int | None) -> np.ndarray:
+    """One image, upright per its EXIF orientation, in `mode`, resized to size x size if given."""
+    try:
+        with Image.open(path) as f:
+            img = ImageOps.exif_transpose(f)  # cameras store portraits sideways plus a tag
+            if img.mode != mode:
+                img = img.convert(mode)
+            if size is not None and img.size != (size, size):
+                # Pillow's bilinear filter widens its support when shrinking: antialiased.
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(img)
+    except DECODE_ERRORS as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise PipelineError(
+            f"{path}: cannot decode image ({reason}); replace or delete the file"
+        ) from e
+
+
+def load_image_folder(
+    root: str | Path,
+    image_size: int | None = None,
+    channels: int = 3,
+    workers: int | None = None,
+) -> ImageFolder:
+    """Decode every image under ``root/<class>/`` into uint8 (N, H, W, channels) arrays.
+
+    With `image_size`, each image is resized to image_size x image_size; without it, all images
+    must already share one size. `channels` is 1 (grayscale) or 3 (RGB); images are converted
+    as needed. Decoding runs on `workers` threads (default: one per CPU).
+    """
+    if channels not in MODES:
+        raise PipelineError(f"channels={channels}: must be 1 (grayscale) or 3 (RGB)")
+    if image_size is not None and image_size < 1:
+        raise PipelineError(f"image_size={image_size}: must be a positive number of pixels")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise PipelineError(f"workers={workers}: must be at least 1")
+    root = Path(root)
+    start = time.perf_counter()
+    classes, paths, labels = scan(root)
+    mode = MODES[channels]
+
+    # The first image fixes the output shape, so the others are written straight into one
+    # preallocated array instead of being stacked (which would need twice the memory).
+    first = decode(root / paths[0], mode, image_size)
+    h, w = first.shape[:2]
+    images = np.empty((len(paths), h, w, channels), dtype=np.uint8)
+    images[0] = first.reshape(h, w, channels)
+
+    def fill(indices: range) -> None:
+        for i in indices:
+            img = decode(root / paths[i], mode, image_size)
+            if img.shape[:2] != (h, w):
+                raise PipelineError(
+                    f"{root / paths[i]}: image is {img.shape[1]}x{img.shape[0]} but "
+                    f"{root / paths[0]} is {w}x{h}; pass image_size to resize all images"
+                )
+            images[i] = img.reshape(h, w, channels)
+
+    chunks = [range(i, min(i + CHUNK, len(paths))) for i in range(1, len(paths), CHUNK)]
+    if workers == 1:
+        for chunk in chunks:
+            fill(chunk)
+    else:
+        # Threads share the arrays without copies; Pillow releases the GIL while decoding and
+        # resizing, so they pay off as images grow (tiny images are bound by Python overhead).
+        with ThreadPoolExecutor(workers) as pool:
+            # map yields in order, so the error raised is the one for the first bad file.
+            for _ in pool.map(fill, chunks):
+                pass
+
+    seconds = time.perf_counter() - start
+    log.info(
+        "%s: %d images of %d classes in %.1f s (%.0f images/s)",
+        root,
+        len(paths),
+        len(classes),
+        seconds,
+        len(paths) / max(seconds, 1e-9),
+    )
+    return ImageFolder(images, np.array(labels, dtype=np.int64), classes, paths)
