@@ -22,6 +22,34 @@ def _coin(n: int, p: float, g: torch.Generator, device) -> torch.Tensor:
     return torch.rand(n, generator=g, device=device) < p
 
 
+CROP_TRIES = 10  # as torchvision: draws per image before falling back to a central crop
+
+
+def crop_boxes(
+    n: int, scale: tuple[float, float], ratio: tuple[float, float], g: torch.Generator, device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random resized crop boxes as fractions of the side: width, height, centre x, centre y
+    (centres in [-1, 1]). torchvision's sampler, batched: area uniform in `scale`, log aspect
+    uniform in `ratio`, the first of CROP_TRIES draws that fits; if none fits, the largest
+    central crop whose aspect is clamped into `ratio`."""
+    area = _uniform(n * CROP_TRIES, *scale, g, device).view(n, CROP_TRIES)
+    log_r = _uniform(n * CROP_TRIES, math.log(ratio[0]), math.log(ratio[1]), g, device)
+    aspect = torch.exp(log_r).view(n, CROP_TRIES)
+    w_all, h_all = torch.sqrt(area * aspect), torch.sqrt(area / aspect)
+    fits = (w_all <= 1) & (h_all <= 1)
+    first = torch.argmax(fits.int(), 1, keepdim=True)  # first fitting draw (0 if none fits)
+    w, h = w_all.gather(1, first)[:, 0], h_all.gather(1, first)[:, 0]
+    # Fallback on a square image: aspect 1 if allowed, else the nearer ratio bound.
+    fallback = min(max(1.0, ratio[0]), ratio[1])
+    fw, fh = (1.0, 1.0 / fallback) if fallback >= 1 else (fallback, 1.0)
+    ok = fits.any(1)
+    w = torch.where(ok, w, torch.full_like(w, fw))
+    h = torch.where(ok, h, torch.full_like(h, fh))
+    cx = (torch.rand(n, generator=g, device=device) * 2 - 1) * (1 - w)
+    cy = (torch.rand(n, generator=g, device=device) * 2 - 1) * (1 - h)
+    return w, h, cx, cy
+
+
 def random_resized_crop_flip(
     x: torch.Tensor,
     scale: tuple[float, float],
@@ -29,19 +57,11 @@ def random_resized_crop_flip(
     flip_p: float,
     g: torch.Generator,
 ) -> torch.Tensor:
-    """Crop a random area fraction in `scale` with aspect ratio in `ratio`, resize back to the
-    input size, and mirror horizontally with probability `flip_p`: one affine grid per image."""
+    """Crop a random box (see crop_boxes), resize it back to the input size and mirror it
+    horizontally with probability `flip_p`: one affine grid per image, one grid_sample."""
     n, device = x.shape[0], x.device
-    area = _uniform(n, *scale, g, device)
-    log_r = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), g, device)
-    aspect = torch.exp(log_r)
-    # Width and height as fractions of the side; clamp so the crop fits (torchvision falls back
-    # to a central crop after 10 rejected draws; clamping keeps it one batched draw).
-    w = torch.sqrt(area * aspect).clamp(max=1.0)
-    h = torch.sqrt(area / aspect).clamp(max=1.0)
-    cx = (torch.rand(n, generator=g, device=device) * 2 - 1) * (1 - w)
-    cy = (torch.rand(n, generator=g, device=device) * 2 - 1) * (1 - h)
-    sign = torch.where(_coin(n, flip_p, g, device), -1.0, 1.0).to(x.dtype)
+    w, h, cx, cy = crop_boxes(n, scale, ratio, g, device)
+    sign = torch.where(_coin(n, flip_p, g, device), -1.0, 1.0)
     theta = torch.zeros(n, 2, 3, device=device, dtype=x.dtype)
     theta[:, 0, 0] = w * sign
     theta[:, 0, 2] = cx
@@ -69,33 +89,51 @@ def _hue_shift(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return torch.einsum("ij,njhw->nihw", torch.linalg.inv(to_yiq), yiq)
 
 
+def _brightness(y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return y * f
+
+
+def _contrast(y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    mean = _gray(y).mean((1, 2, 3), keepdim=True)
+    return (y - mean) * f + mean
+
+
+def _saturation(y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    gray = _gray(y)
+    return (y - gray) * f + gray
+
+
+def _hue(y: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    return _hue_shift(y, f.view(-1))
+
+
 def color_jitter(x: torch.Tensor, strength: float, p: float, g: torch.Generator) -> torch.Tensor:
-    """Brightness, contrast, saturation (0.8s each) and hue (0.2s) in a random order (one order
-    per batch), applied to each image with probability p. Saturation and hue need colour."""
+    """With probability p per image: brightness, contrast, saturation (factors uniform in
+    [1 - 0.8s, 1 + 0.8s]) and hue (shift uniform in [-0.2s, 0.2s]) in a random order drawn per
+    image, clamping to [0, 1] after each. Saturation and hue need colour: 1-channel images get
+    brightness and contrast only."""
     n, device = x.shape[0], x.device
-    s = strength
-    view = (n, 1, 1, 1)
-    b = _uniform(n, max(0.0, 1 - 0.8 * s), 1 + 0.8 * s, g, device).view(view)
-    c = _uniform(n, max(0.0, 1 - 0.8 * s), 1 + 0.8 * s, g, device).view(view)
-    sat = _uniform(n, max(0.0, 1 - 0.8 * s), 1 + 0.8 * s, g, device).view(view)
-    hue = _uniform(n, -min(0.2 * s, 0.5), min(0.2 * s, 0.5), g, device)
-    ops = {
-        0: lambda y: y * b,
-        1: lambda y: (
-            (y - _gray(y).mean((1, 2, 3), keepdim=True)) * c
-            + _gray(y).mean((1, 2, 3), keepdim=True)
-        ),
-        2: lambda y: (y - _gray(y)) * sat + _gray(y),
-        3: lambda y: _hue_shift(y, hue),
-    }
-    order = torch.randperm(4, generator=g, device=device).tolist()
-    if x.shape[1] == 1:
-        order = [k for k in order if k < 2]
-    y = x
-    for k in order:
-        y = ops[k](y).clamp(0, 1)
-    apply = _coin(n, p, g, device).view(view)
-    return torch.where(apply, y, x)
+    s, view = strength, (n, 1, 1, 1)
+    lo, hi = max(0.0, 1 - 0.8 * s), 1 + 0.8 * s
+    hue_max = min(0.2 * s, 0.5)
+    factors = [
+        _uniform(n, lo, hi, g, device).view(view),
+        _uniform(n, lo, hi, g, device).view(view),
+        _uniform(n, lo, hi, g, device).view(view),
+        _uniform(n, -hue_max, hue_max, g, device).view(view),
+    ]
+    ops = [_brightness, _contrast, _saturation, _hue][: 4 if x.shape[1] == 3 else 2]
+    order = torch.argsort(torch.rand(n, len(ops), generator=g, device=device), 1)
+    apply = _coin(n, p, g, device)
+    y = x.clone()
+    # Position by position, each op runs on the images that have it there: every image gets its
+    # own order and the work stays one pass per op.
+    for pos in range(len(ops)):
+        for k, op in enumerate(ops):
+            idx = torch.nonzero(apply & (order[:, pos] == k)).view(-1)
+            if len(idx):
+                y[idx] = op(y[idx], factors[k][idx]).clamp(0, 1)
+    return y
 
 
 def random_grayscale(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:

@@ -54,14 +54,27 @@ class ValidateConfig:
         _require(ok, f"{key}.min_rows", "0 <= min_rows <= max_rows")
 
 
+ENCODERS = ("small", "resnet18", "resnet34", "resnet50")
+STEMS = ("auto", "cifar", "imagenet")
+HEADS = ("v1", "v2")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    widths: tuple[int, ...] = (32, 64, 128)  # channels per ResNet stage; h has widths[-1] dims
-    blocks: tuple[int, ...] = (1, 1, 1)  # BasicBlocks per stage
+    encoder: str = "small"  # small (widths/blocks below) or a torchvision ResNet
+    width: int = 1  # channel multiplier of the torchvision ResNets (the paper's 1x, 2x, 4x)
+    stem: str = "auto"  # auto: CIFAR stem (3x3 conv, no max-pool) for images <= 64 px
+    widths: tuple[int, ...] = (32, 64, 128)  # small: channels per stage; h has widths[-1] dims
+    blocks: tuple[int, ...] = (1, 1, 1)  # small: BasicBlocks per stage
+    head: str = "v1"  # projection head: v1 = 2-layer MLP, v2 = 3-layer MLP, BN on each layer
     proj_hidden_dim: int = 128
     proj_dim: int = 64
 
     def check(self, key: str) -> None:
+        _choice(self.encoder, f"{key}.encoder", ENCODERS)
+        _choice(self.stem, f"{key}.stem", STEMS)
+        _choice(self.head, f"{key}.head", HEADS)
+        _require(1 <= self.width <= 8, f"{key}.width", "an integer in 1..8")
         _require(len(self.widths) == len(self.blocks) > 0, f"{key}.widths", "as many as blocks")
         _require(min(self.widths) > 0 and min(self.blocks) > 0, f"{key}.widths", "positive ints")
         _require(self.proj_hidden_dim > 0 and self.proj_dim > 0, f"{key}.proj_dim", "positive")
@@ -87,8 +100,10 @@ class AugmentConfig:
         _require(self.jitter_strength >= 0, f"{key}.jitter_strength", "a number >= 0")
 
 
-OPTIMIZERS = ("sgd", "adamw")
+OPTIMIZERS = ("lars", "sgd", "adamw")
+LR_SCALINGS = ("linear", "sqrt")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -96,21 +111,40 @@ class PretrainConfig:
     dataset: str = "digits"
     epochs: int = 30
     batch_size: int = 256
-    optimizer: str = "sgd"
-    lr: float = 0.3  # base rate; the rate used is lr * batch_size / 256 (linear scaling)
+    optimizer: str = "lars"
+    lr: float = 0.3  # base rate, scaled by the batch as lr_scaling says
+    lr_scaling: str = "linear"  # linear: lr * batch / 256; sqrt: lr * sqrt(batch)
     momentum: float = 0.9
     weight_decay: float = 1e-6
+    trust_coefficient: float = 0.001  # LARS eta
     warmup_epochs: int = 3
     temperature: float = 0.5
     device: str = "auto"
+    precision: str = "auto"  # network autocast: auto (bf16 where supported, else fp32), fp32,
+    # bf16 or fp16 (GPU); NT-Xent is computed in fp32 whatever the choice
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the encoder and head
     threads: int | None = None  # torch CPU threads; null = torch's default
+    loader_workers: int = 0  # processes reading batches from the memory-mapped images
+    knn_every: int = 0  # kNN monitor on the labelled split every K epochs (and the last); 0 = off
+    knn_k: int = 200
+    knn_temperature: float = 0.1
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def check(self, key: str) -> None:
         _require(self.epochs >= 1, f"{key}.epochs", "an integer >= 1")
         _require(self.batch_size >= 2, f"{key}.batch_size", "an integer >= 2")
         _choice(self.optimizer, f"{key}.optimizer", OPTIMIZERS)
+        _choice(self.lr_scaling, f"{key}.lr_scaling", LR_SCALINGS)
         _choice(self.device, f"{key}.device", DEVICES)
+        _choice(self.precision, f"{key}.precision", PRECISIONS)
+        ok = math.isfinite(self.trust_coefficient) and self.trust_coefficient > 0
+        _require(ok, f"{key}.trust_coefficient", "a finite number > 0")
+        _require(self.loader_workers >= 0, f"{key}.loader_workers", "an integer >= 0")
+        _require(self.knn_every >= 0, f"{key}.knn_every", "an integer >= 0 (0 = off)")
+        _require(self.knn_k >= 1, f"{key}.knn_k", "an integer >= 1")
+        ok = math.isfinite(self.knn_temperature) and self.knn_temperature > 0
+        _require(ok, f"{key}.knn_temperature", "a finite number > 0")
         _require(math.isfinite(self.lr) and self.lr > 0, f"{key}.lr", "a finite number > 0")
         ok = math.isfinite(self.temperature) and self.temperature > 0
         _require(ok, f"{key}.temperature", "a finite number > 0")

@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -14,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from simclr.config import EvaluateConfig
 from simclr.data.prepared import Prepared
 from simclr.device import to_images
-from simclr.models import ResNetEncoder
+from simclr.models import Encoder
 
 log = logging.getLogger("simclr.evaluate")
 
@@ -23,7 +24,7 @@ METHODS = ("simclr", "random_init", "raw_pixels")
 
 @torch.no_grad()
 def extract_features(
-    encoder: ResNetEncoder, images: np.ndarray, device: torch.device, batch_size: int = 512
+    encoder: Encoder, images: np.ndarray, device: torch.device, batch_size: int = 512
 ) -> np.ndarray:
     """h = f(x) for uint8 NHWC images, with the encoder in eval mode (BN uses running stats)."""
     encoder.eval()
@@ -36,6 +37,33 @@ def extract_features(
 
 def raw_pixels(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255
+
+
+@torch.no_grad()
+def knn_accuracy(
+    train_x: torch.Tensor | np.ndarray,
+    train_y: torch.Tensor | np.ndarray,
+    test_x: torch.Tensor | np.ndarray,
+    test_y: torch.Tensor | np.ndarray,
+    k: int = 200,
+    temperature: float = 0.1,
+    chunk: int = 1024,
+) -> float:
+    """Weighted cosine kNN (Wu et al. 2018, the usual SimCLR monitor): each test feature votes
+    with its k most cosine-similar training features, each weighted exp(similarity / T)."""
+    train_x = F.normalize(torch.as_tensor(train_x).float(), dim=1)
+    test_x = F.normalize(torch.as_tensor(test_x).float(), dim=1)
+    train_y = torch.as_tensor(train_y).long().to(train_x.device)
+    test_y = torch.as_tensor(test_y).long().to(train_x.device)
+    n_classes = int(max(train_y.max(), test_y.max())) + 1
+    k = min(k, len(train_x))
+    correct = 0
+    for i in range(0, len(test_x), chunk):
+        sim, idx = (test_x[i : i + chunk] @ train_x.T).topk(k, dim=1)
+        votes = torch.zeros(len(sim), n_classes, device=sim.device, dtype=sim.dtype)
+        votes.scatter_add_(1, train_y[idx], torch.exp(sim / temperature))
+        correct += int((votes.argmax(1) == test_y[i : i + chunk]).sum())
+    return correct / len(test_x)
 
 
 def fraction_key(fraction: float) -> str:
@@ -101,7 +129,7 @@ def probe_at_fractions(
 
 def linear_evaluation(
     data: Prepared,
-    encoders: dict[str, ResNetEncoder],
+    encoders: dict[str, Encoder],
     cfg: EvaluateConfig,
     seed: int,
     device: torch.device,

@@ -1,14 +1,18 @@
-"""Encoder f (a ResNet with a CIFAR-style stem) and projection head g.
+"""Encoder f (a ResNet) and projection head g.
 
-Evaluation uses h = f(x), never z = g(h).
+Evaluation uses h = f(x), never z = g(h). Encoders take images in [0, 1] and normalize inside
+forward, so every caller feeds the same input.
 """
 
 from __future__ import annotations
 
 import torch
+import torchvision
 from torch import nn
 
 from simclr.config import ModelConfig
+
+CIFAR_STEM_MAX_SIZE = 64  # stem "auto": the CIFAR stem up to this side, the ImageNet stem above
 
 
 class BasicBlock(nn.Module):
@@ -29,38 +33,90 @@ class BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
 
 
-class ResNetEncoder(nn.Module):
-    """CIFAR stem (3x3 stride-1 conv, no max-pool), stages of BasicBlocks, global average pool."""
+def _small_resnet(cfg: ModelConfig, in_channels: int) -> tuple[nn.Module, int]:
+    """The CPU-sized default: CIFAR stem, stages of BasicBlocks as `widths` and `blocks` say."""
+    w0 = cfg.widths[0]
+    stem = nn.Sequential(
+        nn.Conv2d(in_channels, w0, 3, 1, 1, bias=False), nn.BatchNorm2d(w0), nn.ReLU()
+    )
+    layers, cin = [], w0
+    for i, (w, n) in enumerate(zip(cfg.widths, cfg.blocks, strict=True)):
+        for j in range(n):
+            layers.append(BasicBlock(cin, w, 2 if (i > 0 and j == 0) else 1))
+            cin = w
+    return nn.Sequential(stem, *layers), cin
 
-    def __init__(self, cfg: ModelConfig, in_channels: int):
+
+class _WideResNet(torchvision.models.ResNet):
+    """torchvision's ResNet with every stage's channels multiplied by `width` (the SimCLR
+    paper's ResNet-50 (2x), (4x)); width 1 is torchvision's network unchanged."""
+
+    def __init__(self, block, layers: list[int], width: int):
+        self._width = width  # read by _make_layer, which the parent's __init__ calls
+        super().__init__(block, layers)
+
+    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
+        if planes == 64:  # first stage: its input is the (widened) stem's output
+            self.inplanes = 64 * self._width
+        return super()._make_layer(block, planes * self._width, blocks, stride, dilate)
+
+
+_TORCHVISION = {
+    "resnet18": (torchvision.models.resnet.BasicBlock, [2, 2, 2, 2]),
+    "resnet34": (torchvision.models.resnet.BasicBlock, [3, 4, 6, 3]),
+    "resnet50": (torchvision.models.resnet.Bottleneck, [3, 4, 6, 3]),
+}
+
+
+def _torchvision_resnet(
+    cfg: ModelConfig, in_channels: int, image_size: int
+) -> tuple[nn.Module, int]:
+    block, layers = _TORCHVISION[cfg.encoder]
+    net = _WideResNet(block, layers, cfg.width)
+    stem_width = 64 * cfg.width
+    cifar = cfg.stem == "cifar" or (cfg.stem == "auto" and image_size <= CIFAR_STEM_MAX_SIZE)
+    if cifar:
+        net.conv1 = nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=False)
+        net.maxpool = nn.Identity()
+    else:
+        net.conv1 = nn.Conv2d(in_channels, stem_width, 7, 2, 3, bias=False)
+    net.bn1 = nn.BatchNorm2d(stem_width)
+    out_dim = net.fc.in_features * cfg.width
+    net.fc = nn.Identity()
+    return net, out_dim
+
+
+class Encoder(nn.Module):
+    """f: images in [0, 1], (N, C, H, W) -> h, (N, out_dim)."""
+
+    def __init__(self, cfg: ModelConfig, in_channels: int, image_size: int):
         super().__init__()
-        w0 = cfg.widths[0]
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, w0, 3, 1, 1, bias=False), nn.BatchNorm2d(w0), nn.ReLU()
-        )
-        layers, cin = [], w0
-        for i, (w, n) in enumerate(zip(cfg.widths, cfg.blocks, strict=True)):
-            for j in range(n):
-                layers.append(BasicBlock(cin, w, 2 if (i > 0 and j == 0) else 1))
-                cin = w
-        self.layers = nn.Sequential(*layers)
-        self.out_dim = cin
+        if cfg.encoder == "small":
+            self.net, self.out_dim = _small_resnet(cfg, in_channels)
+            self._pool = True
+        else:
+            self.net, self.out_dim = _torchvision_resnet(cfg, in_channels, image_size)
+            self._pool = False  # torchvision's ResNet pools and flattens itself
+        self.in_channels = in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: images in [0, 1], (N, C, H, W); returns h, (N, out_dim)."""
-        return self.layers(self.stem((x - 0.5) / 0.5)).mean((2, 3))
+        y = self.net((x - 0.5) / 0.5)
+        return y.mean((2, 3)) if self._pool else y
 
 
 def projection_head(in_dim: int, cfg: ModelConfig) -> nn.Sequential:
-    """SimCLR v1's 2-layer MLP with BN: Linear-BN-ReLU-Linear."""
-    return nn.Sequential(
-        nn.Linear(in_dim, cfg.proj_hidden_dim, bias=False),
-        nn.BatchNorm1d(cfg.proj_hidden_dim),
-        nn.ReLU(),
-        nn.Linear(cfg.proj_hidden_dim, cfg.proj_dim),
-    )
+    """g: v1 = 2 layers, v2 = 3 layers; Linear + BN on every layer, ReLU on all but the last,
+    as in the official implementation (BN makes the linear biases redundant)."""
+    n_layers = 2 if cfg.head == "v1" else 3
+    dims = [in_dim] + [cfg.proj_hidden_dim] * (n_layers - 1) + [cfg.proj_dim]
+    layers: list[nn.Module] = []
+    for i in range(n_layers):
+        layers += [nn.Linear(dims[i], dims[i + 1], bias=False), nn.BatchNorm1d(dims[i + 1])]
+        if i < n_layers - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
 
 
-def build_model(cfg: ModelConfig, in_channels: int) -> tuple[ResNetEncoder, nn.Sequential]:
-    encoder = ResNetEncoder(cfg, in_channels)
+def build_model(cfg: ModelConfig, in_channels: int, image_size: int) -> tuple[Encoder, nn.Module]:
+    encoder = Encoder(cfg, in_channels, image_size)
     return encoder, projection_head(encoder.out_dim, cfg)

@@ -1,12 +1,14 @@
-"""The SimCLR pretraining loop."""
+"""The SimCLR pretraining loop: batched views on the device, mixed precision, kNN monitor, and
+a resumable state saved every epoch."""
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,10 +16,12 @@ from torch import nn
 
 from simclr.augment import simclr_view
 from simclr.config import ModelConfig, PretrainConfig
-from simclr.device import seed_everything, select_device, to_images
+from simclr.device import autocast_dtype, seed_everything, select_device, to_images
 from simclr.errors import PipelineError
+from simclr.evaluate import extract_features, knn_accuracy
+from simclr.io import write_atomic
 from simclr.loss import nt_xent
-from simclr.models import ResNetEncoder, build_model
+from simclr.models import Encoder, build_model
 from simclr.optim import build_optimizer, warmup_cosine
 
 log = logging.getLogger("simclr.train")
@@ -27,10 +31,57 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 @dataclass
 class Pretrained:
-    encoder: ResNetEncoder
+    encoder: Encoder
     head: nn.Module
     history: list[dict[str, float]]
     device: torch.device
+    resumed_from: int  # epochs restored from the resumable state; 0 = started fresh
+    precision: str  # what pretrain.precision resolved to: fp32, bf16 or fp16
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """Labelled images for the kNN monitor: the training split is the memory bank."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Whole batches of uint8 NHWC images by index list, so that a DataLoader's workers read
+    a memory-mapped array in parallel and pin the batch for the copy to the GPU."""
+
+    def __init__(self, images: np.ndarray, batches: list[np.ndarray]):
+        self.images, self.batches = images, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(self.images[self.batches[i]]))
+
+
+def _loader(images: np.ndarray, batches: list[np.ndarray], cfg: PretrainConfig, device):
+    return torch.utils.data.DataLoader(
+        _Batches(images, batches),
+        batch_size=None,
+        shuffle=False,  # the order comes from our seeded generator
+        num_workers=cfg.loader_workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if cfg.loader_workers else None,
+    )
+
+
+def _load_resume(path: Path | None) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # written atomically, so only foreign damage lands here
+        log.warning("%s: unreadable resumable state (%s); starting from epoch 1", path, e)
+        return None
 
 
 def pretrain(
@@ -39,78 +90,161 @@ def pretrain(
     cfg: PretrainConfig,
     seed: int,
     on_epoch: EpochCallback | None = None,
+    monitor: Labelled | None = None,
+    resume_path: str | Path | None = None,
 ) -> Pretrained:
     """Pretrain encoder + head on unlabelled uint8 NHWC `images` with NT-Xent.
 
-    Two views per image are made in batches on the training device; both views go through the
-    network together, so BN statistics cover the 2N views. The learning rate is warmed up
-    linearly and decayed by a cosine, stepped every iteration.
+    Two views per image are made in batches on the training device; both go through the network
+    together, so BN statistics cover the 2N views. The learning rate warms up linearly and
+    decays by a cosine, stepped every iteration. With `resume_path`, the whole training state is
+    saved there atomically after every epoch, and a run that finds it continues from it: on CPU
+    the result is bitwise that of an uninterrupted run. `on_epoch(epoch, metrics)` is called once
+    per epoch, restored epochs included, so a logger sees the full history.
     """
     device = select_device(cfg.device)
     seed_everything(seed, device, cfg.threads)
-    n = len(images)
+    amp_dtype = autocast_dtype(cfg.precision, device)
+    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
+    n, image_size = len(images), images.shape[1]
     if n < 2:
         raise PipelineError(f"pretraining needs at least 2 images, got {n}; check data params")
     batch = min(cfg.batch_size, n)
     steps_per_epoch = n // batch  # drop the last partial batch: NT-Xent wants full batches
     total_steps = steps_per_epoch * cfg.epochs
     warmup_steps = steps_per_epoch * cfg.warmup_epochs
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
-    encoder, head = build_model(model_cfg, in_channels=images.shape[-1])
-    encoder, head = encoder.to(device), head.to(device)
+    encoder, head = build_model(model_cfg, images.shape[-1], image_size)
+    encoder = encoder.to(device, memory_format=memory_format)
+    head = head.to(device)
     optimizer = build_optimizer([encoder, head], cfg, batch)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, warmup_steps, total_steps)
     )
-    data = torch.from_numpy(np.ascontiguousarray(images))  # uint8; batches move to the device
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     order_gen = torch.Generator().manual_seed(seed)
     view_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    history: list[dict[str, float]] = []
+
+    resume_path = Path(resume_path) if resume_path is not None else None
+    state = _load_resume(resume_path)
+    if state is not None:
+        encoder.load_state_dict(state["encoder"])
+        head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        scaler.load_state_dict(state["scaler"])
+        order_gen.set_state(state["order_gen"])
+        view_gen.set_state(state["view_gen"].to(view_gen.get_state().device))
+        torch.set_rng_state(state["torch_rng"])
+        history = list(state["history"])
+        log.info("resuming from %s after epoch %d", resume_path, len(history))
+        if on_epoch is not None:
+            for epoch, metrics in enumerate(history):
+                on_epoch(epoch, metrics)
+    resumed_from = len(history)
+
+    # Compiled wrappers share parameters with the originals; state dicts come from the originals.
+    f = torch.compile(encoder) if cfg.compile else encoder
+    g = torch.compile(head) if cfg.compile else head
+    autocast = (
+        torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+    )
     log.info(
-        "pretraining on %d images, %d epochs x %d steps of %d, device %s",
+        "pretraining on %d images, %d epochs x %d steps of %d, device %s, precision %s",
         n,
         cfg.epochs,
         steps_per_epoch,
         batch,
         device,
+        precision,
     )
-    history = []
-    for epoch in range(cfg.epochs):
+    for epoch in range(resumed_from, cfg.epochs):
         encoder.train()
         head.train()
-        start, losses = time.perf_counter(), []
-        perm = torch.randperm(n, generator=order_gen)
-        for step in range(steps_per_epoch):
-            x = to_images(data[perm[step * batch : (step + 1) * batch]].numpy(), device)
+        start = time.perf_counter()
+        perm = torch.randperm(n, generator=order_gen).numpy()
+        batches = [perm[i * batch : (i + 1) * batch] for i in range(steps_per_epoch)]
+        losses = []
+        lr = optimizer.param_groups[0]["lr"]
+        for x_u8 in _loader(images, batches, cfg, device):
+            x = to_images(x_u8, device)
             views = torch.cat([simclr_view(x, cfg.augment, view_gen) for _ in range(2)])
-            z = head(encoder(views))
-            loss = nt_xent(z[:batch], z[batch:], cfg.temperature)
-            if not math.isfinite(loss.item()):
-                raise PipelineError(
-                    f"pretraining diverged: non-finite loss at epoch {epoch + 1}, step {step + 1}; "
-                    "lower pretrain.lr or raise pretrain.warmup_epochs"
-                )
-            lr = optimizer.param_groups[0]["lr"]  # the rate this step used
+            views = views.contiguous(memory_format=memory_format)
+            with autocast:
+                z = g(f(views))
+            loss = nt_xent(z[:batch], z[batch:], cfg.temperature)  # float32 inside
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             schedule.step()
-            losses.append(loss.item())
+            losses.append(loss.detach())
+        # One device sync per epoch, not per step; a divergence is caught before the state is
+        # saved, so the last good resumable state stays the one on disk.
+        losses_t = torch.stack(losses).float().cpu()
+        bad = torch.nonzero(~torch.isfinite(losses_t)).view(-1)
+        if len(bad):
+            raise PipelineError(
+                f"pretraining diverged: non-finite loss at epoch {epoch + 1}, step "
+                f"{int(bad[0]) + 1}; lower pretrain.lr or raise pretrain.warmup_epochs"
+                + (f" (the state after epoch {epoch} is kept in {resume_path})" if epoch else "")
+            )
         seconds = time.perf_counter() - start
         metrics = {
-            "loss": float(np.mean(losses)),
+            "loss": float(losses_t.mean()),
             "lr": lr,
-            "images_per_s": steps_per_epoch * batch / seconds,
+            "images_per_s": steps_per_epoch * batch / seconds,  # source images, 2 views each
             "epoch_seconds": seconds,
         }
+        last = epoch + 1 == cfg.epochs
+        if monitor is not None and cfg.knn_every and ((epoch + 1) % cfg.knn_every == 0 or last):
+            metrics["knn_accuracy"] = _knn_monitor(encoder, monitor, cfg, device)
         history.append(metrics)
+        if resume_path is not None:
+            _save_resume(
+                resume_path,
+                (encoder, head, optimizer, schedule, scaler),
+                order_gen,
+                view_gen,
+                history,
+            )
         log.info(
-            "epoch %d/%d loss %.4f lr %.4f %.0f images/s",
+            "epoch %d/%d loss %.4f lr %.4f %.0f images/s%s",
             epoch + 1,
             cfg.epochs,
             metrics["loss"],
             metrics["lr"],
             metrics["images_per_s"],
+            f" knn {metrics['knn_accuracy']:.4f}" if "knn_accuracy" in metrics else "",
         )
         if on_epoch is not None:
             on_epoch(epoch, metrics)
-    return Pretrained(encoder, head, history, device)
+    return Pretrained(encoder, head, history, device, resumed_from, precision)
+
+
+def _knn_monitor(encoder: Encoder, data: Labelled, cfg: PretrainConfig, device) -> float:
+    train_x = extract_features(encoder, data.train_images, device)
+    test_x = extract_features(encoder, data.test_images, device)
+    encoder.train()  # extract_features switched it to eval
+    return knn_accuracy(
+        train_x, data.train_labels, test_x, data.test_labels, cfg.knn_k, cfg.knn_temperature
+    )
+
+
+def _save_resume(path: Path, stateful: tuple, order_gen, view_gen, history: list) -> None:
+    encoder, head, optimizer, schedule, scaler = stateful
+    state = {
+        "encoder": encoder.state_dict(),
+        "head": head.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "scaler": scaler.state_dict(),
+        "order_gen": order_gen.get_state(),
+        "view_gen": view_gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+    }
+    write_atomic(path, lambda p: torch.save(state, p))

@@ -38,7 +38,7 @@ def evaluate_on(dataset: str, checkpoint: Path, out: Path, params: Params) -> di
         )
     # Baseline: the same architecture with random weights (seeded), equally frozen.
     torch.manual_seed(params.seed)
-    random_encoder, _ = build_model(params.model, meta["in_channels"])
+    random_encoder, _ = build_model(params.model, meta["in_channels"], meta["image_size"])
     random_encoder = random_encoder.to(device)
     result = linear_evaluation(
         data,

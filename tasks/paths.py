@@ -5,6 +5,10 @@ from pathlib import Path
 PREPARED = Path("data/prepared")
 CHECKPOINT = Path("models/simclr.pt")
 REPORTS = Path("reports")
+FIGURES = REPORTS / "figures"
+# Resumable training states: outside every DVC output (DVC deletes outputs before a stage
+# runs), git- and dvc-ignored, one file per hash of the stage's inputs.
+RESUME = Path(".resume")
 
 
 def prepared_root(dataset: str) -> Path:

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
+import simclr
 from simclr.checkpoint import save_checkpoint
 from simclr.config import Params, to_dict
 from simclr.data.prepared import load_prepared
 from simclr.provenance import provenance
-from simclr.train import pretrain
-from tasks.paths import CHECKPOINT, REPORTS, prepared_root
+from simclr.train import Labelled, pretrain
+from tasks.figures import view_pairs_figure
+from tasks.paths import CHECKPOINT, FIGURES, REPORTS, RESUME, prepared_root
 
 LIVE_DIR = REPORTS / "pretrain"
+
+
+def resume_key(params: Params) -> str:
+    """A hash of everything the pretrain stage's result depends on: its params, the prepared
+    data (the manifest holds every image's sha256) and the method's code. A resumable state is
+    only picked up by a run with the same inputs."""
+    h = hashlib.sha256()
+    used = {
+        "seed": params.seed,
+        "model": to_dict(params.model),
+        "pretrain": to_dict(params.pretrain),
+    }
+    h.update(json.dumps(used, sort_keys=True).encode())
+    h.update((prepared_root(params.pretrain.dataset) / "manifest.parquet").read_bytes())
+    package = Path(simclr.__file__).parent
+    for source in sorted(package.rglob("*.py")):
+        h.update(source.relative_to(package).as_posix().encode() + source.read_bytes())
+    return h.hexdigest()[:16]
 
 
 @task(name="pretrain-simclr", cache_policy=NONE)
@@ -24,10 +46,15 @@ def pretrain_simclr(params: Params) -> Path:
 
     log = get_run_logger()
     data = load_prepared(prepared_root(params.pretrain.dataset))
-    # Labels are unused: SimCLR pretrains on the training images alone.
-    images = data.train.images
+    view_pairs_figure(
+        data.train.images, params.pretrain.augment, params.seed, FIGURES / "views.png"
+    )
+    # Labels are used only by the kNN monitor; SimCLR itself sees the training images alone.
+    monitor = Labelled(data.train.images, data.train.labels, data.test.images, data.test.labels)
+    resume = RESUME / f"pretrain-{resume_key(params)}.pt"
     start = time.perf_counter()
-    # dvcyaml=None: the pipeline's dvc.yaml is the one definition of metrics and plots.
+    # dvcyaml=None: the pipeline's dvc.yaml is the one definition of metrics and plots. A resumed
+    # run replays the restored epochs through on_epoch, so the log starts clean either way.
     with Live(str(LIVE_DIR), dvcyaml=None, save_dvc_exp=False, report=None) as live:
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -35,7 +62,15 @@ def pretrain_simclr(params: Params) -> Path:
                 live.log_metric(key, value)
             live.next_step()
 
-        result = pretrain(images, params.model, params.pretrain, params.seed, on_epoch)
+        result = pretrain(
+            data.train.images,
+            params.model,
+            params.pretrain,
+            params.seed,
+            on_epoch,
+            monitor=monitor,
+            resume_path=resume,
+        )
         seconds = time.perf_counter() - start
         live.summary["wall_seconds"] = seconds
     extra = {
@@ -43,9 +78,13 @@ def pretrain_simclr(params: Params) -> Path:
         "seed": params.seed,
         "dataset": params.pretrain.dataset,
         "history": result.history,
+        "resumed_from_epoch": result.resumed_from,
+        "precision": result.precision,
         "wall_seconds": seconds,
         "provenance": provenance(str(result.device)),
     }
-    save_checkpoint(CHECKPOINT, result.encoder, result.head, params.model, extra)
+    image_size = data.train.images.shape[1]
+    save_checkpoint(CHECKPOINT, result.encoder, result.head, params.model, image_size, extra)
+    resume.unlink(missing_ok=True)  # the finished checkpoint is DVC's now
     log.info("pretrained in %.1f s -> %s", seconds, CHECKPOINT)
     return CHECKPOINT

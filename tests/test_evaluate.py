@@ -44,7 +44,9 @@ def test_probe_at_fractions_schema_and_reproducibility():
 
 def test_feature_extraction_freezes_encoder_in_eval_mode():
     torch.manual_seed(0)
-    encoder, _ = build_model(ModelConfig(widths=(8, 16), blocks=(1, 1)), in_channels=1)
+    encoder, _ = build_model(
+        ModelConfig(widths=(8, 16), blocks=(1, 1)), in_channels=1, image_size=8
+    )
     encoder.train()
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
     images = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 1), dtype=np.uint8)

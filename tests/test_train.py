@@ -1,13 +1,19 @@
+import math
+
 import numpy as np
 import pytest
 import torch
 
+import simclr.train as train_module
 from simclr.checkpoint import load_encoder, save_checkpoint
 from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
-from simclr.device import select_device
+from simclr.data.embedded import load_source
+from simclr.device import bf16_supported, select_device
 from simclr.errors import PipelineError
+from simclr.evaluate import knn_accuracy
+from simclr.models import build_model
 from simclr.optim import scaled_lr, warmup_cosine
-from simclr.train import pretrain
+from simclr.train import Labelled, pretrain
 
 MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1), proj_hidden_dim=16, proj_dim=8)
 
@@ -45,9 +51,11 @@ def test_pretrain_logs_every_epoch_and_is_reproducible():
         assert torch.equal(v, b.encoder.state_dict()[k]), k
 
 
-def test_pretraining_reduces_the_loss():
-    r = pretrain(tiny_images(128), MODEL, cfg(epochs=8, batch_size=64), seed=0)
-    assert r.history[-1]["loss"] < r.history[0]["loss"]
+@pytest.mark.parametrize(("optimizer", "lr"), [("lars", 1.0), ("sgd", 0.5), ("adamw", 1e-2)])
+def test_pretraining_reduces_the_loss(optimizer, lr):
+    digits = load_source("digits", 0).images[:512]  # real structure; noise has none to learn
+    r = pretrain(digits, MODEL, cfg(epochs=6, batch_size=128, optimizer=optimizer, lr=lr), seed=0)
+    assert r.history[-1]["loss"] < r.history[0]["loss"] - 0.1
 
 
 def test_divergence_names_epoch_and_step():
@@ -57,7 +65,7 @@ def test_divergence_names_epoch_and_step():
 
 def test_checkpoint_roundtrip(tmp_path):
     r = pretrain(tiny_images(), MODEL, cfg(epochs=1), seed=0)
-    path = save_checkpoint(tmp_path / "m.pt", r.encoder, r.head, MODEL, {"dataset": "x"})
+    path = save_checkpoint(tmp_path / "m.pt", r.encoder, r.head, MODEL, 8, {"dataset": "x"})
     enc, meta = load_encoder(path, torch.device("cpu"))
     assert meta["dataset"] == "x" and not enc.training
     x = torch.rand(4, 1, 8, 8)
@@ -94,3 +102,128 @@ def test_learning_rate_scales_with_the_batch_actually_used():
         tiny_images(40), MODEL, cfg(lr=0.4, batch_size=256, epochs=1, warmup_epochs=0), seed=0
     )
     assert r.history[0]["lr"] == pytest.approx(0.4 * 40 / 256)
+
+
+def test_schedule_at_start_end_of_warmup_and_end_matches_the_formula():
+    # peak * (s + 1) / warmup during warmup; peak * (1 + cos(pi * t)) / 2 after it.
+    warmup, total, peak = 10, 110, 0.6
+    assert peak * warmup_cosine(0, warmup, total) == pytest.approx(peak / warmup)
+    assert peak * warmup_cosine(warmup - 1, warmup, total) == pytest.approx(peak)
+    assert peak * warmup_cosine(warmup + 50, warmup, total) == pytest.approx(peak / 2)
+    last = peak * (1 + math.cos(math.pi * 99 / 100)) / 2
+    assert peak * warmup_cosine(total - 1, warmup, total) == pytest.approx(last)
+
+
+def test_rate_is_stepped_per_iteration_through_the_optimizer():
+    # 64 images, batch 16: 4 steps an epoch, 1 warmup epoch. The logged lr is the last step's.
+    r = pretrain(tiny_images(), MODEL, cfg(epochs=3, batch_size=16, lr=0.32), seed=0)
+    peak = 0.32 * 16 / 256
+    assert r.history[0]["lr"] == pytest.approx(peak)  # step 3 of warmup = 4/4
+    assert r.history[2]["lr"] == pytest.approx(peak * warmup_cosine(11, 4, 12))
+
+
+def test_square_root_scaling():
+    assert scaled_lr(cfg(lr=0.075, lr_scaling="sqrt"), 4096) == pytest.approx(0.075 * 64)
+
+
+def test_knn_matches_a_float64_brute_force_reference():
+    rng = np.random.default_rng(0)
+    train_x, test_x = rng.normal(size=(300, 16)), rng.normal(size=(50, 16))
+    train_y, test_y = rng.integers(0, 4, 300), rng.integers(0, 4, 50)
+    a = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)  # noqa: E731
+    sim = a(test_x) @ a(train_x).T
+    preds = []
+    for row in sim:
+        top = np.argsort(-row)[:20]
+        votes = np.bincount(train_y[top], weights=np.exp(row[top] / 0.1), minlength=4)
+        preds.append(votes.argmax())
+    expected = float(np.mean(np.array(preds) == test_y))
+    assert knn_accuracy(train_x, train_y, test_x, test_y, k=20, temperature=0.1, chunk=7) == (
+        pytest.approx(expected)
+    )
+    # Separable clusters: every test point is classified right.
+    centres = rng.normal(size=(4, 16)) * 10
+    tx = centres[train_y] + rng.normal(size=(300, 16))
+    qx = centres[test_y] + rng.normal(size=(50, 16))
+    assert knn_accuracy(tx, train_y, qx, test_y, k=20) == 1.0
+
+
+def test_knn_monitor_runs_every_k_epochs_and_at_the_end():
+    x = tiny_images(96)
+    labels = np.arange(96) % 3
+    monitor = Labelled(x[:64], labels[:64], x[64:], labels[64:])
+    r = pretrain(x, MODEL, cfg(epochs=5, knn_every=2), seed=0, monitor=monitor)
+    assert ["knn_accuracy" in h for h in r.history] == [False, True, False, True, True]
+    assert all(0 <= h["knn_accuracy"] <= 1 for h in r.history if "knn_accuracy" in h)
+    # The monitor leaves training untouched: same weights as without it.
+    plain = pretrain(x, MODEL, cfg(epochs=5), seed=0)
+    for k, v in r.encoder.state_dict().items():
+        assert torch.equal(v, plain.encoder.state_dict()[k]), k
+
+
+def test_fp16_on_cpu_is_a_clear_error():
+    with pytest.raises(PipelineError, match=r"pretrain\.precision = 'fp16' needs a GPU"):
+        pretrain(tiny_images(), MODEL, cfg(precision="fp16"), seed=0)
+
+
+@pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="CPU without bf16")
+def test_bf16_channels_last_trains_and_stays_close_to_fp32():
+    a = pretrain(tiny_images(), MODEL, cfg(precision="fp32"), seed=0)
+    b = pretrain(tiny_images(), MODEL, cfg(precision="bf16", channels_last=True), seed=0)
+    assert b.precision == "bf16" and a.precision == "fp32"
+    la, lb = a.history[0]["loss"], b.history[0]["loss"]
+    assert math.isfinite(lb) and abs(la - lb) < 0.05 * la
+
+
+def _stop_after(epoch_to_stop: int):
+    def on_epoch(epoch, metrics):
+        if epoch == epoch_to_stop:
+            raise KeyboardInterrupt  # stands in for a kill after the state was saved
+
+    return on_epoch
+
+
+def test_resume_continues_bitwise_from_the_last_saved_epoch(tmp_path):
+    state = tmp_path / "resume.pt"
+    c = cfg(epochs=4, knn_every=0)
+    whole = pretrain(tiny_images(), MODEL, c, seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(tiny_images(), MODEL, c, seed=0, on_epoch=_stop_after(1), resume_path=state)
+    seen = []
+    resumed = pretrain(
+        tiny_images(), MODEL, c, seed=0, on_epoch=lambda e, m: seen.append(e), resume_path=state
+    )
+    assert resumed.resumed_from == 2 and seen == [0, 1, 2, 3]  # restored epochs replayed
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    for mine, ref in ((resumed.encoder, whole.encoder), (resumed.head, whole.head)):
+        for k, v in mine.state_dict().items():
+            assert torch.equal(v, ref.state_dict()[k]), k
+
+
+def test_divergence_keeps_the_last_good_state(tmp_path, monkeypatch):
+    state = tmp_path / "resume.pt"
+    built = []
+
+    def build_and_keep(*args):
+        f, g = build_model(*args)
+        built.append(f)
+        return f, g
+
+    def poison_after_second_epoch(epoch, metrics):
+        if epoch == 1:  # the state after epoch 2 is saved already; ruin the live weights
+            with torch.no_grad():
+                next(built[0].parameters()).fill_(float("nan"))
+
+    monkeypatch.setattr(train_module, "build_model", build_and_keep)
+    with pytest.raises(PipelineError, match=r"non-finite loss at epoch 3, step 1"):
+        pretrain(
+            tiny_images(),
+            MODEL,
+            cfg(epochs=4),
+            seed=0,
+            on_epoch=poison_after_second_epoch,
+            resume_path=state,
+        )
+    saved = torch.load(state, weights_only=True)
+    assert len(saved["history"]) == 2
+    assert all(torch.isfinite(v).all() for v in saved["encoder"].values() if v.is_floating_point())
