@@ -1,0 +1,575 @@
+"""SimCLR pretraining throughput on CPU: our pipeline against lightly, and our batched
+augmentation against torchvision's per-image transforms.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/pretrain_throughput.py [--repeats N] [--images N] [--batch B]
+        [--threads T] [--out benchmarks/results/pretrain_throughput.json]
+
+It measures, on 32 px RGB images from the CIFAR-10 dev folder, in one process:
+
+(a) ours: `simclr.train.pretrain` with a ResNet-18 (CIFAR stem) + v1 head (512-512-128), LARS,
+    the paper's augmentations made in batches by `simclr.augment`, in fp32 and in bf16 autocast
+    with channels_last. One epoch over the subset per repeat; a first epoch is run and discarded.
+(b) the lightly reference: lightly's SimCLRTransform on PIL images in a torch DataLoader
+    (num_workers 0 and 2), SimCLRProjectionHead(512, 512, 128), NTXentLoss(0.5), the same
+    encoder type (our torchvision ResNet-18 with the CIFAR stem), lightly's LARS, fp32, the
+    training step of lightly's SimCLR example. One warm-up step, then repeats of as many steps
+    as an epoch of ours has.
+(c) augmentation alone: `simclr.device.to_images` + two `simclr.augment.simclr_view` calls per
+    batch against torchvision per-image transforms (v1 and v2) making two views of each PIL
+    image, in this process and in a 2-worker DataLoader.
+
+Every figure is source images per second (each image gives two views). The median over the
+repeats is reported, with min and max; the JSON keeps every raw number and the settings.
+This is a benchmark, not a test: it needs the dev data and lightly (`pip install -e .[dev]`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere, without installing
+
+from simclr.augment import simclr_view  # noqa: E402
+from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
+from simclr.device import to_images  # noqa: E402
+from simclr.models import build_model  # noqa: E402
+from simclr.train import pretrain  # noqa: E402
+
+DATA = Path("/work/shared/datasets/cifar10-dev/train")
+if not DATA.is_dir():  # the layout of DESIGN.md: ../shared next to the checkout
+    DATA = ROOT.parent / "shared" / "datasets" / "cifar10-dev" / "train"
+MODEL = ModelConfig(encoder="resnet18", head="v1", proj_hidden_dim=512, proj_dim=128)
+TEMPERATURE = 0.5
+LR, MOMENTUM, WEIGHT_DECAY = 0.3, 0.9, 1e-6  # ours' defaults, given to lightly's LARS too
+
+log = logging.getLogger("benchmark")
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def load_subset(root: Path, n: int, seed: int = 0) -> np.ndarray:
+    """`n` images, uint8 (n, 32, 32, 3), drawn at random (seeded) from the image folder."""
+    try:
+        from simclr.data.imagefolder import load_image_folder
+    except ImportError:  # the loader is newer than this script; decode with PIL directly
+        load_image_folder = None
+    if load_image_folder is not None:
+        images = load_image_folder(root, image_size=None, channels=3).images
+    else:
+        from PIL import Image
+
+        paths = sorted(root.glob("*/*.jpg"))
+        images = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+    if n > len(images):
+        raise SystemExit(f"--images {n}: the folder {root} has only {len(images)} images")
+    pick = np.random.default_rng(seed).permutation(len(images))[:n]
+    return np.ascontiguousarray(images[np.sort(pick)])
+
+
+def loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (Linux /proc/stat)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    # guest time is already counted in user time
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()  # this process and its reaped children (the DataLoader workers)
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def measured(fn, *a) -> dict:
+    """Run one measurement and record how busy the machine was: the CPU that other processes
+    used meanwhile, in cores (on a 2-core machine any of it slows multi-threaded torch a lot:
+    its threads wait for each other at every op), and the load average before and after."""
+    load, busy, own, wall = loadavg(), busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
+    result = fn(*a)
+    wall = time.perf_counter() - wall
+    own = own_cpu_seconds() - own
+    busy_after = busy_cpu_seconds()
+    others = None if busy is None or busy_after is None else (busy_after - busy - own) / wall
+    result["machine"] = {
+        "loadavg_before": load,
+        "loadavg_after": loadavg(),
+        "wall_seconds": wall,
+        "own_cpu_cores": own / wall,
+        "other_processes_cpu_cores": None if others is None else max(0.0, others),
+    }
+    return result
+
+
+def summary(values: list[float]) -> dict:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "raw": values,
+    }
+
+
+# --- (a) ours -------------------------------------------------------------------------------
+
+
+def measure_ours(images, args, precision: str, channels_last: bool) -> dict:
+    cfg = PretrainConfig(
+        epochs=args.repeats + 1,  # the first epoch is warm-up
+        batch_size=args.batch,
+        device="cpu",
+        threads=args.threads,
+        precision=precision,
+        channels_last=channels_last,
+        optimizer="lars",
+        lr=LR,
+        momentum=MOMENTUM,
+        weight_decay=WEIGHT_DECAY,
+        warmup_epochs=0,
+        temperature=TEMPERATURE,
+        augment=AugmentConfig(),  # the paper's; blur is off at 32 px (blur_min_size=33)
+    )
+    cfg.check("pretrain")
+    out = pretrain(images, MODEL, cfg, seed=0)
+    steady = out.history[1:]
+    return {
+        **summary([h["images_per_s"] for h in steady]),
+        "warmup_images_per_s": out.history[0]["images_per_s"],
+        "epoch_seconds": [h["epoch_seconds"] for h in out.history],
+        "loss": [h["loss"] for h in out.history],
+        "precision": out.precision,
+        "channels_last": channels_last,
+        "images_per_repeat": (len(images) // args.batch) * args.batch,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
+# --- (b) the lightly reference ----------------------------------------------------------------
+
+
+class PILDataset(torch.utils.data.Dataset):
+    """In-memory uint8 images handed out as PIL images through a transform, as a lightly user's
+    dataset would after decoding (decoding the JPEGs is left out: that favours the reference)."""
+
+    def __init__(self, images: np.ndarray, transform):
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i]))
+
+
+def lightly_transform():
+    from lightly.transforms import SimCLRTransform
+
+    # The paper's CIFAR setting with our AugmentConfig's values: crop area 0.08-1 (lightly's
+    # ratio is torchvision's 3/4-4/3), flip 0.5, jitter 0.8/0.8/0.8/0.2 x strength 1.0 with
+    # p 0.8, grayscale 0.2, no blur at 32 px. normalize=None: our encoder normalizes inside
+    # forward, so lightly's ImageNet normalization would normalize twice (and cost a little).
+    return SimCLRTransform(
+        input_size=32,
+        cj_prob=0.8,
+        cj_strength=1.0,
+        cj_bright=0.8,
+        cj_contrast=0.8,
+        cj_sat=0.8,
+        cj_hue=0.2,
+        min_scale=0.08,
+        random_gray_scale=0.2,
+        gaussian_blur=0.0,
+        hf_prob=0.5,
+        vf_prob=0.0,
+        rr_prob=0.0,
+        normalize=None,
+    )
+
+
+def measure_lightly(images, args, workers: int) -> dict:
+    from lightly.loss import NTXentLoss
+    from lightly.models.modules import SimCLRProjectionHead
+    from lightly.utils.lars import LARS
+
+    torch.use_deterministic_algorithms(False)  # lightly's default; pretrain switched it on
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    encoder = build_model(MODEL, 3, 32)[0]  # the same encoder type: torchvision ResNet-18
+    head = SimCLRProjectionHead(512, 512, 128)
+    model = torch.nn.Sequential(encoder, head)
+    criterion = NTXentLoss(temperature=TEMPERATURE)
+    optimizer = LARS(
+        model.parameters(),
+        lr=LR * args.batch / 256,
+        momentum=MOMENTUM,
+        weight_decay=WEIGHT_DECAY,
+    )
+    loader = torch.utils.data.DataLoader(
+        PILDataset(images, lightly_transform()),
+        batch_size=args.batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(0),
+    )
+
+    def batches(loader):
+        while True:
+            yield from loader
+
+    def step(views) -> float:
+        # lightly's SimCLR example: each view through the model on its own, then the loss.
+        x0, x1 = views
+        z0, z1 = model(x0), model(x1)
+        loss = criterion(z0, z1)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.detach()
+
+    model.train()
+    it = batches(loader)
+    start = time.perf_counter()
+    step(next(it))  # warm-up: worker start, oneDNN primitive creation
+    warmup_s = time.perf_counter() - start
+    steps = len(images) // args.batch
+    rates, losses = [], []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            losses.append(step(next(it)))
+        seconds = time.perf_counter() - start
+        rates.append(steps * args.batch / seconds)
+        log.info("lightly, %d workers: %.1f images/s", workers, rates[-1])
+    it.close()
+    del it, loader  # shut the persistent workers down
+    return {
+        **summary(rates),
+        "warmup_step_seconds": warmup_s,
+        "num_workers": workers,
+        "images_per_repeat": steps * args.batch,
+        "loss": [float(v) for v in torch.stack(losses)],
+    }
+
+
+# --- (c) augmentation alone -------------------------------------------------------------------
+
+
+def measure_our_augment(images, args) -> dict:
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)  # as inside pretrain on CPU
+    cfg, g = AugmentConfig(), torch.Generator().manual_seed(1)
+    device = torch.device("cpu")
+    u8 = torch.from_numpy(images)
+    chunks = [u8[i : i + args.batch] for i in range(0, len(u8), args.batch)]
+
+    def once() -> float:
+        start = time.perf_counter()
+        for chunk in chunks:
+            x = to_images(chunk, device)
+            torch.cat([simclr_view(x, cfg, g) for _ in range(2)])
+        return len(u8) / (time.perf_counter() - start)
+
+    once()  # warm-up
+    rates = [once() for _ in range(args.repeats)]
+    torch.use_deterministic_algorithms(False)
+    return {**summary(rates), "batch": args.batch, "threads": args.threads}
+
+
+def torchvision_view(version: str):
+    if version == "v2":
+        from torchvision.transforms import v2 as T
+
+        to_tensor = [T.ToImage(), T.ToDtype(torch.float32, scale=True)]
+    else:
+        from torchvision import transforms as T
+
+        to_tensor = [T.ToTensor()]
+    return T.Compose(
+        [
+            T.RandomResizedCrop(32, scale=(0.08, 1.0)),
+            T.RandomHorizontalFlip(),
+            T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
+            T.RandomGrayscale(0.2),
+            *to_tensor,
+        ]
+    )
+
+
+class TwoViews:
+    def __init__(self, view):
+        self.view = view
+
+    def __call__(self, img):
+        return self.view(img), self.view(img)
+
+
+def measure_torchvision_augment(images, args, version: str, workers: int) -> dict:
+    from PIL import Image
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    two = TwoViews(torchvision_view(version))
+    if workers == 0:
+        # The PIL images exist beforehand (as in a dataset of decoded images): only the two
+        # views are timed, and the stacking of each batch, as a DataLoader's collate does.
+        pil = [Image.fromarray(a) for a in images]
+
+        def once() -> float:
+            start = time.perf_counter()
+            for i in range(0, len(pil), args.batch):
+                views = [two(img) for img in pil[i : i + args.batch]]
+                torch.stack([v[0] for v in views]), torch.stack([v[1] for v in views])
+            return len(pil) / (time.perf_counter() - start)
+
+    else:
+        loader = torch.utils.data.DataLoader(
+            PILDataset(images, two),
+            batch_size=args.batch,
+            num_workers=workers,
+            persistent_workers=True,
+        )
+
+        def once() -> float:
+            start = time.perf_counter()
+            for _ in loader:
+                pass
+            return len(images) / (time.perf_counter() - start)
+
+    once()  # warm-up (and worker start)
+    rates = [once() for _ in range(args.repeats)]
+    return {**summary(rates), "version": version, "num_workers": workers}
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+                return [f for f in line.split(":", 1)[1].split() if f in wanted]
+    except OSError:
+        pass
+    return []
+
+
+def shown_path(path: str) -> str:
+    """`path` relative to the repository root when inside it (.venv/bin/python)."""
+    try:
+        return str(Path(path).relative_to(ROOT))
+    except ValueError:
+        return path
+
+
+def git_describe() -> dict:
+    def git(*a):
+        r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=False)
+        return r.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+
+
+def table(rows: list[tuple[str, dict]], ref: float, ref_name: str) -> str:
+    lines = [
+        f"| configuration | images/s (median) | min | max | ratio to {ref_name} "
+        "| other processes' CPU (cores) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in rows:
+        others = r.get("machine", {}).get("other_processes_cpu_cores")
+        load = "?" if others is None else f"{others:.2f}"
+        lines.append(
+            f"| {name} | {r['median']:.1f} | {r['min']:.1f} | {r['max']:.1f} "
+            f"| {r['median'] / ref:.2f}x | {load} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement")
+    p.add_argument("--images", type=int, default=1024, help="source images in the subset")
+    p.add_argument("--batch", type=int, default=256, help="source images per step")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads, for all")
+    p.add_argument("--data", type=Path, default=DATA, help="image folder root/<class>/*.jpg")
+    p.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "pretrain_throughput.json"
+    )
+    p.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["augment", "ours", "lightly"],
+        help="leave out some measurements (for a quick look)",
+    )
+    args = p.parse_args(argv)
+    if args.repeats < 1 or args.threads < 1 or args.batch < 2 or args.images < args.batch:
+        p.error("need --repeats >= 1, --threads >= 1, --batch >= 2 and --images >= --batch")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for name in ("simclr.data.imagefolder",):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    torch.set_num_threads(args.threads)
+    load0 = loadavg()
+    busy0 = busy_cpu_seconds()
+    time.sleep(1.0)  # idle for a second: what the machine does without us
+    busy1 = busy_cpu_seconds()
+    others0 = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0)
+    if others0 is not None and others0 > 0.2:
+        log.warning(
+            "other processes use %.1f CPU cores before the start: figures will be low and "
+            "noisy (each measurement records the CPU other processes used meanwhile)",
+            others0,
+        )
+    t0 = time.perf_counter()
+    images = load_subset(args.data, args.images)
+    log.info("%d images %s from %s", len(images), images.shape[1:], args.data)
+    results: dict[str, dict] = {}
+
+    if "augment" not in args.skip:
+        log.info("(c) augmentation alone")
+        results["augment_ours"] = measured(measure_our_augment, images, args)
+        for version in ("v1", "v2"):
+            for workers in (0, 2):
+                key = f"augment_torchvision_{version}_w{workers}"
+                results[key] = measured(measure_torchvision_augment, images, args, version, workers)
+                log.info("%s: %.1f images/s", key, results[key]["median"])
+    if "ours" not in args.skip:
+        log.info("(a) ours, fp32")
+        results["ours_fp32"] = measured(measure_ours, images, args, "fp32", False)
+        log.info("(a) ours, bf16 + channels_last")
+        results["ours_bf16_cl"] = measured(measure_ours, images, args, "bf16", True)
+    if "lightly" not in args.skip:
+        for workers in (0, 2):
+            log.info("(b) lightly, fp32, DataLoader num_workers=%d", workers)
+            results[f"lightly_fp32_w{workers}"] = measured(measure_lightly, images, args, workers)
+    total_s = time.perf_counter() - t0
+
+    names = {
+        "ours_fp32": "ours, fp32",
+        "ours_bf16_cl": "ours, bf16 autocast + channels_last",
+        "lightly_fp32_w0": "lightly, fp32, num_workers=0",
+        "lightly_fp32_w2": "lightly, fp32, num_workers=2",
+        "augment_ours": "augment: ours (batched tensor ops, 2 views)",
+        "augment_torchvision_v1_w0": "augment: torchvision v1 per image, in process",
+        "augment_torchvision_v1_w2": "augment: torchvision v1 per image, 2 workers",
+        "augment_torchvision_v2_w0": "augment: torchvision v2 per image, in process",
+        "augment_torchvision_v2_w2": "augment: torchvision v2 per image, 2 workers",
+    }
+    summary_out: dict[str, object] = {}
+    train = [k for k in names if k in results and not k.startswith("augment")]
+    ref_train = [k for k in train if k.startswith("lightly")]
+    if train:
+        ref_key = max(ref_train, key=lambda k: results[k]["median"]) if ref_train else train[0]
+        ref = results[ref_key]["median"]
+        print(f"\n### End-to-end pretraining (reference: {names[ref_key]})\n")
+        print(table([(names[k], results[k]) for k in train], ref, "reference"))
+        summary_out["pretrain_reference"] = ref_key
+        for k in train:
+            summary_out[f"{k}_ratio"] = results[k]["median"] / ref
+        if "ours_bf16_cl" in results and ref_train:
+            best = max(results[k]["median"] for k in ("ours_fp32", "ours_bf16_cl"))
+            summary_out["target_pretrain_2x_met"] = best / ref >= 2
+    aug = [k for k in names if k in results and k.startswith("augment")]
+    if aug:
+        tv = [k for k in aug if "torchvision" in k]
+        ref_key = max(tv, key=lambda k: results[k]["median"])
+        ref = results[ref_key]["median"]
+        print(f"\n### Augmentation alone (reference: {names[ref_key]})\n")
+        print(table([(names[k], results[k]) for k in aug], ref, "reference"))
+        summary_out["augment_reference"] = ref_key
+        summary_out["augment_ratio"] = results["augment_ours"]["median"] / ref
+        summary_out["target_augment_3x_met"] = summary_out["augment_ratio"] >= 3
+    print(f"\ntotal {total_s:.0f} s")
+
+    import torchvision
+
+    try:
+        import lightly
+
+        lightly_version = lightly.__version__
+    except ImportError:
+        lightly_version = None
+    record = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join([shown_path(sys.executable), *sys.argv]),
+        "settings": {
+            "images": args.images,
+            "image_shape": list(images.shape[1:]),
+            "batch": args.batch,
+            "repeats": args.repeats,
+            "threads": args.threads,
+            "data": str(args.data),
+            "model": "resnet18, CIFAR stem, v1 head 512-512-128",
+            "optimizer": f"LARS lr {LR} x batch/256, momentum {MOMENTUM}, wd {WEIGHT_DECAY}",
+            "temperature": TEMPERATURE,
+            "unit": "source images per second (two views each), median over repeats",
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "lightly": lightly_version,
+            "cpu_model": cpu_model(),
+            "cpu_flags": cpu_flags(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": args.threads,
+            "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+            "platform": platform.platform(),
+            "git": git_describe(),
+        },
+        "total_seconds": total_s,
+        "loadavg_at_start": load0,
+        "other_processes_cpu_cores_at_start": others0,
+        "summary": summary_out,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""Where one of our CPU pretraining steps spends its time, and two A/B checks against the way
+lightly's example runs its step.
+
+    .venv/bin/python benchmarks/profile_step.py [--batch 256] [--threads 2] [--steps 2]
+        [--precision fp32|bf16] [--channels-last]
+
+The step is the body of `simclr.train.pretrain`'s loop, rebuilt from the same simclr modules
+(uint8 -> float, two batched views, one forward of the 2N views, NT-Xent, backward, LARS), on
+random uint8 images, with each phase timed separately (wall clock, median over `--steps` after a
+warm-up step). Then the forward + backward alone is timed four ways: the 2N views in one
+forward (ours) or as two forwards of N (lightly's example), each with torch's deterministic
+algorithms on (as pretrain sets on CPU) and off (torch's default, as in lightly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from simclr.augment import simclr_view  # noqa: E402
+from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
+from simclr.device import to_images  # noqa: E402
+from simclr.loss import nt_xent  # noqa: E402
+from simclr.models import build_model  # noqa: E402
+from simclr.optim import build_optimizer  # noqa: E402
+
+MODEL = ModelConfig(encoder="resnet18", head="v1", proj_hidden_dim=512, proj_dim=128)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=2, help="timed steps per measurement")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--skip-ab", action="store_true", help="only the phase breakdown")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device("cpu")
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    autocast = (
+        torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
+    )
+    encoder, head = build_model(MODEL, 3, 32)
+    encoder = encoder.to(memory_format=fmt)
+    cfg = PretrainConfig(batch_size=args.batch, optimizer="lars", warmup_epochs=0)
+    optimizer = build_optimizer([encoder, head], cfg, args.batch)
+    aug, g = AugmentConfig(), torch.Generator().manual_seed(1)
+    x_u8 = torch.randint(0, 256, (args.batch, 32, 32, 3), dtype=torch.uint8)
+    b = args.batch
+
+    def phases() -> dict[str, float]:
+        t = {}
+
+        def mark(name, start):
+            t[name] = time.perf_counter() - start
+            return time.perf_counter()
+
+        s = time.perf_counter()
+        x = to_images(x_u8, device)
+        s = mark("uint8 -> float", s)
+        views = torch.cat([simclr_view(x, aug, g) for _ in range(2)]).contiguous(memory_format=fmt)
+        s = mark("augment (2 views)", s)
+        with autocast:
+            h = encoder(views)
+            s = mark("encoder forward", s)
+            z = head(h)
+        s = mark("head forward", s)
+        loss = nt_xent(z[:b], z[b:], cfg.temperature)
+        s = mark("NT-Xent", s)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        s = mark("backward", s)
+        optimizer.step()
+        mark("LARS step", s)
+        return t
+
+    torch.use_deterministic_algorithms(True)  # as pretrain does on CPU
+    phases()  # warm-up
+    runs = [phases() for _ in range(args.steps)]
+    total = sum(statistics.median(r[k] for r in runs) for k in runs[0])
+    print(
+        f"\nour step, batch {b} ({2 * b} views), {args.precision}, "
+        f"channels_last={args.channels_last}, {args.threads} threads: {total:.2f} s "
+        f"= {b / total:.1f} source images/s"
+    )
+    print("| phase | seconds (median) | share |\n| --- | ---: | ---: |")
+    for k in runs[0]:
+        m = statistics.median(r[k] for r in runs)
+        print(f"| {k} | {m:.3f} | {100 * m / total:.1f}% |")
+    if args.skip_ab:
+        return 0
+
+    views = torch.rand(2 * b, 3, 32, 32).contiguous(memory_format=fmt)
+
+    def fwd_bwd(split: bool) -> float:
+        start = time.perf_counter()
+        with autocast:
+            if split:  # lightly's example: model(x0), model(x1)
+                z0, z1 = head(encoder(views[:b])), head(encoder(views[b:]))
+            else:  # ours: both views in one forward
+                z = head(encoder(views))
+                z0, z1 = z[:b], z[b:]
+        loss = nt_xent(z0, z1, 0.5)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        return time.perf_counter() - start
+
+    print(f"\nforward + NT-Xent + backward alone, batch {b}, {args.precision}:")
+    print("| views | deterministic algorithms | seconds (median) | source images/s |")
+    print("| --- | --- | ---: | ---: |")
+    for det in (True, False):
+        torch.use_deterministic_algorithms(det)
+        for split in (False, True):
+            fwd_bwd(split)  # warm-up for this shape
+            m = statistics.median(fwd_bwd(split) for _ in range(args.steps))
+            label = f"2 forwards of {b}" if split else f"1 forward of {2 * b}"
+            print(f"| {label} | {'on' if det else 'off'} | {m:.3f} | {b / m:.1f} |")
+    torch.use_deterministic_algorithms(False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
