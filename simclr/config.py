@@ -18,40 +18,104 @@ from ruamel.yaml import YAML, YAMLError
 from simclr.data.embedded import SOURCES
 from simclr.errors import PipelineError
 
+RESIZE_POLICIES = ("stretch", "crop")
+EMBEDDED = SOURCES
+ARCHIVES = ("cifar10", "cifar100", "stl10")  # torchvision's formats, read from a local root
+ALL_SOURCES = (*EMBEDDED, *ARCHIVES, "imagefolder", "npz")
+
 
 @dataclass(frozen=True)
 class DataConfig:
-    image_size: int = 16  # every dataset is resized to this square side
-    test_fraction: float = 0.2  # stratified; `textures` uses disjoint image regions instead
-    max_per_class: int | None = None  # cap images per class (tiny runs); null = all
+    """Defaults for every dataset; a dataset's own entry in `datasets` may override each."""
+
+    image_size: int = 16  # every image is resized to this square side
+    resize: str = "stretch"  # stretch: to a square; crop: shorter side to size, centre crop
+    channels: int | None = None  # 1 = grayscale, 3 = RGB (converted); null = the source's own
+    test_fraction: float = 0.2  # seeded stratified split, for sources without a test split
+    fraction: float = 1.0  # keep this stratified fraction of every split
+    max_per_class: int | None = None  # cap images per class and split (tiny runs); null = all
+    skip_corrupt: bool = False  # drop files that cannot be decoded (and record them)
+    workers: int | None = None  # decoding threads; null = one per CPU
 
     def check(self, key: str) -> None:
         _require(self.image_size >= 4, f"{key}.image_size", "an integer >= 4")
+        _choice(self.resize, f"{key}.resize", RESIZE_POLICIES)
+        if self.channels is not None:
+            _require(self.channels in (1, 3), f"{key}.channels", "null, 1 or 3")
         _require(0 < self.test_fraction < 1, f"{key}.test_fraction", "a number in (0, 1)")
+        _require(0 < self.fraction <= 1, f"{key}.fraction", "a number in (0, 1]")
         if self.max_per_class is not None:
-            _require(self.max_per_class >= 2, f"{key}.max_per_class", "null or an integer >= 2")
+            _require(self.max_per_class >= 1, f"{key}.max_per_class", "null or an integer >= 1")
+        if self.workers is not None:
+            _require(self.workers >= 1, f"{key}.workers", "null or an integer >= 1")
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    source: str
+    source: str  # an embedded set, cifar10/cifar100/stl10 (root), imagefolder (root), npz (path)
+    root: str | None = None  # cifar*/stl10: torchvision's folder; imagefolder: <root>/<class>/
+    test_root: str | None = None  # imagefolder: a separate test folder; null = seeded split
+    path: str | None = None  # npz: the .npz file
+    download: bool = False  # cifar*/stl10: download into root when missing (needs network)
+    unlabeled: bool = False  # stl10: also prepare the 100k unlabelled images (pretraining)
+    # Overrides of the `data` defaults for this dataset; null = as in `data`.
+    image_size: int | None = None
+    resize: str | None = None
+    channels: int | None = None
+    test_fraction: float | None = None
+    fraction: float | None = None
+    max_per_class: int | None = None
+    skip_corrupt: bool | None = None
 
     def check(self, key: str) -> None:
-        if self.source not in SOURCES:
+        if self.source not in ALL_SOURCES:
             raise PipelineError(
                 f"params.yaml: {key}.source = {self.source!r} is not a known dataset; "
-                f"allowed: {', '.join(SOURCES)}"
+                f"allowed: {', '.join(ALL_SOURCES)}"
             )
+        needs = {"imagefolder": "root", "npz": "path", **dict.fromkeys(ARCHIVES, "root")}
+        wanted = needs.get(self.source)
+        if wanted and not getattr(self, wanted):
+            raise PipelineError(
+                f"params.yaml: {key}.{wanted} is required for source {self.source}; "
+                f"set it to the {'folder' if wanted == 'root' else '.npz file'} to read"
+            )
+        for name, allowed in (
+            ("root", ("imagefolder", *ARCHIVES)),
+            ("test_root", ("imagefolder",)),
+            ("path", ("npz",)),
+            ("download", ARCHIVES),
+            ("unlabeled", ("stl10",)),
+        ):
+            if getattr(self, name) and self.source not in allowed:
+                raise PipelineError(
+                    f"params.yaml: {key}.{name} does not apply to source {self.source}; "
+                    f"it is for {', '.join(allowed)}"
+                )
+
+    def options(self, defaults: DataConfig) -> DataConfig:
+        """The `data` defaults with this dataset's overrides applied."""
+        names = {f.name for f in dataclasses.fields(DataConfig)}
+        overrides = {
+            n: getattr(self, n) for n in names if hasattr(self, n) and getattr(self, n) is not None
+        }
+        return dataclasses.replace(defaults, **overrides)
 
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    min_rows: int = 20  # per dataset, train + test
+    min_rows: int = 20  # per dataset, all splits
     max_rows: int = 10_000_000
+    min_per_class: int = 2  # images of every class in each labelled split
+    max_imbalance: float = 10.0  # largest class / smallest class, in each labelled split
+    min_pixel_std: float = 1.0  # images flatter than this (pixel std, 0..255) are near-blank
 
     def check(self, key: str) -> None:
         ok = 0 <= self.min_rows <= self.max_rows
         _require(ok, f"{key}.min_rows", "0 <= min_rows <= max_rows")
+        _require(self.min_per_class >= 1, f"{key}.min_per_class", "an integer >= 1")
+        _require(self.max_imbalance >= 1, f"{key}.max_imbalance", "a number >= 1")
+        _require(self.min_pixel_std >= 0, f"{key}.min_pixel_std", "a number >= 0")
 
 
 ENCODERS = ("small", "resnet18", "resnet34", "resnet50")
@@ -196,6 +260,7 @@ class Params:
         _require(len(self.datasets) > 0, "datasets", "at least one dataset")
         for name, ds in self.datasets.items():
             ds.check(f"datasets.{name}")
+            ds.options(self.data).check(f"datasets.{name}")
         self.validate.check("validate")
         self.model.check("model")
         self.pretrain.check("pretrain")

@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from simclr.config import EvaluateConfig
-from simclr.data.prepared import Prepared
+from simclr.data.prepared import Prepared, read_rows
 from simclr.device import to_images
 from simclr.models import Encoder
 
@@ -29,7 +29,10 @@ def extract_features(
     """h = f(x) for uint8 NHWC images, with the encoder in eval mode (BN uses running stats)."""
     encoder.eval()
     feats = [
-        encoder(to_images(images[i : i + batch_size], device)).float().cpu().numpy()
+        encoder(to_images(read_rows(images, slice(i, i + batch_size)), device))
+        .float()
+        .cpu()
+        .numpy()
         for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(feats)

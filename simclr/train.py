@@ -16,6 +16,7 @@ from torch import nn
 
 from simclr.augment import simclr_view
 from simclr.config import ModelConfig, PretrainConfig
+from simclr.data.prepared import read_rows
 from simclr.device import autocast_dtype, seed_everything, select_device, to_images
 from simclr.errors import PipelineError
 from simclr.evaluate import extract_features, knn_accuracy
@@ -60,7 +61,7 @@ class _Batches(torch.utils.data.Dataset):
         return len(self.batches)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(self.images[self.batches[i]]))
+        return torch.from_numpy(read_rows(self.images, self.batches[i]))
 
 
 def _loader(images: np.ndarray, batches: list[np.ndarray], cfg: PretrainConfig, device):

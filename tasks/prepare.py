@@ -1,13 +1,15 @@
-"""Prepare one embedded dataset into the prepared format."""
+"""Prepare one dataset (any source in params.yaml) into the prepared format."""
 
 from __future__ import annotations
+
+import time
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from simclr.config import Params
-from simclr.data.embedded import load_source
-from simclr.data.prepared import save_prepared, split_source
+from simclr.data.load import load_dataset
+from simclr.data.prepared import save_prepared, skip_rejected, split_source
 from tasks.paths import prepared_root
 
 
@@ -15,20 +17,37 @@ from tasks.paths import prepared_root
 def prepare_dataset(name: str, params: Params) -> str:
     log = get_run_logger()
     cfg = params.datasets[name]
-    source = load_source(cfg.source, params.seed)
-    prepared = split_source(
-        source,
-        params.data.image_size,
-        params.data.test_fraction,
-        params.seed,
-        params.data.max_per_class,
-    )
-    root = save_prepared(prepared, prepared_root(name))
+    opts = cfg.options(params.data)
+    start = time.perf_counter()
+    source = load_dataset(cfg, opts, params.seed)
+    seconds = time.perf_counter() - start
+    files = len(source.labels) + len(source.rejected)
     log.info(
-        "%s: %d train + %d test images of %s, %d classes -> %s",
+        "%s: read %d images from %s in %.1f s (%.0f images/s)",
         name,
-        len(prepared.train.labels),
-        len(prepared.test.labels),
+        files,
+        cfg.source,
+        seconds,
+        files / max(seconds, 1e-9),
+    )
+    prepared = split_source(
+        source, opts.test_fraction, params.seed, opts.fraction, opts.max_per_class
+    )
+    for r in prepared.rejected:
+        log.warning("%s: cannot decode %s (%s)", name, r.path, r.reason)
+    if prepared.rejected and opts.skip_corrupt:
+        prepared = skip_rejected(prepared)
+        log.warning(
+            "%s: skip_corrupt: dropped %d undecodable files (listed in skipped.json)",
+            name,
+            len(prepared.skipped),
+        )
+    root = save_prepared(prepared, prepared_root(name))
+    sizes = ", ".join(f"{len(s.labels)} {k}" for k, s in prepared.splits().items())
+    log.info(
+        "%s: %s images of %s, %d classes -> %s",
+        name,
+        sizes,
         prepared.train.images.shape[1:],
         len(prepared.class_names),
         root,

@@ -47,7 +47,7 @@ def pretrain_simclr(params: Params) -> Path:
     log = get_run_logger()
     data = load_prepared(prepared_root(params.pretrain.dataset))
     view_pairs_figure(
-        data.train.images, params.pretrain.augment, params.seed, FIGURES / "views.png"
+        data.pretraining.images, params.pretrain.augment, params.seed, FIGURES / "views.png"
     )
     # Labels are used only by the kNN monitor; SimCLR itself sees the training images alone.
     monitor = Labelled(data.train.images, data.train.labels, data.test.images, data.test.labels)
@@ -63,7 +63,7 @@ def pretrain_simclr(params: Params) -> Path:
             live.next_step()
 
         result = pretrain(
-            data.train.images,
+            data.pretraining.images,
             params.model,
             params.pretrain,
             params.seed,

@@ -68,7 +68,7 @@ def render(params: Params, reports: Path = REPORTS) -> str:
         "| dataset | result |",
         "|---|---|",
     ]
-    for path in sorted((reports / "validation").glob("*.json")):
+    for path in sorted((reports / "validation" / "results").glob("*.json")):
         v = json.loads(path.read_text())
         passed = sum(o["success"] for o in v["expectations"])
         status = "passed" if v["success"] else "FAILED"

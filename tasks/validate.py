@@ -1,102 +1,323 @@
-"""Great Expectations suite on each prepared dataset's manifest."""
+"""Great Expectations on each prepared dataset: its manifest (one row per image or undecodable
+file) and its class counts. Results go to reports/validation/results/<ds>.json, GX Data Docs to
+reports/validation/docs/, and a markdown summary to Prefect."""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from simclr.config import Params
-from simclr.data.prepared import load_manifest
-from simclr.io import write_json
+from simclr.config import DataConfig, DatasetConfig, Params, ValidateConfig
+from simclr.data.prepared import load_manifest, load_skipped
+from simclr.io import atomic_path, write_json
 from tasks.paths import REPORTS, prepared_root
 
 REPORT_DIR = REPORTS / "validation"
+RESULTS_DIR = REPORT_DIR / "results"
+DOCS_DIR = REPORT_DIR / "docs"
+EXAMPLES = 20  # failing rows kept per expectation (GX's partial_unexpected_count)
+LABELLED = 'split != "unlabeled"'
+DECODED = "decoded == True"
 
 
-def build_expectations(params: Params, class_ids: list[int]) -> list:
+def results_path(dataset: str) -> Path:
+    return RESULTS_DIR / f"{dataset}.json"
+
+
+def _check(name: str, expectation):
+    """Name the check for people: GX's type names the mechanism, not the data problem."""
+    expectation.meta = {"check": name}
+    return expectation
+
+
+def manifest_expectations(
+    v: ValidateConfig, opts: DataConfig, cfg: DatasetConfig, n_classes: int
+) -> list:
     import great_expectations as gx
 
-    size = params.data.image_size
     e = gx.expectations
+    size = opts.image_size
+    channels = [opts.channels] if opts.channels else [3] if cfg.source == "imagefolder" else [1, 3]
+    where = {"condition_parser": "pandas"}
+    not_null = [
+        _check(f"no missing {c}", e.ExpectColumnValuesToNotBeNull(column=c))
+        for c in ("split", "index", "label")
+    ] + [
+        _check(
+            f"no missing {c}",
+            e.ExpectColumnValuesToNotBeNull(column=c, row_condition=DECODED, **where),
+        )
+        for c in ("height", "width", "channels", "pixel_mean", "pixel_std", "sha256")
+    ]
     return [
-        e.ExpectTableRowCountToBeBetween(
-            min_value=params.validate.min_rows, max_value=params.validate.max_rows
+        _check(
+            "row count in range",
+            e.ExpectTableRowCountToBeBetween(min_value=v.min_rows, max_value=v.max_rows),
         ),
-        e.ExpectColumnValuesToBeInSet(column="label", value_set=class_ids),
-        e.ExpectColumnValuesToBeInSet(column="height", value_set=[size]),
-        e.ExpectColumnValuesToBeInSet(column="width", value_set=[size]),
-        e.ExpectColumnValuesToBeInSet(column="channels", value_set=[1, 3]),
-        e.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "test"]),
+        _check("every file decodable", e.ExpectColumnValuesToBeNull(column="error")),
+        *not_null,
+        _check(
+            "split is train, test or unlabeled",
+            e.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "test", "unlabeled"]),
+        ),
+        _check(
+            "labels in the class set",
+            e.ExpectColumnValuesToBeInSet(
+                column="label", value_set=list(range(n_classes)), row_condition=LABELLED, **where
+            ),
+        ),
+        _check(
+            "height as configured", e.ExpectColumnValuesToBeInSet(column="height", value_set=[size])
+        ),
+        _check(
+            "width as configured", e.ExpectColumnValuesToBeInSet(column="width", value_set=[size])
+        ),
+        _check(
+            "channels as configured",
+            e.ExpectColumnValuesToBeInSet(column="channels", value_set=channels),
+        ),
+        _check(
+            "no near-blank images",
+            e.ExpectColumnValuesToBeBetween(column="pixel_std", min_value=v.min_pixel_std),
+        ),
+        _check(
+            "no duplicate images within a split",
+            e.ExpectCompoundColumnsToBeUnique(
+                column_list=["split", "sha256"], row_condition=DECODED, **where
+            ),
+        ),
+        _check(
+            "no test image also in a training split",
+            e.ExpectColumnValuesToBeInSet(
+                column="also_in_training",
+                value_set=[False],
+                row_condition='split == "test"',
+                **where,
+            ),
+        ),
     ]
 
 
-def run_suite(manifest: pd.DataFrame, expectations: list, name: str) -> dict:
-    """Run the expectations on the manifest; every expectation's outcome and failing rows."""
+def class_count_expectations(v: ValidateConfig) -> list:
     import great_expectations as gx
 
-    context = gx.get_context(mode="ephemeral")
-    asset = context.data_sources.add_pandas("manifests").add_dataframe_asset(name)
-    batch = asset.add_batch_definition_whole_dataframe("all")
-    suite = context.suites.add(gx.ExpectationSuite(name=f"{name}-manifest"))
-    for expectation in expectations:
-        suite.add_expectation(expectation)
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{name}-validation", data=batch, suite=suite)
+    e = gx.expectations
+    return [
+        _check(
+            f"every class has at least {v.min_per_class} images in each split",
+            e.ExpectColumnValuesToBeBetween(column="count", min_value=v.min_per_class),
+        ),
+        _check(
+            f"largest class at most {v.max_imbalance:g}x the smallest in each split",
+            e.ExpectColumnValuesToBeBetween(column="times_smallest", max_value=v.max_imbalance),
+        ),
+    ]
+
+
+def manifest_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """The manifest plus what the expectations read: `decoded`, and for each test image whether
+    its pixels also occur in a training split (train or unlabeled)."""
+    training = set(manifest.loc[manifest["split"] != "test", "sha256"].dropna())
+    return manifest.assign(
+        decoded=manifest["error"].isna(),
+        also_in_training=(manifest["split"] == "test") & manifest["sha256"].isin(training),
     )
-    frame = manifest.assign(row=range(len(manifest)))
-    result = definition.run(
-        batch_parameters={"dataframe": frame},
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["row"]},
-    )
-    outcomes = []
-    for r in result.results:
-        kwargs = {k: v for k, v in r.expectation_config.kwargs.items() if k != "batch_id"}
-        rows = [int(u["row"]) for u in r.result.get("unexpected_index_list") or []]
-        outcomes.append(
-            {
-                "expectation": r.expectation_config.type,
-                "kwargs": _plain(kwargs),
-                "success": bool(r.success),
-                "observed_value": _plain(r.result.get("observed_value")),
-                "unexpected_count": int(r.result.get("unexpected_count") or 0),
-                "failing_rows": manifest.iloc[rows[:20]][["split", "index", "label"]].to_dict(
-                    "records"
-                ),
-            }
+
+
+def class_counts(manifest: pd.DataFrame, class_names: list[str]) -> pd.DataFrame:
+    """Images per class in each labelled split, zero counts included; `times_smallest` is the
+    class's count over the split's smallest class count."""
+    rows = []
+    decoded = manifest[manifest["error"].isna()]
+    for split in ("train", "test"):
+        counts = decoded.loc[decoded["split"] == split, "label"].value_counts()
+        per_class = [int(counts.get(c, 0)) for c in range(len(class_names))]
+        smallest = min(per_class)
+        for c, n in enumerate(per_class):
+            ratio = n / smallest if smallest else float("inf")
+            rows.append(
+                {
+                    "split": split,
+                    "label": c,
+                    "class": class_names[c],
+                    "count": n,
+                    "times_smallest": ratio,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class Suites:
+    """One ephemeral GX context per validate run: every dataset's Data Docs land in one site."""
+
+    context: object
+    docs: Path
+
+    @classmethod
+    def create(cls) -> Suites:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        # The ephemeral context comes with one Data Docs site in a fresh temporary directory;
+        # it is ours to fill and publish.
+        (site,) = context.variables.data_docs_sites.values()
+        docs = Path(site["store_backend"]["base_directory"])
+        return cls(context, docs)
+
+    def run(self, name: str, table: pd.DataFrame, expectations: list) -> list[dict]:
+        """Validate `table` (a data asset `name`); each expectation's outcome with example rows."""
+        import great_expectations as gx
+
+        ctx = self.context
+        asset = ctx.data_sources.add_or_update_pandas("prepared").add_dataframe_asset(name)
+        batch = asset.add_batch_definition_whole_dataframe("all")
+        suite = ctx.suites.add(gx.ExpectationSuite(name=name))
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        definition = ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=name, data=batch, suite=suite)
         )
-    return {"dataset": name, "success": bool(result.success), "expectations": outcomes}
+        checkpoint = ctx.checkpoints.add(
+            gx.Checkpoint(
+                name=name,
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data-docs")],
+                result_format={
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": EXAMPLES,
+                    "unexpected_index_column_names": ["row"],
+                },
+            )
+        )
+        frame = table.reset_index(drop=True).assign(row=range(len(table)))
+        (result,) = checkpoint.run(batch_parameters={"dataframe": frame}).run_results.values()
+        return [_outcome(r, frame) for r in result.results]
+
+    def publish(self, target: Path) -> None:
+        """Move the Data Docs site to `target` in one rename."""
+        with atomic_path(target) as tmp:
+            shutil.copytree(self.docs, tmp)
+        shutil.rmtree(self.docs, ignore_errors=True)
+
+
+def _outcome(r, frame: pd.DataFrame) -> dict:
+    config = r.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    rows = [int(u["row"]) for u in r.result.get("partial_unexpected_index_list") or []]
+    examples = frame.iloc[sorted(set(rows))].drop(columns=["row"], errors="ignore")
+    keep = [
+        c
+        for c in ("split", "index", "label", "class", "count", "source", "error", "sha256")
+        if c in examples
+    ]
+    return {
+        "check": config.meta.get("check", config.type),
+        "expectation": config.type,
+        "kwargs": _plain(kwargs),
+        "success": bool(r.success),
+        "observed_value": _plain(r.result.get("observed_value")),
+        "unexpected_count": int(r.result.get("unexpected_count") or 0),
+        "examples": _plain(examples[keep].head(EXAMPLES).to_dict("records")),
+    }
 
 
 def _plain(x):
-    """GX results hold numpy scalars; make them JSON-able."""
-    return json.loads(json.dumps(x, default=str))
+    """GX results hold numpy scalars and NaN; make them JSON-able."""
+    return json.loads(json.dumps(x, default=str).replace("NaN", "null"))
+
+
+def _example(row: dict) -> str:
+    if row.get("source"):
+        return str(row["source"])
+    if "count" in row:
+        return f"{row['split']}/{row['class']}: {row['count']} images"
+    return f"{row.get('split')}[{row.get('index')}] label {row.get('label')}"
 
 
 def summary_line(report: dict) -> str:
     failed = [o for o in report["expectations"] if not o["success"]]
     if not failed:
-        return f"{report['dataset']}: all {len(report['expectations'])} expectations passed"
+        return f"{report['dataset']}: all {len(report['expectations'])} checks passed"
     parts = []
     for o in failed:
-        detail = o["kwargs"].get("column", "")
-        rows = o["failing_rows"][:3]
-        parts.append(
-            f"{o['expectation']}({detail}) failed: {o['unexpected_count']} rows"
-            + (f", e.g. {rows}" if rows else f", observed {o['observed_value']}")
-        )
+        examples = ", ".join(_example(r) for r in o["examples"][:3])
+        detail = f"e.g. {examples}" if examples else f"observed {o['observed_value']}"
+        parts.append(f"{o['check']}: failed for {o['unexpected_count']} rows, {detail}")
     return f"{report['dataset']}: " + "; ".join(parts)
 
 
+def summary_markdown(report: dict) -> str:
+    status = "passed" if report["success"] else "**FAILED**"
+    lines = [
+        f"# Validation of `{report['dataset']}`: {status}",
+        "",
+        f"{report['rows']} manifest rows. Full result: `{results_path(report['dataset'])}`; "
+        f"Data Docs: `{DOCS_DIR / 'index.html'}`.",
+        "",
+        "| check | result | failing rows | examples |",
+        "| --- | --- | ---: | --- |",
+    ]
+    for o in report["expectations"]:
+        examples = "<br>".join(_example(r) for r in o["examples"][:5])
+        lines.append(
+            f"| {o['check']} | {'pass' if o['success'] else 'FAIL'} | {o['unexpected_count']} | "
+            f"{examples.replace('|', '/')} |"
+        )
+    if report["skipped"]:
+        lines += ["", f"skip_corrupt dropped {len(report['skipped'])} files:", ""]
+        lines += [f"- `{s['path']}`: {s['reason']}" for s in report["skipped"][:EXAMPLES]]
+    return "\n".join(lines)
+
+
+def artifact_key(dataset: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes."""
+    return "validation-" + re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-")
+
+
+def validate_manifest(
+    name: str, params: Params, manifest: pd.DataFrame, class_names: list[str], suites: Suites
+) -> dict:
+    cfg = params.datasets[name]
+    opts = cfg.options(params.data)
+    v = params.validate
+    outcomes = suites.run(
+        name, manifest_table(manifest), manifest_expectations(v, opts, cfg, len(class_names))
+    )
+    outcomes += suites.run(
+        f"{name}-class-counts", class_counts(manifest, class_names), class_count_expectations(v)
+    )
+    return {
+        "dataset": name,
+        "success": all(o["success"] for o in outcomes),
+        "rows": len(manifest),
+        "expectations": outcomes,
+        "skipped": load_skipped(prepared_root(name)),
+    }
+
+
 @task(name="validate-dataset", cache_policy=NONE)
-def validate_dataset(name: str, params: Params) -> dict:
+def validate_dataset(name: str, params: Params, suites: Suites) -> dict:
     log = get_run_logger()
     root = prepared_root(name)
     manifest = load_manifest(root)
-    class_ids = list(range(len(json.loads((root / "classes.json").read_text()))))
-    report = run_suite(manifest, build_expectations(params, class_ids), name)
-    write_json(REPORT_DIR / f"{name}.json", report)
+    class_names = json.loads((root / "classes.json").read_text())
+    report = validate_manifest(name, params, manifest, class_names, suites)
+    write_json(results_path(name), report)
+    create_markdown_artifact(
+        key=artifact_key(name), markdown=summary_markdown(report), description=summary_line(report)
+    )
     (log.info if report["success"] else log.error)(summary_line(report))
+    for s in report["skipped"]:
+        log.warning("%s: skipped undecodable %s (%s)", name, s["path"], s["reason"])
     return report

@@ -77,7 +77,8 @@ def test_repro_writes_every_output_within_two_minutes(repo):
     for out in (
         "data/prepared/digits/manifest.parquet",
         "data/prepared/faces/train/images.npy",
-        "reports/validation/digits.json",
+        "reports/validation/results/digits.json",
+        "reports/validation/docs/index.html",
         "models/simclr.pt",
         "reports/pretrain/metrics.json",
         "reports/pretrain/plots/metrics/loss.tsv",
@@ -157,7 +158,7 @@ def test_unknown_dataset_stops_with_one_line_and_leaves_lock_intact(repo):
     errors = [line for line in (r.stdout + r.stderr).splitlines() if line.startswith("error:")]
     assert errors == [
         "error: params.yaml: datasets.faces.source = 'imagenet' is not a known dataset; "
-        "allowed: digits, faces, mnist, textures"
+        "allowed: digits, faces, mnist, textures, cifar10, cifar100, stl10, imagefolder, npz"
     ]
     assert (path / "dvc.lock").read_text() == lock
     # DVC removes a stage's outputs before running it; the cache still has them.
@@ -165,7 +166,7 @@ def test_unknown_dataset_stops_with_one_line_and_leaves_lock_intact(repo):
     assert "up to date" in repo["run"]("dvc", "status").stdout
 
 
-def test_bad_data_fails_validation_naming_the_expectation_and_rows(repo):
+def test_bad_data_fails_validation_naming_the_expectation_and_rows(repo, prefect_api):
     path = repo["path"]
     manifest_path = path / "data/prepared/faces/manifest.parquet"
     manifest = pd.read_parquet(manifest_path)
@@ -174,13 +175,19 @@ def test_bad_data_fails_validation_naming_the_expectation_and_rows(repo):
     manifest.to_parquet(manifest_path, index=False)
     try:
         r = repo["run"]("python", "-m", "flows.validate", check=False)
-        report = json.loads((path / "reports/validation/faces.json").read_text())
+        report = json.loads((path / "reports/validation/results/faces.json").read_text())
+        docs = (path / "reports/validation/docs/index.html").read_text()
     finally:
         repo["run"]("dvc", "checkout", "--force", "data/prepared/faces")
     assert r.returncode == 2
     assert "Traceback" not in r.stdout + r.stderr  # a user error is a message, not a stack
     (error,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert "data validation failed: faces:" in error and "(label) failed: 1 rows" in error
+    assert "data validation failed: faces: labels in the class set: failed for 1 rows" in error
     assert not report["success"]
     (failed,) = [o for o in report["expectations"] if not o["success"]]
-    assert failed["failing_rows"][0]["label"] == 9
+    assert failed["examples"][0]["label"] == 9
+    assert "faces" in docs  # GX Data Docs list the failed validation
+    artifacts = _api(
+        prefect_api, "/artifacts/filter", {"artifacts": {"key": {"any_": ["validation-faces"]}}}
+    )
+    assert any("labels in the class set | FAIL | 1" in a["data"] for a in artifacts)

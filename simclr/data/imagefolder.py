@@ -28,12 +28,21 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 CHUNK = 64
 
 
+class UndecodableImage(PipelineError):
+    """A file Pillow cannot read; `reason` is Pillow's message without the path."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: cannot decode image ({reason}); replace or delete the file")
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class ImageFolder:
     images: np.ndarray  # uint8 (N, H, W, C)
     labels: np.ndarray  # int64 (N,), index into classes
     classes: list[str]  # class folder names, sorted
     paths: list[str]  # per image, relative to root with "/" separators
+    rejected: list[tuple[str, int, str]]  # (path, label, reason) of files that did not decode
 
 
 def image_extensions() -> frozenset[str]:
@@ -73,22 +82,24 @@ def scan(root: Path) -> tuple[list[str], list[str], list[int]]:
     return classes, paths, labels
 
 
-def decode(path: Path, mode: str, size: int | None) -> np.ndarray:
-    """One image, upright per its EXIF orientation, in `mode`, resized to size x size if given."""
+def decode(path: Path, mode: str, size: int | None, policy: str = "stretch") -> np.ndarray:
+    """One image, upright per its EXIF orientation, in `mode`, brought to size x size if given:
+    `stretch` resizes to the square, `crop` scales the shorter side and centre-crops."""
     try:
         with Image.open(path) as f:
             img = ImageOps.exif_transpose(f)  # cameras store portraits sideways plus a tag
             if img.mode != mode:
+                # Palette/alpha/16-bit/CMYK images convert through RGB(A) as Pillow defines.
                 img = img.convert(mode)
             if size is not None and img.size != (size, size):
                 # Pillow's bilinear filter widens its support when shrinking: antialiased.
-                img = img.resize((size, size), Image.Resampling.BILINEAR)
+                if policy == "crop":
+                    img = ImageOps.fit(img, (size, size), Image.Resampling.BILINEAR)
+                else:
+                    img = img.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(img)
     except DECODE_ERRORS as e:
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise PipelineError(
-            f"{path}: cannot decode image ({reason}); replace or delete the file"
-        ) from e
+        raise UndecodableImage(path, " ".join(str(e).split()) or type(e).__name__) from e
 
 
 def load_image_folder(
@@ -96,13 +107,19 @@ def load_image_folder(
     image_size: int | None = None,
     channels: int = 3,
     workers: int | None = None,
+    resize: str = "stretch",
+    strict: bool = True,
 ) -> ImageFolder:
     """Decode every image under ``root/<class>/`` into uint8 (N, H, W, channels) arrays.
 
-    With `image_size`, each image is resized to image_size x image_size; without it, all images
-    must already share one size. `channels` is 1 (grayscale) or 3 (RGB); images are converted
-    as needed. Decoding runs on `workers` threads (default: one per CPU).
+    With `image_size`, each image is brought to image_size x image_size (`resize`: stretch or
+    crop); without it, all images must already share one size. `channels` is 1 (grayscale) or
+    3 (RGB); images are converted as needed. Decoding runs on `workers` threads (default: one
+    per CPU). A file that does not decode raises, or with `strict=False` is left out and listed
+    in `rejected`.
     """
+    if resize not in ("stretch", "crop"):
+        raise PipelineError(f"resize={resize!r}: must be stretch or crop")
     if channels not in MODES:
         raise PipelineError(f"channels={channels}: must be 1 (grayscale) or 3 (RGB)")
     if image_size is not None and image_size < 1:
@@ -114,25 +131,42 @@ def load_image_folder(
     start = time.perf_counter()
     classes, paths, labels = scan(root)
     mode = MODES[channels]
+    failed: dict[int, str] = {}  # index -> reason, filled by the workers
 
-    # The first image fixes the output shape, so the others are written straight into one
-    # preallocated array instead of being stacked (which would need twice the memory).
-    first = decode(root / paths[0], mode, image_size)
+    def attempt(i: int) -> np.ndarray | None:
+        try:
+            return decode(root / paths[i], mode, image_size, resize)
+        except UndecodableImage as e:
+            if strict:
+                raise
+            failed[i] = e.reason
+            return None
+
+    # The first decodable image fixes the output shape, so the others are written straight into
+    # one preallocated array instead of being stacked (which would need twice the memory).
+    first, start_at = None, 0
+    while first is None and start_at < len(paths):
+        first, start_at = attempt(start_at), start_at + 1
+    if first is None:
+        raise PipelineError(f"{root}: none of the {len(paths)} image files could be decoded")
     h, w = first.shape[:2]
     images = np.empty((len(paths), h, w, channels), dtype=np.uint8)
-    images[0] = first.reshape(h, w, channels)
+    images[start_at - 1] = first.reshape(h, w, channels)
 
     def fill(indices: range) -> None:
         for i in indices:
-            img = decode(root / paths[i], mode, image_size)
+            img = attempt(i)
+            if img is None:
+                continue
             if img.shape[:2] != (h, w):
                 raise PipelineError(
                     f"{root / paths[i]}: image is {img.shape[1]}x{img.shape[0]} but "
-                    f"{root / paths[0]} is {w}x{h}; pass image_size to resize all images"
+                    f"{root / paths[start_at - 1]} is {w}x{h}; pass image_size to resize all images"
                 )
             images[i] = img.reshape(h, w, channels)
 
-    chunks = [range(i, min(i + CHUNK, len(paths))) for i in range(1, len(paths), CHUNK)]
+    n = len(paths)
+    chunks = [range(i, min(i + CHUNK, n)) for i in range(start_at, n, CHUNK)]
     if workers == 1:
         for chunk in chunks:
             fill(chunk)
@@ -143,14 +177,20 @@ def load_image_folder(
             # map yields in order, so the error raised is the one for the first bad file.
             for _ in pool.map(fill, chunks):
                 pass
+    labels_arr = np.array(labels, dtype=np.int64)
+    rejected = [(paths[i], int(labels_arr[i]), failed[i]) for i in sorted(failed)]
+    if failed:
+        keep = np.setdiff1d(np.arange(n), sorted(failed))
+        images, labels_arr = images[keep], labels_arr[keep]
+        paths = [paths[i] for i in keep]
 
     seconds = time.perf_counter() - start
     log.info(
         "%s: %d images of %d classes in %.1f s (%.0f images/s)",
         root,
-        len(paths),
+        n,
         len(classes),
         seconds,
-        len(paths) / max(seconds, 1e-9),
+        n / max(seconds, 1e-9),
     )
-    return ImageFolder(images, np.array(labels, dtype=np.int64), classes, paths)
+    return ImageFolder(images, labels_arr, classes, paths, rejected)

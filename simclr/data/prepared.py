@@ -3,33 +3,53 @@ class names, and a manifest with one row per image.
 
     <root>/train/images.npy  <root>/train/labels.npy
     <root>/test/images.npy   <root>/test/labels.npy
+    <root>/unlabeled/...     (STL-10 with unlabeled: true; labels are -1)
     <root>/classes.json      <root>/manifest.parquet
+    <root>/skipped.json      (files dropped by skip_corrupt, with the reason)
+
+Files that could not be decoded (and were not skipped) appear in the manifest with their
+`error`, so that validation names them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
+import mmap
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 from sklearn.model_selection import train_test_split
 
-from simclr.data.embedded import Source
+from simclr.data.source import Rejected, Source
 from simclr.errors import PipelineError
 from simclr.io import atomic_path
 
-SPLITS = ("train", "test")
+SPLITS = ("train", "test")  # the labelled splits every prepared dataset has
+MANIFEST_COLUMNS = (
+    "split",
+    "index",
+    "label",
+    "source",
+    "height",
+    "width",
+    "channels",
+    "pixel_mean",
+    "pixel_std",
+    "sha256",
+    "error",
+)
 
 
 @dataclass(frozen=True)
 class Split:
     images: np.ndarray  # uint8 (N, H, W, C)
     labels: np.ndarray  # int64 (N,)
+    paths: np.ndarray | None = None  # source file per image, where images come from files
 
 
 @dataclass(frozen=True)
@@ -37,89 +57,152 @@ class Prepared:
     train: Split
     test: Split
     class_names: tuple[str, ...]
+    unlabeled: Split | None = None
+    rejected: tuple[Rejected, ...] = ()  # undecodable files, kept in the manifest
+    skipped: tuple[Rejected, ...] = ()  # undecodable files dropped by skip_corrupt
+
+    def splits(self) -> dict[str, Split]:
+        named = {"train": self.train, "test": self.test, "unlabeled": self.unlabeled}
+        return {k: v for k, v in named.items() if v is not None}
+
+    @property
+    def pretraining(self) -> Split:
+        """What SimCLR trains on: the unlabelled split where there is one (STL-10), else train."""
+        return self.unlabeled if self.unlabeled is not None else self.train
 
 
-def resize(images: np.ndarray, size: int) -> np.ndarray:
-    """Resize uint8 NHWC images to size x size (bilinear, antialiased when shrinking)."""
-    if images.shape[1:3] == (size, size):
-        return images
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-    y = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def cap_per_class(labels: np.ndarray, max_per_class: int | None, seed: int) -> np.ndarray:
-    """Indices keeping at most `max_per_class` images of each class, chosen with `seed`."""
-    if max_per_class is None:
+def subset(labels: np.ndarray, fraction: float, max_per_class: int | None, seed: int) -> np.ndarray:
+    """Sorted indices keeping `fraction` of each class (at least one image), at most
+    `max_per_class`, chosen with `seed`."""
+    if fraction == 1.0 and max_per_class is None:
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
-    keep = [
-        rng.permutation(np.flatnonzero(labels == c))[:max_per_class] for c in np.unique(labels)
-    ]
+    keep = []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        n = max(1, math.ceil(fraction * len(members)))
+        keep.append(members[: n if max_per_class is None else min(n, max_per_class)])
     return np.sort(np.concatenate(keep))
 
 
-def split_source(
-    source: Source, size: int, test_fraction: float, seed: int, max_per_class: int | None = None
-) -> Prepared:
-    """Seeded, stratified train/test split at a common image size.
+def _take(source: Source, idx: np.ndarray) -> Split:
+    paths = None if source.paths is None else source.paths[idx]
+    return Split(source.images[idx], source.labels[idx], paths)
 
-    Sources sorted by class are shuffled by the split itself (train_test_split shuffles).
-    """
-    images, labels = resize(source.images, size), source.labels
+
+def split_source(
+    source: Source,
+    test_fraction: float,
+    seed: int,
+    fraction: float = 1.0,
+    max_per_class: int | None = None,
+) -> Prepared:
+    """Train/test (and unlabelled) splits: the source's own, or a seeded stratified split.
+    `fraction` and `max_per_class` subset each class, seeded; each split is shuffled."""
+    labels = source.labels
     if source.split is not None:
         parts = {}
-        for name in SPLITS:
+        for name in ("train", "test", "unlabeled"):
             idx = np.flatnonzero(source.split == name)
-            idx = idx[cap_per_class(labels[idx], max_per_class, seed)]
-            idx = np.random.default_rng(seed).permutation(idx)
-            parts[name] = Split(images[idx], labels[idx])
-        return Prepared(parts["train"], parts["test"], source.class_names)
-    idx = cap_per_class(labels, max_per_class, seed)
-    train_idx, test_idx = train_test_split(
-        idx, test_size=test_fraction, stratify=labels[idx], random_state=seed, shuffle=True
-    )
+            if name == "unlabeled" and not len(idx):
+                continue
+            cap = None if name == "unlabeled" else max_per_class
+            idx = idx[subset(labels[idx], fraction, cap, seed)]
+            parts[name] = _take(source, np.random.default_rng(seed).permutation(idx))
+        return Prepared(
+            parts["train"], parts["test"], source.class_names, parts.get("unlabeled"),
+            source.rejected,
+        )
+    idx = subset(labels, fraction, max_per_class, seed)
+    counts = np.bincount(labels[idx], minlength=len(source.class_names))
+    if counts[counts > 0].min() < 2:
+        lonely = [source.class_names[c] for c in np.flatnonzero(counts == 1)]
+        raise PipelineError(
+            f"class {lonely[0]!r} has a single image; a stratified train/test split needs at "
+            "least 2 per class: add images, or give a separate test set"
+        )
+    try:
+        train_idx, test_idx = train_test_split(
+            idx, test_size=test_fraction, stratify=labels[idx], random_state=seed, shuffle=True
+        )
+    except ValueError as e:
+        raise PipelineError(
+            f"cannot split {len(idx)} images into train and test with test_fraction "
+            f"{test_fraction} ({e}); add images or change test_fraction"
+        ) from None
     return Prepared(
-        Split(images[train_idx], labels[train_idx]),
-        Split(images[test_idx], labels[test_idx]),
-        source.class_names,
+        _take(source, train_idx), _take(source, test_idx), source.class_names, None,
+        source.rejected,
     )
+
+
+def skip_rejected(prepared: Prepared) -> Prepared:
+    """The same dataset with its undecodable files moved from the manifest to skipped.json."""
+    return dataclasses.replace(prepared, rejected=(), skipped=prepared.skipped + prepared.rejected)
+
+
+def image_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per image pixel mean and std (float64), in chunks to bound memory."""
+    flat = images.reshape(len(images), -1)
+    mean, std = np.empty(len(images)), np.empty(len(images))
+    for i in range(0, len(images), chunk):
+        x = flat[i : i + chunk].astype(np.float64)
+        mean[i : i + chunk], std[i : i + chunk] = x.mean(axis=1), x.std(axis=1)
+    return mean, std
 
 
 def manifest(prepared: Prepared) -> pd.DataFrame:
-    """One row per image: split, index, label, shape, pixel mean/std, sha256 of the pixels."""
-    rows = []
-    for name in SPLITS:
-        split = getattr(prepared, name)
-        flat = split.images.reshape(len(split.images), -1).astype(np.float64)
-        for i, img in enumerate(split.images):
-            h, w, c = img.shape
-            rows.append(
+    """One row per image: split, index, label, source file, shape, pixel mean/std, sha256 of
+    the pixels; then one row per undecodable file with its `error`."""
+    frames = []
+    for name, split in prepared.splits().items():
+        n, (h, w, c) = len(split.images), split.images.shape[1:]
+        mean, std = image_stats(split.images)
+        frames.append(
+            pd.DataFrame(
                 {
                     "split": name,
-                    "index": i,
-                    "label": int(split.labels[i]),
+                    "index": np.arange(n),
+                    "label": split.labels,
+                    "source": None if split.paths is None else split.paths,
                     "height": h,
                     "width": w,
                     "channels": c,
-                    "pixel_mean": float(flat[i].mean()),
-                    "pixel_std": float(flat[i].std()),
-                    "sha256": hashlib.sha256(np.ascontiguousarray(img).tobytes()).hexdigest(),
+                    "pixel_mean": mean,
+                    "pixel_std": std,
+                    "sha256": [hashlib.sha256(img.tobytes()).hexdigest() for img in split.images],
+                    "error": None,
                 }
             )
-    return pd.DataFrame(rows)
+        )
+    if prepared.rejected:
+        frames.append(
+            pd.DataFrame(
+                {
+                    "split": [r.split for r in prepared.rejected],
+                    "index": -1,
+                    "label": [r.label for r in prepared.rejected],
+                    "source": [r.path for r in prepared.rejected],
+                    "error": [r.reason for r in prepared.rejected],
+                }
+            )
+        )
+    table = pd.concat(frames, ignore_index=True).reindex(columns=list(MANIFEST_COLUMNS))
+    return table.astype({"source": "object", "error": "object", "sha256": "object"})
 
 
 def save_prepared(prepared: Prepared, root: str | Path) -> Path:
     """Write the prepared dataset atomically: a reader sees the old one or the complete new one."""
     with atomic_path(root) as tmp:
-        for name in SPLITS:
-            split = getattr(prepared, name)
+        for name, split in prepared.splits().items():
             (tmp / name).mkdir(parents=True)
             np.save(tmp / name / "images.npy", split.images)
             np.save(tmp / name / "labels.npy", split.labels)
         (tmp / "classes.json").write_text(json.dumps(list(prepared.class_names)))
         manifest(prepared).to_parquet(tmp / "manifest.parquet", index=False)
+        if prepared.skipped:
+            skipped = [dataclasses.asdict(r) for r in prepared.skipped]
+            (tmp / "skipped.json").write_text(json.dumps(skipped, indent=2))
     return Path(root)
 
 
@@ -136,10 +219,16 @@ def load_prepared(root: str | Path, mmap: bool = True) -> Prepared:
             np.load(root / name / "images.npy", mmap_mode=mode),
             np.load(root / name / "labels.npy"),
         )
-        for name in SPLITS
+        for name in (*SPLITS, "unlabeled")
+        if (root / name).is_dir()
     }
     names = tuple(json.loads((root / "classes.json").read_text()))
-    return Prepared(splits["train"], splits["test"], names)
+    return Prepared(splits["train"], splits["test"], names, splits.get("unlabeled"))
+
+
+def load_skipped(root: str | Path) -> list[dict]:
+    path = Path(root) / "skipped.json"
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def load_manifest(root: str | Path) -> pd.DataFrame:
@@ -147,3 +236,18 @@ def load_manifest(root: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise PipelineError(f"{path}: manifest missing; re-run the prepare stage for this dataset")
     return pd.read_parquet(path)
+
+
+def read_rows(images: np.ndarray, index) -> np.ndarray:
+    """A copy of rows `index` (a slice or index array) of a possibly memory-mapped array.
+
+    Reading a mapped file leaves its pages resident in this process, so over an epoch the
+    process would grow by the whole dataset. Dropping them after each read (MADV_DONTNEED)
+    keeps memory flat; the kernel's page cache still holds the data for the next read."""
+    rows = np.array(images[index], copy=True)
+    base = images
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and hasattr(mmap, "MADV_DONTNEED"):
+        base.madvise(mmap.MADV_DONTNEED)
+    return rows
