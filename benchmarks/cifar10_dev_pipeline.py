@@ -1,0 +1,82 @@
+"""The whole pipeline on the CIFAR-10 dev folder as a user's image folder (train/ and val/),
+in a throwaway clone of HEAD: prepare and validate timed, decoding rate, then the rest.
+
+    .venv/bin/python benchmarks/cifar10_dev_pipeline.py [--epochs 5] \
+        [--out benchmarks/results/cifar10_dev_pipeline.json]
+
+Params are the repository's, with the dataset and pretraining switched to the folder:
+`datasets.cifar10dev = {source: imagefolder, root: .../train, test_root: .../val,
+image_size: 32}`, `pretrain.dataset: cifar10dev`, `transfer.datasets: [textures]` (textures at
+32 px converted to RGB, so the RGB encoder can read it), the paper's CIFAR augmentations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workspace import ROOT, clone, load_params, run  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "datasets" / "cifar10-dev"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "benchmarks/results/cifar10_dev_pipeline.json"
+    )
+    args = ap.parse_args()
+    params = load_params()
+    params["datasets"] = {
+        "cifar10dev": {
+            "source": "imagefolder",
+            "root": str(args.data / "train"),
+            "test_root": str(args.data / "val"),
+            "image_size": 32,
+        },
+        "textures": {"source": "textures", "image_size": 32, "channels": 3},
+    }
+    params["pretrain"].update(dataset="cifar10dev", epochs=args.epochs, knn_every=args.epochs)
+    params["pretrain"]["augment"].update(crop_scale=[0.08, 1.0], flip_p=0.5)
+    params["transfer"] = {"datasets": ["textures"]}
+    path = clone(params)
+    try:
+        steps = [
+            run(path, "dvc", "repro", "prepare@cifar10dev"),
+            run(path, "dvc", "repro", "validate"),
+            run(path, "dvc", "repro"),
+        ]
+        decoded = re.search(
+            r"read (\d+) images from imagefolder in ([\d.]+) s \((\d+) images/s\)",
+            steps[0]["output"],
+        )
+        evaluate = json.loads((path / "reports/evaluate/metrics.json").read_text())
+        transfer = json.loads((path / "reports/transfer/textures/metrics.json").read_text())
+        pretrain = json.loads((path / "reports/pretrain/metrics.json").read_text())
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+    result = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["benchmarks/cifar10_dev_pipeline.py", *sys.argv[1:]]),
+        "images_decoded": int(decoded[1]),
+        "decode_seconds": float(decoded[2]),
+        "decode_images_per_s": int(decoded[3]),
+        "stages": [{k: v for k, v in s.items() if k != "output"} for s in steps],
+        "pretrain": pretrain,
+        "linear_1.0": {k: v["1.0"]["mean"] for k, v in evaluate["linear"].items()},
+        "textures_linear_1.0": {k: v["1.0"]["mean"] for k, v in transfer["linear"].items()},
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""A throwaway clone of this repository's HEAD in which to run pipeline stages for real, timed,
+with the peak memory of each stage's process sampled from /proc."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def clone(params: dict) -> Path:
+    """A git clone of HEAD (with `dvc init` done there) whose params.yaml is `params`."""
+    path = Path(tempfile.mkdtemp(prefix="simclr-bench-"))
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(path)], check=True)
+    yaml = YAML()
+    with open(path / "params.yaml", "w") as f:
+        yaml.dump(params, f)
+    return path
+
+
+def load_params() -> dict:
+    return YAML(typ="safe").load((ROOT / "params.yaml").read_text())
+
+
+def _status(pid: int) -> dict[str, int]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return {
+                k: int(v.split()[0])
+                for k, v in (x.split(":", 1) for x in f)
+                if v.strip().endswith("kB")
+            }
+    except (FileNotFoundError, ProcessLookupError):
+        return {}
+
+
+def run(path: Path, *cmd: str) -> dict:
+    """Run `cmd` in the clone; wall seconds, peak RSS (VmHWM) and peak anonymous memory
+    (RssAnon: what the process itself allocated, without mapped file pages) in MiB."""
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DVC_NO_ANALYTICS": "1",
+    }
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    peak = {"VmHWM": 0, "RssAnon": 0}
+
+    def sample() -> None:
+        while proc.poll() is None:
+            s = _status(proc.pid)
+            for k in peak:
+                peak[k] = max(peak[k], s.get(k, 0))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output = proc.stdout.read()
+    proc.wait()
+    sampler.join()
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-4000:]}")
+    return {
+        "command": " ".join(cmd),
+        "seconds": round(time.perf_counter() - start, 1),
+        "peak_rss_mib": round(peak["VmHWM"] / 1024, 1),
+        "peak_anon_mib": round(peak["RssAnon"] / 1024, 1),
+        "output": output,
+    }
