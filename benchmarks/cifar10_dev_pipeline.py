@@ -24,6 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workspace import ROOT, clone, load_params, run  # noqa: E402
 
+sys.path.insert(0, str(ROOT))
+from simclr.io import write_json  # noqa: E402
+
 DATA = ROOT.parent / "shared" / "datasets" / "cifar10-dev"
 
 
@@ -78,7 +81,7 @@ def main() -> None:
         "linear_1.0": {k: v["1.0"]["mean"] for k, v in evaluate["linear"].items()},
         "textures_linear_1.0": {k: v["1.0"]["mean"] for k, v in transfer["linear"].items()},
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     print(json.dumps(result, indent=2))
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import platform
 import statistics
@@ -73,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
+    from simclr.io import write_json
     from simclr.train import pretrain
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -138,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": total_s,
         "published_a100_images_per_s": PUBLISHED_A100,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_json(args.out, record)
     print(f"wrote {args.out}")
     return 0
 

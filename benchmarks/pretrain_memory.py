@@ -25,6 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workspace import ROOT, clone, load_params, run  # noqa: E402
 
+sys.path.insert(0, str(ROOT))
+from simclr.io import write_json  # noqa: E402
+
 
 def blobs(n: int, seed: int = 0, size: int = 32) -> np.ndarray:
     """n distinct images: 4x4 random colours upsampled to size x size, plus pixel noise."""
@@ -97,7 +100,7 @@ def main() -> None:
         "epochs": args.epochs,
         "runs": rows,
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

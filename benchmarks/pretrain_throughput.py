@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import platform
@@ -48,6 +47,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere, without installi
 from simclr.augment import simclr_view  # noqa: E402
 from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
 from simclr.device import to_images  # noqa: E402
+from simclr.io import write_json  # noqa: E402
 from simclr.models import build_model  # noqa: E402
 from simclr.train import pretrain  # noqa: E402
 
@@ -563,10 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary_out,
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_json(args.out, record)
     print(f"wrote {args.out}")
     return 0
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import random
 
 import numpy as np
@@ -88,3 +91,24 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
             "use fp32" + (" or fp16" if device.type == "cuda" else "")
         )
     return torch.bfloat16
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None where the C library has none (macOS, musl)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_free_heap() -> None:
+    """Hand memory that is free in the C heap back to the OS.
+
+    On CPU, activations of every step are malloc'ed and freed; glibc keeps the freed pages in
+    fragmented arenas, and over a long epoch the process grew by ~0.5 GB more on 100k images
+    than on 10k for the same number of steps. Trimming every few steps keeps it flat.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -17,7 +17,13 @@ from torch import nn
 from simclr.augment import simclr_view
 from simclr.config import ModelConfig, PretrainConfig
 from simclr.data.prepared import read_rows
-from simclr.device import autocast_dtype, seed_everything, select_device, to_images
+from simclr.device import (
+    autocast_dtype,
+    release_free_heap,
+    seed_everything,
+    select_device,
+    to_images,
+)
 from simclr.errors import PipelineError
 from simclr.evaluate import extract_features, knn_accuracy
 from simclr.io import write_atomic
@@ -26,6 +32,7 @@ from simclr.models import Encoder, build_model
 from simclr.optim import build_optimizer, warmup_cosine
 
 log = logging.getLogger("simclr.train")
+TRIM_EVERY = 20  # steps between handing freed heap memory back to the OS (CPU training)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -169,7 +176,9 @@ def pretrain(
         batches = [perm[i * batch : (i + 1) * batch] for i in range(steps_per_epoch)]
         losses = []
         lr = optimizer.param_groups[0]["lr"]
-        for x_u8 in _loader(images, batches, cfg, device):
+        for step, x_u8 in enumerate(_loader(images, batches, cfg, device)):
+            if device.type == "cpu" and step % TRIM_EVERY == 0:
+                release_free_heap()
             x = to_images(x_u8, device)
             views = torch.cat([simclr_view(x, cfg.augment, view_gen) for _ in range(2)])
             views = views.contiguous(memory_format=memory_format)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,13 @@ for key, value in {
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+
+
+def copy_code(path: Path) -> Path:
+    """The pipeline's packages copied into `path`, to run the stages there for real."""
+    for name in ("simclr", "tasks", "flows"):
+        shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return path
 
 
 def _free_port() -> int:

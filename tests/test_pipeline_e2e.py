@@ -12,7 +12,7 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, copy_code
 from conftest import api as _api
 
 TINY_PARAMS = """\
@@ -40,8 +40,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, prefect_api):
     path = tmp_path_factory.mktemp("repo")
-    for name in ("simclr", "tasks", "flows"):
-        shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_code(path)
     shutil.copy(ROOT / "dvc.yaml", path)
     (path / "params.yaml").write_text(TINY_PARAMS)
     env = {

@@ -4,11 +4,10 @@ line, a non-zero exit, and nothing left in data/prepared."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
-from conftest import BIN, ROOT
+from conftest import BIN, copy_code
 
 pytestmark = pytest.mark.e2e
 
@@ -16,8 +15,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, prefect_api):
     path = tmp_path_factory.mktemp("prepare-errors")
-    for name in ("simclr", "tasks", "flows"):
-        shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_code(path)
     return path
 
 
