@@ -44,8 +44,9 @@ def _status(pid: int) -> dict[str, int]:
 
 
 def run(path: Path, *cmd: str) -> dict:
-    """Run `cmd` in the clone; wall seconds, peak RSS (VmHWM) and peak anonymous memory
-    (RssAnon: what the process itself allocated, without mapped file pages) in MiB."""
+    """Run `cmd` in the clone; wall seconds, peak RSS (VmHWM), peak anonymous memory (RssAnon:
+    what the process allocated itself) and peak file-backed memory (RssFile: mapped files, the
+    libraries included) in MiB."""
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -58,7 +59,7 @@ def run(path: Path, *cmd: str) -> dict:
     proc = subprocess.Popen(
         cmd, cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    peak = {"VmHWM": 0, "RssAnon": 0}
+    peak = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0}
 
     def sample() -> None:
         while proc.poll() is None:
@@ -79,5 +80,6 @@ def run(path: Path, *cmd: str) -> dict:
         "seconds": round(time.perf_counter() - start, 1),
         "peak_rss_mib": round(peak["VmHWM"] / 1024, 1),
         "peak_anon_mib": round(peak["RssAnon"] / 1024, 1),
+        "peak_file_mib": round(peak["RssFile"] / 1024, 1),
         "output": output,
     }
