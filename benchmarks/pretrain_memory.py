@@ -60,7 +60,7 @@ def measure(n: int, epochs: int) -> dict:
         steps = {
             "prepare": run(path, "python", "-m", "flows.prepare", "synth"),
             "validate": run(path, "python", "-m", "flows.validate"),
-            "pretrain": run(path, "python", "-m", "flows.pretrain"),
+            "pretrain": run(path, "python", "-m", "flows.pretrain", mapped="images.npy"),
         }
         metrics = json.loads((path / "reports/pretrain/metrics.json").read_text())
         data_mib = (path / "data/prepared/synth/train/images.npy").stat().st_size / 2**20

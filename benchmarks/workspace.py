@@ -43,10 +43,27 @@ def _status(pid: int) -> dict[str, int]:
         return {}
 
 
-def run(path: Path, *cmd: str) -> dict:
+def _mapped_kib(pid: int, name: str) -> int:
+    """Resident KiB of the process's mappings of files called `name` (from /proc/pid/smaps)."""
+    total, inside = 0, False
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                key = line.split(None, 1)[0]
+                if not key.endswith(":"):  # a mapping's header: addresses, ..., file path
+                    inside = line.rstrip().endswith("/" + name)
+                elif inside and key == "Rss:":
+                    total += int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def run(path: Path, *cmd: str, mapped: str | None = None) -> dict:
     """Run `cmd` in the clone; wall seconds, peak RSS (VmHWM), peak anonymous memory (RssAnon:
-    what the process allocated itself) and peak file-backed memory (RssFile: mapped files, the
-    libraries included) in MiB."""
+    what the process allocated itself), peak file-backed memory (RssFile: mapped files, shared
+    libraries included) and, with `mapped`, the peak resident part of the mappings of files so
+    named (the memory-mapped dataset), in MiB."""
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -59,11 +76,13 @@ def run(path: Path, *cmd: str) -> dict:
     proc = subprocess.Popen(
         cmd, cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    peak = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0}
+    peak = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0, "mapped": 0}
 
     def sample() -> None:
         while proc.poll() is None:
             s = _status(proc.pid)
+            if mapped:
+                s["mapped"] = _mapped_kib(proc.pid, mapped)
             for k in peak:
                 peak[k] = max(peak[k], s.get(k, 0))
             time.sleep(0.1)
@@ -81,5 +100,6 @@ def run(path: Path, *cmd: str) -> dict:
         "peak_rss_mib": round(peak["VmHWM"] / 1024, 1),
         "peak_anon_mib": round(peak["RssAnon"] / 1024, 1),
         "peak_file_mib": round(peak["RssFile"] / 1024, 1),
+        **({"peak_mapped_data_mib": round(peak["mapped"] / 1024, 1)} if mapped else {}),
         "output": output,
     }
