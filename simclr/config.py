@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -259,6 +260,12 @@ class Params:
         self.data.check("data")
         _require(len(self.datasets) > 0, "datasets", "at least one dataset")
         for name, ds in self.datasets.items():
+            # The name becomes a folder (data/prepared/<name>) and part of DVC stage names.
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+                raise PipelineError(
+                    f"params.yaml: datasets.{name}: a dataset name may hold letters, digits, "
+                    "'_' and '-' only (it names a folder and a DVC stage)"
+                )
             ds.check(f"datasets.{name}")
             ds.options(self.data).check(f"datasets.{name}")
         self.validate.check("validate")

@@ -67,6 +67,25 @@ ONE_DATASET = "datasets: {digits: {source: digits}}\ntransfer: {datasets: []}\n"
         (ONE_DATASET + "pretrain: {momentum: 0}\n", r"pretrain\.momentum"),
         (ONE_DATASET + "evaluate: {fractions: [0.1, 0.1]}\n", r"evaluate\.fractions.*no repeats"),
         (ONE_DATASET + "evaluate: {batch_size: 0}\n", r"evaluate\.batch_size"),
+        ("datasets: {pets: {source: imagefolder}}\n", r"datasets\.pets\.root is required"),
+        ("datasets: {a: {source: npz}}\n", r"datasets\.a\.path is required.*\.npz file"),
+        (
+            "datasets: {digits: {source: digits, root: /x}}\n",
+            r"datasets\.digits\.root does not apply to source digits; it is for imagefolder",
+        ),
+        (
+            "datasets: {c: {source: cifar10, root: /x, unlabeled: true}}\n",
+            r"datasets\.c\.unlabeled does not apply to source cifar10; it is for stl10",
+        ),
+        (ONE_DATASET + "data: {resize: squash}\n", r"data\.resize = 'squash'.*stretch, crop"),
+        (ONE_DATASET + "data: {channels: 2}\n", r"data\.channels; allowed: null, 1 or 3"),
+        (ONE_DATASET + "data: {fraction: 0}\n", r"data\.fraction; allowed: a number in \(0, 1\]"),
+        (
+            "datasets: {d: {source: digits, image_size: 2}}\n",
+            r"datasets\.d\.image_size; allowed: an integer >= 4",
+        ),
+        ("datasets: {'my pets': {source: digits}}\n", r"datasets\.my pets: a dataset name"),
+        (ONE_DATASET + "validate: {max_imbalance: 0.5}\n", r"validate\.max_imbalance"),
     ],
 )
 def test_bad_values_are_named_in_one_line(tmp_path, text, message):
