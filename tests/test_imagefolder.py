@@ -178,3 +178,23 @@ def test_bad_arguments(tmp_path, kwargs, message):
     save(tmp_path / "a" / "x.png")
     with pytest.raises(PipelineError, match=message):
         load_image_folder(tmp_path, **kwargs)
+
+
+def test_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
+    ramp = (np.arange(16 * 16).reshape(16, 16) * 257).astype(np.uint16)  # 0..65535
+    (tmp_path / "a").mkdir()
+    Image.fromarray(ramp).save(tmp_path / "a" / "deep.png")
+    gray = load_image_folder(tmp_path, channels=1, workers=1).images[0, ..., 0]
+    assert np.array_equal(gray, np.arange(256, dtype=np.uint8).reshape(16, 16))
+    rgb = load_image_folder(tmp_path, channels=3, workers=1).images[0]
+    assert np.array_equal(rgb[..., 0], gray) and np.array_equal(rgb[..., 2], gray)
+
+
+def test_cmyk_jpeg_and_rgba_png_become_rgb(tmp_path):
+    save(tmp_path / "a" / "ink.jpg", mode="CMYK", color=(0, 255, 255, 0), quality=95)  # red
+    save(tmp_path / "b" / "glass.png", mode="RGBA", color=(10, 200, 30, 40))
+    d = load_image_folder(tmp_path, workers=1)
+    assert d.images.shape == (2, 6, 8, 3)
+    r, g, b = d.images[0].reshape(-1, 3).mean(axis=0)
+    assert r > 200 and g < 60 and b < 60
+    assert d.images[1, 0, 0].tolist() == [10, 200, 30]  # alpha dropped, colour kept

@@ -88,8 +88,10 @@ def decode(path: Path, mode: str, size: int | None, policy: str = "stretch") -> 
     try:
         with Image.open(path) as f:
             img = ImageOps.exif_transpose(f)  # cameras store portraits sideways plus a tag
+            if img.mode.startswith("I"):
+                img = _to_8bit(img)
             if img.mode != mode:
-                # Palette/alpha/16-bit/CMYK images convert through RGB(A) as Pillow defines.
+                # Palette, alpha (dropped) and CMYK images convert as Pillow defines.
                 img = img.convert(mode)
             if size is not None and img.size != (size, size):
                 # Pillow's bilinear filter widens its support when shrinking: antialiased.
@@ -100,6 +102,13 @@ def decode(path: Path, mode: str, size: int | None, policy: str = "stretch") -> 
             return np.asarray(img)
     except DECODE_ERRORS as e:
         raise UndecodableImage(path, " ".join(str(e).split()) or type(e).__name__) from e
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit grayscale ("I;16*", or "I" holding 0..65535) to 8-bit "L" by scaling, not clipping:
+    Pillow's convert("L") clips every value above 255 to white."""
+    x = np.asarray(img, dtype=np.float64).clip(0, 65535)
+    return Image.fromarray(np.rint(x / 257).astype(np.uint8), "L")
 
 
 def load_image_folder(
