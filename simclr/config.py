@@ -20,9 +20,8 @@ from simclr.data.embedded import SOURCES
 from simclr.errors import PipelineError
 
 RESIZE_POLICIES = ("stretch", "crop")
-EMBEDDED = SOURCES
 ARCHIVES = ("cifar10", "cifar100", "stl10")  # torchvision's formats, read from a local root
-ALL_SOURCES = (*EMBEDDED, *ARCHIVES, "imagefolder", "npz")
+ALL_SOURCES = (*SOURCES, *ARCHIVES, "imagefolder", "npz")
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,10 @@ def manifest_expectations(
 
     e = gx.expectations
     size = opts.image_size
-    channels = [opts.channels] if opts.channels else [3] if cfg.source == "imagefolder" else [1, 3]
+    if opts.channels:
+        channels = [opts.channels]
+    else:  # the source's own: image folders are read as RGB, other sources may be either
+        channels = [3] if cfg.source == "imagefolder" else [1, 3]
     where = {"condition_parser": "pandas"}
     not_null = [
         _check(f"no missing {c}", e.ExpectColumnValuesToNotBeNull(column=c))
