@@ -45,10 +45,9 @@ def manifest_expectations(
 
     e = gx.expectations
     size = opts.image_size
-    if opts.channels:
-        channels = [opts.channels]
-    else:  # the source's own: image folders are read as RGB, other sources may be either
-        channels = [3] if cfg.source == "imagefolder" else [1, 3]
+    # Without `channels`, a source keeps its own: image folders are read as RGB, others either.
+    native = [3] if cfg.source == "imagefolder" else [1, 3]
+    channels = [opts.channels] if opts.channels else native
     where = {"condition_parser": "pandas"}
     not_null = [
         _check(f"no missing {c}", e.ExpectColumnValuesToNotBeNull(column=c))
