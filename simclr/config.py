@@ -221,21 +221,59 @@ class PretrainConfig:
 
 
 @dataclass(frozen=True)
+class FinetuneConfig:
+    """Semi-supervised fine-tuning as the paper: encoder + linear head on the labelled subset,
+    random resized crop and flip only, Nesterov SGD, cosine decay, no warmup."""
+
+    epochs: int = 20  # 0 = no fine-tuning
+    min_steps: int = 50  # tiny subsets (1 % of a small set) still get this many steps
+    max_steps: int = 200  # large subsets stop here; 0 = no cap
+    batch_size: int = 64
+    lr: float = 0.2  # the rate used as given (not rescaled by the batch)
+    momentum: float = 0.9
+    weight_decay: float = 0.0  # the paper fine-tunes without regularization
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    flip_p: float = 0.0
+
+    def check(self, key: str) -> None:
+        _require(self.epochs >= 0, f"{key}.epochs", "an integer >= 0 (0 = off)")
+        _require(self.min_steps >= 0, f"{key}.min_steps", "an integer >= 0")
+        _require(self.max_steps >= 0, f"{key}.max_steps", "an integer >= 0 (0 = no cap)")
+        _require(self.batch_size >= 2, f"{key}.batch_size", "an integer >= 2")
+        _require(math.isfinite(self.lr) and self.lr > 0, f"{key}.lr", "a finite number > 0")
+        _require(0 <= self.momentum < 1, f"{key}.momentum", "a number in [0, 1)")
+        _require(self.weight_decay >= 0, f"{key}.weight_decay", "a number >= 0")
+        lo, hi = self.crop_scale
+        _require(0 < lo <= hi <= 1, f"{key}.crop_scale", "[low, high] with 0 < low <= high <= 1")
+        _require(0 <= self.flip_p <= 1, f"{key}.flip_p", "a probability in [0, 1]")
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     fractions: tuple[float, ...] = (0.01, 0.1, 1.0)  # of each class in the training split
     seeds: int = 5  # label subsets per fraction below 1.0
-    C: float = 1.0  # inverse L2 strength of the logistic-regression probe
-    max_iter: int = 1000
+    val_fraction: float = 0.2  # of the labelled subset, held out to choose the L2 strength
+    C: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # inverse L2 strengths tried
+    max_iter: int = 1000  # L-BFGS iterations per fit
     batch_size: int = 512  # feature extraction
+    knn_k: int = 20  # neighbours that vote (DINO's choice; 200 is all of a small subset)
+    knn_temperature: float = 0.1
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
     def check(self, key: str) -> None:
         ok = all(0 < f <= 1 for f in self.fractions) and len(self.fractions) > 0
         _require(ok, f"{key}.fractions", "a list of numbers in (0, 1]")
         _require(self.seeds >= 1, f"{key}.seeds", "an integer >= 1")
         _require(len(set(self.fractions)) == len(self.fractions), f"{key}.fractions", "no repeats")
-        _require(math.isfinite(self.C) and self.C > 0, f"{key}.C", "a finite number > 0")
+        _require(0 < self.val_fraction < 1, f"{key}.val_fraction", "a number in (0, 1)")
+        ok = len(self.C) > 0 and all(math.isfinite(c) and c > 0 for c in self.C)
+        _require(ok, f"{key}.C", "a list of finite numbers > 0")
         _require(self.max_iter >= 1, f"{key}.max_iter", "an integer >= 1")
         _require(self.batch_size >= 1, f"{key}.batch_size", "an integer >= 1")
+        _require(self.knn_k >= 1, f"{key}.knn_k", "an integer >= 1")
+        ok = math.isfinite(self.knn_temperature) and self.knn_temperature > 0
+        _require(ok, f"{key}.knn_temperature", "a finite number > 0")
+        self.finetune.check(f"{key}.finetune")
 
 
 @dataclass(frozen=True)

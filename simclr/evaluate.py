@@ -1,72 +1,38 @@
-"""Linear evaluation: a logistic-regression probe on frozen features at label fractions,
-with the baselines that give it meaning (random-init encoder, raw pixels)."""
+"""The evaluation protocols of the paper at several label fractions, with the baselines that
+give them meaning and paired significance tests:
+
+- linear: L2-regularised logistic regression on frozen h (strength chosen on a validation split)
+- knn: weighted-cosine kNN on frozen h
+- finetune: encoder + linear head trained on the labelled subset
+
+Methods: the pretrained encoder (simclr), the same architecture with random weights
+(random_init: frozen for linear and kNN, trained from scratch when fine-tuned) and the raw
+pixels (linear and kNN). Run i of every method at a fraction uses the same label subset, so
+comparisons are paired.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from simclr.config import EvaluateConfig
 from simclr.data.prepared import Prepared, read_rows
-from simclr.device import to_images
+from simclr.features import extract_features, raw_pixels
+from simclr.finetune import finetune, predict
 from simclr.models import Encoder
+from simclr.probe import accuracies, knn_predict, logistic_probe
+from simclr.significance import compare
 
 log = logging.getLogger("simclr.evaluate")
 
-METHODS = ("simclr", "random_init", "raw_pixels")
-
-
-@torch.no_grad()
-def extract_features(
-    encoder: Encoder, images: np.ndarray, device: torch.device, batch_size: int = 512
-) -> np.ndarray:
-    """h = f(x) for uint8 NHWC images, with the encoder in eval mode (BN uses running stats)."""
-    encoder.eval()
-    feats = [
-        encoder(to_images(read_rows(images, slice(i, i + batch_size)), device))
-        .float()
-        .cpu()
-        .numpy()
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(feats)
-
-
-def raw_pixels(images: np.ndarray) -> np.ndarray:
-    return np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255
-
-
-@torch.no_grad()
-def knn_accuracy(
-    train_x: torch.Tensor | np.ndarray,
-    train_y: torch.Tensor | np.ndarray,
-    test_x: torch.Tensor | np.ndarray,
-    test_y: torch.Tensor | np.ndarray,
-    k: int = 200,
-    temperature: float = 0.1,
-    chunk: int = 1024,
-) -> float:
-    """Weighted cosine kNN (Wu et al. 2018, the usual SimCLR monitor): each test feature votes
-    with its k most cosine-similar training features, each weighted exp(similarity / T)."""
-    train_x = F.normalize(torch.as_tensor(train_x).float(), dim=1)
-    test_x = F.normalize(torch.as_tensor(test_x).float(), dim=1)
-    train_y = torch.as_tensor(train_y).long().to(train_x.device)
-    test_y = torch.as_tensor(test_y).long().to(train_x.device)
-    n_classes = int(max(train_y.max(), test_y.max())) + 1
-    k = min(k, len(train_x))
-    correct = 0
-    for i in range(0, len(test_x), chunk):
-        sim, idx = (test_x[i : i + chunk] @ train_x.T).topk(k, dim=1)
-        votes = torch.zeros(len(sim), n_classes, device=sim.device, dtype=sim.dtype)
-        votes.scatter_add_(1, train_y[idx], torch.exp(sim / temperature))
-        correct += int((votes.argmax(1) == test_y[i : i + chunk]).sum())
-    return correct / len(test_x)
+PRETRAINED = "simclr"
+BASELINES = ("random_init", "raw_pixels")
+FAMILIES = ("linear", "knn", "finetune")
+SUMMARY_KEYS = ("mean", "std", "n", "mean_per_class")  # what metrics.json keeps of each cell
 
 
 def fraction_key(fraction: float) -> str:
@@ -85,62 +51,59 @@ def balanced_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarra
     return np.sort(np.concatenate(picked))
 
 
-def linear_probe(
-    train_x: np.ndarray,
-    train_y: np.ndarray,
-    test_x: np.ndarray,
-    test_y: np.ndarray,
-    C: float,
-    max_iter: int,
-) -> float:
-    """Top-1 test accuracy of standardized features + multinomial logistic regression (L-BFGS)."""
-    if len(np.unique(train_y)) < 2:
-        # One class only (possible at tiny fractions of 2-class sets): predict it.
-        return float(np.mean(test_y == train_y[0]))
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-    clf.fit(train_x, train_y)
-    return float(np.mean(clf.predict(test_x) == test_y))
-
-
-def probe_at_fractions(
-    train_x: np.ndarray,
-    train_y: np.ndarray,
-    test_x: np.ndarray,
-    test_y: np.ndarray,
-    cfg: EvaluateConfig,
-    seed: int,
-) -> dict[str, dict]:
-    """{fraction: {mean, std, n, runs}}. Fraction 1.0 is one subset (the whole split), so n=1."""
+def label_subsets(labels: np.ndarray, cfg: EvaluateConfig, seed: int) -> dict[str, list]:
+    """{fraction key: [(seed, indices)]}: `cfg.seeds` subsets below 1.0, the whole split at 1.0
+    (one subset, so n = 1 there)."""
     out = {}
     for fraction in cfg.fractions:
         seeds = [seed] if fraction >= 1.0 else [seed + i for i in range(cfg.seeds)]
-        runs = []
-        for s in seeds:
-            idx = balanced_subset(train_y, fraction, s)
-            runs.append(
-                linear_probe(train_x[idx], train_y[idx], test_x, test_y, cfg.C, cfg.max_iter)
-            )
-        out[fraction_key(fraction)] = {
-            "mean": float(np.mean(runs)),
-            "std": float(np.std(runs)),
-            "n": len(runs),
-            "runs": runs,
-            "train_images": int(len(balanced_subset(train_y, fraction, seeds[0]))),
-        }
+        out[fraction_key(fraction)] = [(s, balanced_subset(labels, fraction, s)) for s in seeds]
     return out
 
 
-def linear_evaluation(
+def _run(seed: int, predictions: np.ndarray, test_y: np.ndarray, **extra) -> dict:
+    accuracy, per_class = accuracies(predictions, test_y)
+    return {
+        "seed": seed,
+        "accuracy": accuracy,
+        "mean_per_class": per_class,
+        **extra,
+        "correct": predictions == test_y,  # for the permutation test; not written out
+    }
+
+
+def summarise(runs: list[dict], train_images: int) -> dict:
+    """{mean, std, n, mean_per_class, train_images, runs}; std is the sample std over seeds
+    (ddof 1), 0 for a single run."""
+    acc = [r["accuracy"] for r in runs]
+    return {
+        "mean": float(np.mean(acc)),
+        "std": float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0,
+        "n": len(acc),
+        "mean_per_class": float(np.mean([r["mean_per_class"] for r in runs])),
+        "train_images": train_images,
+        "runs": [{k: v for k, v in r.items() if k != "correct"} for r in runs],
+    }
+
+
+def evaluate_representations(
     data: Prepared,
     encoders: dict[str, Encoder],
     cfg: EvaluateConfig,
     seed: int,
     device: torch.device,
+    amp_dtype: torch.dtype | None = None,
 ) -> dict:
-    """Probe every encoder in `encoders` (name -> encoder) and raw pixels at every fraction.
+    """Every family x method x fraction x seed, and the significance of SimCLR vs each
+    baseline. Returns {"linear"|"knn"|"finetune": {method: {fraction: summary}},
+    "significance": {family: {baseline: {fraction: {diff, p, test}}}}, "seconds": {family: s}}.
+    `encoders` maps a method name to a frozen encoder; none of them is modified."""
+    train_y, test_y = data.train.labels, data.test.labels
+    subsets = label_subsets(train_y, cfg, seed)
+    runs: dict[str, dict[str, dict[str, list]]] = {f: {} for f in FAMILIES}
+    seconds = {}
 
-    Returns {"linear": {method: {fraction: {mean, std, n, ...}}}}.
-    """
+    start = time.perf_counter()
     features = {
         name: (
             extract_features(enc, data.train.images, device, cfg.batch_size),
@@ -149,11 +112,65 @@ def linear_evaluation(
         for name, enc in encoders.items()
     }
     features["raw_pixels"] = (raw_pixels(data.train.images), raw_pixels(data.test.images))
-    linear = {}
-    for name, (train_x, test_x) in features.items():
-        linear[name] = probe_at_fractions(
-            train_x, data.train.labels, test_x, data.test.labels, cfg, seed
-        )
-        summary = ", ".join(f"{k}: {v['mean']:.4f}" for k, v in linear[name].items())
-        log.info("linear probe %s: %s", name, summary)
-    return {"linear": linear}
+    for method, (train_x, test_x) in features.items():
+        linear, knn = runs["linear"].setdefault(method, {}), runs["knn"].setdefault(method, {})
+        for key, subs in subsets.items():
+            for s, idx in subs:
+                fit = logistic_probe(
+                    train_x[idx], train_y[idx], test_x, cfg.C, cfg.val_fraction, cfg.max_iter, s
+                )
+                linear.setdefault(key, []).append(
+                    _run(s, fit.predictions, test_y, C=fit.C, C_validated=fit.validated)
+                )
+                pred = knn_predict(
+                    train_x[idx], train_y[idx], test_x, cfg.knn_k, cfg.knn_temperature
+                )
+                knn.setdefault(key, []).append(_run(s, pred, test_y))
+    seconds["linear+knn"] = time.perf_counter() - start
+
+    if cfg.finetune.epochs > 0:
+        start = time.perf_counter()
+        for method, encoder in encoders.items():
+            tuned = runs["finetune"].setdefault(method, {})
+            for key, subs in subsets.items():
+                for s, idx in subs:
+                    model = finetune(
+                        encoder,
+                        read_rows(data.train.images, idx),
+                        train_y[idx],
+                        len(data.class_names),
+                        cfg.finetune,
+                        s,
+                        device,
+                        amp_dtype,
+                    )
+                    pred = predict(model, data.test.images, device, cfg.batch_size)
+                    tuned.setdefault(key, []).append(_run(s, pred, test_y))
+        seconds["finetune"] = time.perf_counter() - start
+
+    out: dict = {}
+    for family in FAMILIES:
+        if runs[family]:
+            out[family] = {
+                method: {
+                    key: summarise(r, len(subsets[key][0][1])) for key, r in by_fraction.items()
+                }
+                for method, by_fraction in runs[family].items()
+            }
+            for method, by_fraction in out[family].items():
+                summary = ", ".join(f"{k}: {v['mean']:.4f}" for k, v in by_fraction.items())
+                log.info("%s %s: %s", family, method, summary)
+    out["significance"] = {
+        family: {
+            baseline: {
+                key: compare(runs[family][PRETRAINED][key], runs[family][baseline][key], seed)
+                for key in subsets
+            }
+            for baseline in BASELINES
+            if baseline in runs[family]
+        }
+        for family in FAMILIES
+        if PRETRAINED in runs[family]
+    }
+    out["seconds"] = seconds
+    return out

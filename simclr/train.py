@@ -25,11 +25,12 @@ from simclr.device import (
     to_images,
 )
 from simclr.errors import PipelineError
-from simclr.evaluate import extract_features, knn_accuracy
+from simclr.features import extract_features
 from simclr.io import write_atomic
 from simclr.loss import nt_xent
 from simclr.models import Encoder, build_model
 from simclr.optim import build_optimizer, warmup_cosine
+from simclr.probe import knn_accuracy
 
 log = logging.getLogger("simclr.train")
 TRIM_EVERY = 20  # steps between handing freed heap memory back to the OS (CPU training)

@@ -1,4 +1,5 @@
-"""Linear evaluation of the pretrained encoder on a prepared dataset, with baselines.
+"""Evaluation of the pretrained encoder on a prepared dataset (linear probe, kNN, fine-tuning),
+with baselines and significance tests.
 
 Used by both the evaluate stage (the pretraining dataset) and transfer (downstream datasets).
 """
@@ -14,16 +15,16 @@ from prefect.cache_policies import NONE
 from simclr.checkpoint import load_encoder
 from simclr.config import Params, to_dict
 from simclr.data.prepared import load_prepared
-from simclr.device import seed_everything, select_device
+from simclr.device import autocast_dtype, seed_everything, select_device
 from simclr.errors import PipelineError
-from simclr.evaluate import linear_evaluation
+from simclr.evaluate import FAMILIES, SUMMARY_KEYS, evaluate_representations
 from simclr.io import write_json
 from simclr.models import build_model
 from simclr.provenance import provenance
 from tasks.paths import prepared_root
 
 
-@task(name="linear-evaluation", cache_policy=NONE)
+@task(name="evaluation", cache_policy=NONE)
 def evaluate_on(dataset: str, checkpoint: Path, out: Path, params: Params) -> dict:
     """Write <out>/metrics.json and <out>/details.json; return the details."""
     log = get_run_logger()
@@ -40,26 +41,39 @@ def evaluate_on(dataset: str, checkpoint: Path, out: Path, params: Params) -> di
     torch.manual_seed(params.seed)
     random_encoder, _ = build_model(params.model, meta["in_channels"], meta["image_size"])
     random_encoder = random_encoder.to(device)
-    result = linear_evaluation(
+    result = evaluate_representations(
         data,
         {"simclr": encoder, "random_init": random_encoder},
         params.evaluate,
         params.seed,
         device,
+        autocast_dtype(params.pretrain.precision, device),
     )
-    # metrics.json holds the headline numbers only (what `dvc exp show` lists); per-seed runs,
+    # metrics.json holds the headline numbers (what `dvc exp show` lists); per-seed runs,
     # protocol and provenance go beside it in details.json.
     metrics = {
-        "linear": {
-            method: {f: {k: r[k] for k in ("mean", "std", "n")} for f, r in by_fraction.items()}
-            for method, by_fraction in result["linear"].items()
+        family: {
+            method: {f: {k: r[k] for k in SUMMARY_KEYS} for f, r in by_fraction.items()}
+            for method, by_fraction in result[family].items()
         }
+        for family in FAMILIES
+        if family in result
     }
+    metrics["significance"] = result["significance"]
     details = {
         "dataset": dataset,
-        "linear": result["linear"],
+        **result,
         "protocol": {
-            "probe": "standardized frozen h + multinomial logistic regression (L-BFGS)",
+            "linear": "standardized frozen h + multinomial logistic regression (L-BFGS), L2 "
+            f"strength from C in {list(params.evaluate.C)} chosen on "
+            f"{params.evaluate.val_fraction:.0%} of each labelled subset, then refitted on all "
+            "of it",
+            "knn": f"weighted cosine kNN on frozen h, k={params.evaluate.knn_k}, "
+            f"T={params.evaluate.knn_temperature}",
+            "finetune": "encoder + linear head, random resized crop and flip only, Nesterov SGD, "
+            "cosine decay",
+            "significance": "SimCLR vs baseline: paired t-test over seeds (same label subsets); "
+            "a paired permutation test on test predictions where there is one run",
             "evaluate": to_dict(params.evaluate),
             "train_images": int(len(data.train.labels)),
             "test_images": int(len(data.test.labels)),

@@ -27,21 +27,74 @@ def _read(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def linear_table(linear: dict) -> str:
-    """Markdown table: one row per method, one column per fraction, mean ± std (n); best bold."""
-    fractions = list(next(iter(linear.values())).keys())
-    best = {f: max(linear[m][f]["mean"] for m in linear) for f in fractions}
+FAMILY_NAMES = {
+    "linear": "Linear probe (logistic regression on frozen h)",
+    "knn": "kNN (weighted cosine on frozen h)",
+    "finetune": "Fine-tuning (encoder + linear head on the labelled subset)",
+}
+
+
+def _p(p: float) -> str:
+    return f"p={p:.2g}" if p >= 1e-4 else "p<1e-4"
+
+
+def accuracy_table(by_method: dict, significance: dict | None = None, key: str = "mean") -> str:
+    """Markdown table: one row per method, one column per label fraction, mean ± std (n); the
+    best in each column bold; a baseline's cells carry the p-value of SimCLR vs it."""
+    fractions = list(next(iter(by_method.values())).keys())
+    best = {f: max(by_method[m][f][key] for m in by_method) for f in fractions}
     head = "| method | " + " | ".join(f"{float(f):.0%} labels" for f in fractions) + " |"
     rule = "|---|" + "---|" * len(fractions)
     rows = []
-    for method, by_fraction in linear.items():
+    for method, by_fraction in by_method.items():
         cells = []
         for f in fractions:
             r = by_fraction[f]
-            cell = f"{r['mean']:.4f} ± {r['std']:.4f} (n={r['n']})"
-            cells.append(f"**{cell}**" if r["mean"] == best[f] else cell)
+            cell = f"{r[key]:.3f}"
+            if key == "mean":
+                cell += f" ± {r['std']:.3f} (n={r['n']})"
+            if r[key] == best[f]:
+                cell = f"**{cell}**"
+            test = (significance or {}).get(method, {}).get(f)
+            if key == "mean" and test is not None:
+                cell += f", {_p(test['p'])}"
+            cells.append(cell)
         rows.append(f"| {METHOD_NAMES.get(method, method)} | " + " | ".join(cells) + " |")
     return "\n".join([head, rule, *rows])
+
+
+def evaluation_section(title: str, details: dict) -> list[str]:
+    """The tables of one evaluated dataset (evaluate or a transfer@<dataset>)."""
+    protocol = details["protocol"]
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        f"{protocol['train_images']} training and {protocol['test_images']} test images. "
+        "Test top-1 accuracy, mean ± std over label subsets (n seeds; 100 % is one run). "
+        "p: SimCLR vs that baseline, "
+        f"{protocol.get('significance', 'paired test')}.",
+    ]
+    significance = details.get("significance", {})
+    for family, name in FAMILY_NAMES.items():
+        if family not in details:
+            continue
+        lines += [
+            "",
+            f"### {name}",
+            "",
+            f"Protocol: {protocol.get(family, protocol.get('probe', ''))}.",
+            "",
+            accuracy_table(details[family], significance.get(family)),
+        ]
+        if family == "linear":
+            lines += [
+                "",
+                "Mean per-class accuracy of the linear probe:",
+                "",
+                accuracy_table(details[family], key="mean_per_class"),
+            ]
+    return lines
 
 
 def render(params: Params, reports: Path = REPORTS) -> str:
@@ -73,28 +126,10 @@ def render(params: Params, reports: Path = REPORTS) -> str:
         passed = sum(o["success"] for o in v["expectations"])
         status = "passed" if v["success"] else "FAILED"
         lines.append(f"| {v['dataset']} | {status} ({passed}/{len(v['expectations'])}) |")
-    protocol = evaluate["protocol"]["probe"]
-    lines += [
-        "",
-        f"## Linear evaluation on `{evaluate['dataset']}`",
-        "",
-        f"Protocol: {protocol}; test top-1 accuracy, mean ± std over label subsets (n seeds). "
-        f"{evaluate['protocol']['train_images']} training and "
-        f"{evaluate['protocol']['test_images']} test images.",
-        "",
-        linear_table(evaluate["linear"]),
-    ]
+    lines += evaluation_section(f"Evaluation on `{evaluate['dataset']}`", evaluate)
     for name in params.transfer.datasets:
-        t = _read(reports / "transfer" / name / "details.json")
-        lines += [
-            "",
-            f"## Transfer to `{name}`",
-            "",
-            f"{t['protocol']['train_images']} training and {t['protocol']['test_images']} "
-            "test images; same protocol.",
-            "",
-            linear_table(t["linear"]),
-        ]
+        details = _read(reports / "transfer" / name / "details.json")
+        lines += evaluation_section(f"Transfer to `{name}`", details)
     return "\n".join(lines) + "\n"
 
 

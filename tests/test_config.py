@@ -67,6 +67,18 @@ ONE_DATASET = "datasets: {digits: {source: digits}}\ntransfer: {datasets: []}\n"
         (ONE_DATASET + "pretrain: {momentum: 0}\n", r"pretrain\.momentum"),
         (ONE_DATASET + "evaluate: {fractions: [0.1, 0.1]}\n", r"evaluate\.fractions.*no repeats"),
         (ONE_DATASET + "evaluate: {batch_size: 0}\n", r"evaluate\.batch_size"),
+        (ONE_DATASET + "evaluate: {C: []}\n", r"evaluate\.C; allowed: a list of finite num"),
+        (ONE_DATASET + "evaluate: {C: [1, -1]}\n", r"evaluate\.C; allowed"),
+        (ONE_DATASET + "evaluate: {C: 1.0}\n", r"evaluate\.C must be a list"),
+        (ONE_DATASET + "evaluate: {val_fraction: 1}\n", r"evaluate\.val_fraction.*\(0, 1\)"),
+        (ONE_DATASET + "evaluate: {knn_k: 0}\n", r"evaluate\.knn_k"),
+        (
+            ONE_DATASET + "evaluate: {finetune: {batch_size: 1}}\n",
+            r"evaluate\.finetune\.batch_size; allowed: an integer >= 2",
+        ),
+        (ONE_DATASET + "evaluate: {finetune: {epochs: -1}}\n", r"evaluate\.finetune\.epochs"),
+        (ONE_DATASET + "evaluate: {finetune: {lr: 0}}\n", r"evaluate\.finetune\.lr"),
+        (ONE_DATASET + "evaluate: {finetune: {stepz: 1}}\n", r"key 'evaluate\.finetune\.stepz'"),
         ("datasets: {pets: {source: imagefolder}}\n", r"datasets\.pets\.root is required"),
         ("datasets: {a: {source: npz}}\n", r"datasets\.a\.path is required.*\.npz file"),
         (

@@ -29,9 +29,13 @@ pretrain:
   batch_size: 32
   warmup_epochs: 1
   device: cpu
+  precision: auto
   knn_every: 1
   augment: {crop_scale: [0.3, 1.0], flip_p: 0.0}
-evaluate: {fractions: [0.1, 1.0], seeds: 2}
+evaluate:
+  fractions: [0.1, 1.0]
+  seeds: 2
+  finetune: {epochs: 1, min_steps: 2, max_steps: 4}
 transfer: {datasets: [faces]}
 """
 pytestmark = pytest.mark.e2e
@@ -88,17 +92,25 @@ def test_repro_writes_every_output_within_two_minutes(repo):
     ):
         assert (path / out).is_file(), out
     for metrics_file in ("reports/evaluate/metrics.json", "reports/transfer/faces/metrics.json"):
-        linear = json.loads((path / metrics_file).read_text())["linear"]
-        assert set(linear) == {"simclr", "random_init", "raw_pixels"}
-        for by_fraction in linear.values():
-            assert set(by_fraction) == {"0.1", "1.0"}
-            for r in by_fraction.values():
-                assert 0 <= r["mean"] <= 1 and r["std"] >= 0 and r["n"] >= 1
+        metrics = json.loads((path / metrics_file).read_text())
+        assert (
+            set(metrics["linear"]) == set(metrics["knn"]) == {"simclr", "random_init", "raw_pixels"}
+        )
+        assert set(metrics["finetune"]) == {"simclr", "random_init"}
+        for family in ("linear", "knn", "finetune"):
+            for by_fraction in metrics[family].values():
+                assert set(by_fraction) == {"0.1", "1.0"}
+                for r in by_fraction.values():
+                    assert set(r) == {"mean", "std", "n", "mean_per_class"}
+                    assert 0 <= r["mean"] <= 1 and r["std"] >= 0 and r["n"] >= 1
+            for by_fraction in metrics["significance"][family].values():
+                assert all(0 < t["p"] <= 1 for t in by_fraction.values())
     loss = (path / "reports/pretrain/plots/metrics/loss.tsv").read_text().splitlines()
     assert len(loss) == 3  # header + 2 epochs
     assert not list(path.glob(".resume/*.pt"))  # resumable state removed once finished
     report = (path / "reports/report.md").read_text()
-    assert "Linear evaluation on `digits`" in report and "Transfer to `faces`" in report
+    assert "Evaluation on `digits`" in report and "Transfer to `faces`" in report
+    assert "### Fine-tuning" in report and "### kNN" in report and "p=" in report
 
 
 def test_every_stage_ran_as_a_flow_on_the_prefect_server(repo, prefect_api):

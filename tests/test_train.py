@@ -10,9 +10,9 @@ from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
 from simclr.data.embedded import load_source
 from simclr.device import bf16_supported, select_device
 from simclr.errors import PipelineError
-from simclr.evaluate import knn_accuracy
 from simclr.models import build_model
 from simclr.optim import scaled_lr, warmup_cosine
+from simclr.probe import knn_accuracy
 from simclr.train import Labelled, pretrain
 
 MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1), proj_hidden_dim=16, proj_dim=8)

@@ -1,0 +1,97 @@
+"""Semi-supervised fine-tuning (the paper's Appendix B.5): the whole encoder plus a linear head
+trained on the labelled subset with random resized crop and flip only, Nesterov SGD with a
+cosine decay and no warmup. From a random-init encoder it is supervised training from scratch
+on the same labels: the baseline."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from simclr.augment import random_resized_crop_flip
+from simclr.config import FinetuneConfig
+from simclr.data.prepared import read_rows
+from simclr.device import to_images
+from simclr.models import Encoder
+
+log = logging.getLogger("simclr.finetune")
+
+CROP_RATIO = (3 / 4, 4 / 3)
+
+
+def finetune_steps(n_images: int, cfg: FinetuneConfig) -> tuple[int, int]:
+    """(batch, steps): `epochs` passes over the subset, but at least `min_steps` updates (a
+    1 % subset is a batch or two) and at most `max_steps` (0 = no cap) where the subset is
+    large: the cost of a 100 % run stays bounded."""
+    batch = min(cfg.batch_size, n_images)
+    steps = max(cfg.min_steps, math.ceil(cfg.epochs * n_images / batch))
+    return batch, min(steps, cfg.max_steps) if cfg.max_steps else steps
+
+
+def finetune(
+    encoder: Encoder,
+    images: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    cfg: FinetuneConfig,
+    seed: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+) -> nn.Sequential:
+    """A fine-tuned copy of `encoder` with its linear head, in eval mode; `encoder` itself is
+    left as it was."""
+    model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.out_dim, n_classes))
+    nn.init.zeros_(model[1].weight)  # as the official code's head: no random direction to undo
+    nn.init.zeros_(model[1].bias)
+    model.to(device).train()
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]  # BN and biases: no decay
+    optimizer = torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0}],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.momentum > 0,
+    )
+    batch, steps = finetune_steps(len(images), cfg)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps))
+    )
+    rng = np.random.default_rng(seed)
+    view_gen = torch.Generator(device=device).manual_seed(seed)
+    targets = torch.as_tensor(labels, dtype=torch.long)
+    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    order: np.ndarray = np.empty(0, dtype=np.int64)
+    for _ in range(steps):
+        if len(order) < batch:  # a fresh permutation when the epoch runs out
+            order = np.concatenate([order, rng.permutation(len(images))])
+        idx, order = np.sort(order[:batch]), order[batch:]
+        x = to_images(read_rows(images, idx), device)
+        x = random_resized_crop_flip(x, cfg.crop_scale, CROP_RATIO, cfg.flip_p, view_gen)
+        with autocast:
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), targets[idx].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    if not math.isfinite(loss.item()):
+        log.warning("fine-tuning ended with a non-finite loss; lower evaluate.finetune.lr")
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512):
+    """Class predictions for uint8 NHWC images, the model in eval mode."""
+    model.eval()
+    out = [
+        model(to_images(read_rows(images, slice(i, i + batch_size)), device)).argmax(1).cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out).numpy()
