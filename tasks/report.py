@@ -15,8 +15,8 @@ from tasks.paths import REPORTS
 
 REPORT = REPORTS / "report.md"
 METHOD_NAMES = {
-    "simclr": "SimCLR (frozen h)",
-    "random_init": "random-init encoder",
+    "simclr": "SimCLR",
+    "random_init": "random init",
     "raw_pixels": "raw pixels",
 }
 
@@ -46,7 +46,11 @@ def accuracy_table(by_method: dict, significance: dict | None = None, key: str =
     head = "| method | " + " | ".join(f"{float(f):.0%} labels" for f in fractions) + " |"
     rule = "|---|" + "---|" * len(fractions)
     rows = []
-    for method, by_fraction in by_method.items():
+    order = [m for m in METHOD_NAMES if m in by_method] + [
+        m for m in by_method if m not in METHOD_NAMES
+    ]
+    for method in order:
+        by_fraction = by_method[method]
         cells = []
         for f in fractions:
             r = by_fraction[f]
@@ -71,9 +75,9 @@ def evaluation_section(title: str, details: dict) -> list[str]:
         f"## {title}",
         "",
         f"{protocol['train_images']} training and {protocol['test_images']} test images. "
-        "Test top-1 accuracy, mean ± std over label subsets (n seeds; 100 % is one run). "
-        "p: SimCLR vs that baseline, "
-        f"{protocol.get('significance', 'paired test')}.",
+        "Test top-1 accuracy, mean ± std over label subsets (n seeds; 100% is one run); best "
+        "bold. p: two-sided, SimCLR vs that baseline: a paired t-test over the seeds (the "
+        "same label subsets), or a paired permutation test on the test predictions where n=1.",
     ]
     significance = details.get("significance", {})
     for family, name in FAMILY_NAMES.items():
