@@ -4,11 +4,13 @@ PipelineError into one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 
 from simclr.config import load_params
 from simclr.errors import PipelineError
+from simclr.provenance import git_commit
 
 PARAMS = "params.yaml"
 
@@ -32,11 +34,24 @@ def _quiet_user_errors() -> None:
             handler.addFilter(hide)
 
 
+def run_tags() -> list[str]:
+    """Tags of every flow run: the git commit, and the DVC experiment when `dvc exp run` is
+    running the stage (DVC sets DVC_EXP_NAME for it)."""
+    commit = git_commit()
+    tags = [f"git:{commit[:12]}"] if commit else []
+    if os.environ.get("DVC_EXP_NAME"):
+        tags.append(f"exp:{os.environ['DVC_EXP_NAME']}")
+    return tags
+
+
 def run_stage(flow: Callable[..., object], *args: str) -> None:
     _quiet_user_errors()
+    from prefect import tags
+
     try:
         params = load_params(PARAMS)
-        flow(*args, params=params)
+        with tags(*run_tags()):
+            flow(*args, params=params)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -25,10 +25,15 @@ def _version(name: str) -> str | None:
         return None
 
 
+def git_commit() -> str | None:
+    """HEAD of the repository in the working directory; None outside one."""
+    return _git("rev-parse", "HEAD")
+
+
 def provenance(device: str | None = None) -> dict:
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
-        "git_commit": _git("rev-parse", "HEAD"),
+        "git_commit": git_commit(),
         "git_dirty": bool(status) if status is not None else None,
         "python": sys.version.split()[0],
         "platform": platform.platform(),

@@ -21,10 +21,12 @@ from simclr.evaluate import FAMILIES, SUMMARY_KEYS, evaluate_representations
 from simclr.io import write_json
 from simclr.models import build_model
 from simclr.provenance import provenance
-from tasks.paths import prepared_root
+from tasks.artifacts import artifact_key, publish
+from tasks.paths import REPORTS, prepared_root
+from tasks.retries import TRANSIENT
 
 
-@task(name="evaluation", cache_policy=NONE)
+@task(name="evaluation", cache_policy=NONE, **TRANSIENT)
 def evaluate_on(dataset: str, checkpoint: Path, out: Path, params: Params) -> dict:
     """Write <out>/metrics.json and <out>/details.json; return the details."""
     log = get_run_logger()
@@ -84,4 +86,50 @@ def evaluate_on(dataset: str, checkpoint: Path, out: Path, params: Params) -> di
     write_json(out / "details.json", details)
     write_json(out / "metrics.json", metrics)
     log.info("wrote %s", out / "metrics.json")
+    publish_metrics(artifact_key(*out.relative_to(REPORTS).parts), dataset, metrics)
     return details
+
+
+def publish_metrics(key: str, dataset: str, metrics: dict) -> None:
+    """A table of every (protocol, method, fraction) cell with SimCLR's p-value against each
+    baseline, and a markdown headline of SimCLR vs the best baseline at each fraction."""
+    significance = metrics["significance"]
+    rows, headline = [], []
+    for family in FAMILIES:
+        for method, by_fraction in metrics.get(family, {}).items():
+            for fraction, r in by_fraction.items():
+                test = significance.get(family, {}).get(method, {}).get(fraction)
+                rows.append(
+                    {
+                        "protocol": family,
+                        "method": method,
+                        "labels": fraction,
+                        **{k: round(r[k], 4) for k in ("mean", "std", "mean_per_class")},
+                        "n": r["n"],
+                        "p_simclr_vs_this": test["p"] if test else None,
+                    }
+                )
+    linear = metrics["linear"]
+    for fraction, r in linear["simclr"].items():
+        base = max((m for m in linear if m != "simclr"), key=lambda m: linear[m][fraction]["mean"])
+        b = linear[base][fraction]
+        p = significance["linear"][base][fraction]["p"]
+        headline.append(
+            f"| {float(fraction):.0%} | {r['mean']:.3f} ± {r['std']:.3f} | "
+            f"{base} {b['mean']:.3f} ± {b['std']:.3f} | {p:.2g} |"
+        )
+    summary = f"{dataset}: linear probe " + ", ".join(
+        f"{float(f):.0%} {r['mean']:.3f}" for f, r in linear["simclr"].items()
+    )
+    markdown = "\n".join(
+        [
+            f"# Evaluation on `{dataset}`",
+            "",
+            "Linear probe, SimCLR vs the best baseline (p: paired test, see details.json):",
+            "",
+            "| labels | SimCLR | best baseline | p |",
+            "|---|---|---|---|",
+            *headline,
+        ]
+    )
+    publish(key, summary, markdown, rows)

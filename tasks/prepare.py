@@ -10,10 +10,12 @@ from prefect.cache_policies import NONE
 from simclr.config import Params
 from simclr.data.load import load_dataset
 from simclr.data.prepared import save_prepared, skip_rejected, split_source
+from tasks.artifacts import artifact_key, publish
 from tasks.paths import prepared_root
+from tasks.retries import TRANSIENT
 
 
-@task(name="prepare-dataset", cache_policy=NONE)
+@task(name="prepare-dataset", cache_policy=NONE, **TRANSIENT)
 def prepare_dataset(name: str, params: Params) -> str:
     log = get_run_logger()
     cfg = params.datasets[name]
@@ -52,4 +54,22 @@ def prepare_dataset(name: str, params: Params) -> str:
         len(prepared.class_names),
         root,
     )
+    splits = prepared.splits()
+    rows = [
+        {"class": c, **{k: int((s.labels == i).sum()) for k, s in splits.items()}}
+        for i, c in enumerate(prepared.class_names)
+    ]
+    summary = f"{name}: {sizes} images, {len(prepared.class_names)} classes"
+    markdown = "\n".join(
+        [
+            f"# Prepared `{name}`",
+            "",
+            f"- source: `{cfg.source}`; read {files} files in {seconds:.1f} s",
+            f"- images: {sizes}; shape {tuple(prepared.train.images.shape[1:])} (H, W, C)",
+            f"- classes: {len(prepared.class_names)}; undecodable files: "
+            f"{len(prepared.rejected) + len(prepared.skipped)}",
+            f"- written to `{root}`",
+        ]
+    )
+    publish(artifact_key("prepare", name), summary, markdown, rows)
     return str(root)

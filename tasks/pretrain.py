@@ -16,8 +16,10 @@ from simclr.config import Params, to_dict
 from simclr.data.prepared import load_prepared
 from simclr.provenance import provenance
 from simclr.train import Labelled, pretrain
+from tasks.artifacts import artifact_key, publish
 from tasks.figures import view_pairs_figure
 from tasks.paths import CHECKPOINT, FIGURES, REPORTS, RESUME, prepared_root
+from tasks.retries import TRANSIENT
 
 LIVE_DIR = REPORTS / "pretrain"
 
@@ -40,7 +42,7 @@ def resume_key(params: Params) -> str:
     return h.hexdigest()[:16]
 
 
-@task(name="pretrain-simclr", cache_policy=NONE)
+@task(name="pretrain-simclr", cache_policy=NONE, **TRANSIENT)
 def pretrain_simclr(params: Params) -> Path:
     from dvclive import Live
 
@@ -87,4 +89,25 @@ def pretrain_simclr(params: Params) -> Path:
     save_checkpoint(CHECKPOINT, result.encoder, result.head, params.model, image_size, extra)
     resume.unlink(missing_ok=True)  # the finished checkpoint is DVC's now
     log.info("pretrained in %.1f s -> %s", seconds, CHECKPOINT)
+    last = result.history[-1]
+    summary = (
+        f"{params.pretrain.dataset}: {len(result.history)} epochs in {seconds:.1f} s, "
+        f"final loss {last['loss']:.4f}"
+    )
+    markdown = "\n".join(
+        [
+            f"# Pretraining on `{params.pretrain.dataset}`",
+            "",
+            f"- {len(data.pretraining.images)} images, {len(result.history)} epochs "
+            f"(resumed after {result.resumed_from}), batch {params.pretrain.batch_size}, "
+            f"{params.pretrain.optimizer} lr {params.pretrain.lr}, "
+            f"temperature {params.pretrain.temperature}",
+            f"- device {result.device}, precision {result.precision}, wall time {seconds:.1f} s",
+            f"- final loss {last['loss']:.4f}"
+            + (f", kNN accuracy {last['knn_accuracy']:.4f}" if "knn_accuracy" in last else ""),
+            f"- checkpoint `{CHECKPOINT}`; curves in `{LIVE_DIR}/plots/metrics`",
+        ]
+    )
+    rows = [{"epoch": i + 1, **m} for i, m in enumerate(result.history)]
+    publish(artifact_key("pretrain"), summary, markdown, rows)
     return CHECKPOINT

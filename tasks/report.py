@@ -11,7 +11,9 @@ from prefect.cache_policies import NONE
 from simclr.config import Params
 from simclr.errors import PipelineError
 from simclr.io import write_text
+from tasks.artifacts import artifact_key, publish
 from tasks.paths import REPORTS
+from tasks.retries import TRANSIENT
 
 REPORT = REPORTS / "report.md"
 METHOD_NAMES = {
@@ -137,8 +139,10 @@ def render(params: Params, reports: Path = REPORTS) -> str:
     return "\n".join(lines) + "\n"
 
 
-@task(name="render-report", cache_policy=NONE)
+@task(name="render-report", cache_policy=NONE, **TRANSIENT)
 def write_report(params: Params) -> Path:
-    write_text(REPORT, render(params))
+    text = render(params)
+    write_text(REPORT, text)
+    publish(artifact_key("report"), f"{REPORT}: {len(text.splitlines())} lines", text)
     get_run_logger().info("wrote %s", REPORT)
     return REPORT

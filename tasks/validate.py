@@ -5,20 +5,20 @@ reports/validation/docs/, and a markdown summary to Prefect."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
 from simclr.config import DataConfig, DatasetConfig, Params, ValidateConfig
 from simclr.data.prepared import load_manifest, load_skipped
 from simclr.io import atomic_path, write_json
+from tasks.artifacts import artifact_key, publish
 from tasks.paths import REPORTS, prepared_root
+from tasks.retries import TRANSIENT
 
 REPORT_DIR = REPORTS / "validation"
 RESULTS_DIR = REPORT_DIR / "results"
@@ -282,11 +282,6 @@ def summary_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def artifact_key(dataset: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes."""
-    return "validation-" + re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-")
-
-
 def validate_manifest(
     name: str, params: Params, manifest: pd.DataFrame, class_names: list[str], suites: Suites
 ) -> dict:
@@ -308,7 +303,7 @@ def validate_manifest(
     }
 
 
-@task(name="validate-dataset", cache_policy=NONE)
+@task(name="validate-dataset", cache_policy=NONE, **TRANSIENT)
 def validate_dataset(name: str, params: Params, suites: Suites) -> dict:
     log = get_run_logger()
     root = prepared_root(name)
@@ -316,9 +311,10 @@ def validate_dataset(name: str, params: Params, suites: Suites) -> dict:
     class_names = json.loads((root / "classes.json").read_text())
     report = validate_manifest(name, params, manifest, class_names, suites)
     write_json(results_path(name), report)
-    create_markdown_artifact(
-        key=artifact_key(name), markdown=summary_markdown(report), description=summary_line(report)
-    )
+    rows = [
+        {k: o[k] for k in ("check", "success", "unexpected_count")} for o in report["expectations"]
+    ]
+    publish(artifact_key("validation", name), summary_line(report), summary_markdown(report), rows)
     (log.info if report["success"] else log.error)(summary_line(report))
     for s in report["skipped"]:
         log.warning("%s: skipped undecodable %s (%s)", name, s["path"], s["reason"])

@@ -24,6 +24,32 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+# The whole pipeline in well under a minute: 8 px images, 12 per class, 2 epochs.
+TINY_PARAMS = """\
+seed: 0
+data: {image_size: 8, test_fraction: 0.25, max_per_class: 12}
+datasets:
+  digits: {source: digits}
+  faces: {source: faces}
+validate: {min_rows: 20, max_rows: 1000}
+model: {widths: [8, 16], blocks: [1, 1], proj_hidden_dim: 16, proj_dim: 8}
+pretrain:
+  dataset: digits
+  epochs: 2
+  batch_size: 32
+  warmup_epochs: 1
+  device: cpu
+  precision: auto
+  knn_every: 1
+  augment: {crop_scale: [0.3, 1.0], flip_p: 0.0}
+evaluate:
+  fractions: [0.1, 1.0]
+  seeds: 2
+  finetune: {epochs: 1, min_steps: 2, max_steps: 4}
+transfer: {datasets: [faces]}
+"""
+
+
 def copy_code(path: Path) -> Path:
     """The pipeline's packages copied into `path`, to run the stages there for real."""
     for name in ("simclr", "tasks", "flows"):
@@ -50,7 +76,13 @@ def api(url: str, path: str, body: dict | None = None):
 def prefect_api(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
     port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # Scheduled runs appear within seconds of a deployment, not the default minute.
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+    }
     log = (home / "server.log").open("w")
     server = subprocess.Popen(
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],

@@ -12,32 +12,9 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import BIN, ROOT, copy_code
+from conftest import BIN, ROOT, TINY_PARAMS, copy_code
 from conftest import api as _api
 
-TINY_PARAMS = """\
-seed: 0
-data: {image_size: 8, test_fraction: 0.25, max_per_class: 12}
-datasets:
-  digits: {source: digits}
-  faces: {source: faces}
-validate: {min_rows: 20, max_rows: 1000}
-model: {widths: [8, 16], blocks: [1, 1], proj_hidden_dim: 16, proj_dim: 8}
-pretrain:
-  dataset: digits
-  epochs: 2
-  batch_size: 32
-  warmup_epochs: 1
-  device: cpu
-  precision: auto
-  knn_every: 1
-  augment: {crop_scale: [0.3, 1.0], flip_p: 0.0}
-evaluate:
-  fractions: [0.1, 1.0]
-  seeds: 2
-  finetune: {epochs: 1, min_steps: 2, max_steps: 4}
-transfer: {datasets: [faces]}
-"""
 pytestmark = pytest.mark.e2e
 
 

@@ -1,0 +1,144 @@
+"""The scheduled end-to-end flow: `dvc exp run` in the repository with parameter overrides, so
+that DVC stays the one DAG and cache. DVC's output streams into the run's logs; a failing
+stage fails the run with DVC's error; the comparison of all experiments is then published as a
+table artifact.
+
+The experiment runs in a temporary copy of the workspace (`dvc exp run --temp`): a scheduled
+run never leaves its overrides in the user's params.yaml, nor half-written outputs in the
+user's checkout. Runs of the deployment are serialised by its concurrency limit (prefect.yaml).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.runtime import flow_run
+
+import flows  # noqa: F401  (sets the analytics opt-outs before prefect runs anything)
+from flows.cli import run_tags
+from simclr.errors import PipelineError
+from tasks.artifacts import artifact_key, publish
+from tasks.experiments import dvc_exp_show, experiments_table
+from tasks.retries import TRANSIENT
+
+DVC_BUSY = "Unable to acquire lock"
+
+
+def _hydra_value(value: Any) -> str:
+    """A value in the override grammar DVC reads (Hydra's): strings quoted, lists bracketed."""
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    return json.dumps(value)  # numbers, true/false, null and "quoted strings" as Hydra has them
+
+
+def _flat(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for key, value in overrides.items():
+        key = f"{prefix}.{key}" if prefix else str(key)
+        out.update(_flat(value, key) if isinstance(value, dict) else {key: value})
+    return out
+
+
+def override_args(overrides: dict[str, Any]) -> list[str]:
+    """`-S ++key=value` for each override (nested mappings become dotted keys); `++` sets a
+    key whether or not params.yaml has it."""
+    args = []
+    for key, value in _flat(overrides).items():
+        args += ["-S", f"++{key}={_hydra_value(value)}"]
+    return args
+
+
+def _dvc_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The stages run as `python -m flows.<stage>`: this interpreter's, wherever the worker is.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    # Stage flows are runs of their own, not a re-entry into this one.
+    for key in ("PREFECT__FLOW_RUN_ID", "PREFECT__TASK_RUN_ID"):
+        env.pop(key, None)
+    return env
+
+
+@task(name="dvc-exp-run", cache_policy=NONE, **TRANSIENT)
+def dvc_exp_run(repo: Path, overrides: dict[str, Any], name: str) -> str:
+    log = get_run_logger()
+    cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", name]
+    cmd += override_args(overrides)
+    log.info("in %s: %s", repo, " ".join(cmd[2:]))
+    proc = subprocess.Popen(
+        cmd,
+        cwd=repo,
+        env=_dvc_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    tail: deque[str] = deque(maxlen=400)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip()
+        if line:
+            log.info(line)
+            tail.append(line)
+    rc = proc.wait()
+    if rc == 0:
+        return name
+    text = "\n".join(tail)
+    if DVC_BUSY in text:  # another DVC process holds the repository: transient, retried
+        raise BlockingIOError(errno.EAGAIN, f"{repo}: DVC repository busy ({DVC_BUSY})")
+    errors = [ln for ln in tail if ln.startswith(("ERROR", "error:"))]
+    raise PipelineError(f"dvc exp run failed (exit {rc}): " + " | ".join(errors or list(tail)[-3:]))
+
+
+@task(name="compare-experiments", cache_policy=NONE, **TRANSIENT)
+def publish_experiments(repo: Path, name: str) -> list[dict]:
+    rows = experiments_table(dvc_exp_show(repo))
+    ours = next((r for r in rows if r["experiment"] == name), None)
+    lines = [f"# Experiment `{name}`", ""]
+    if ours:
+        lines += [f"- {k}: {v}" for k, v in ours.items() if k not in ("experiment",)]
+    lines += ["", f"{len(rows)} experiments compared in the `experiments-metrics` table."]
+    publish(artifact_key("experiments"), f"{len(rows)} experiments", "\n".join(lines), rows)
+    return rows
+
+
+def _tag_this_run(tags: list[str]) -> None:
+    """Add `tags` to the running flow run (a deployment's run gets its tags at creation)."""
+    from prefect.client.orchestration import get_client
+
+    if not flow_run.id:
+        return
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run.id)
+        client.update_flow_run(flow_run.id, tags=sorted(set(run.tags) | set(tags)))
+
+
+@flow(name="simclr-pipeline")
+def pipeline_flow(
+    overrides: dict[str, Any] | None = None,
+    experiment: str | None = None,
+    repo: str = ".",
+) -> list[dict]:
+    """Run the whole DVC pipeline as an experiment and compare it with all the others.
+
+    overrides: params.yaml keys to set, e.g. {"pretrain.epochs": 100}; experiment: its name
+    (default: this flow run's name); repo: the repository (default: the working directory).
+    """
+    root = Path(repo).resolve()
+    name = experiment or flow_run.name or "scheduled"
+    _tag_this_run([*run_tags(), f"exp:{name}"])
+    dvc_exp_run(root, overrides or {}, name)
+    return publish_experiments(root, name)
+
+
+if __name__ == "__main__":
+    pipeline_flow()

@@ -1,0 +1,35 @@
+"""Serve the pipeline on a schedule without a work pool: `python -m flows.serve`.
+
+The process registers a deployment on the Prefect server (PREFECT_API_URL) and runs its
+scheduled and manually triggered runs itself, one at a time, until stopped (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from flows.pipeline import pipeline_flow
+
+DEFAULT_CRON = "0 3 * * *"  # every night at 03:00, server time zone UTC
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__)
+    parser.add_argument("--name", default="simclr-serve", help="deployment name")
+    parser.add_argument("--cron", default=DEFAULT_CRON, help="schedule (cron, UTC)")
+    parser.add_argument(
+        "--overrides", default="{}", help="params for every run, JSON: '{\"pretrain.epochs\": 100}'"
+    )
+    args = parser.parse_args(argv)
+    pipeline_flow.serve(
+        name=args.name,
+        cron=args.cron,
+        parameters={"overrides": json.loads(args.overrides)},
+        tags=["simclr"],
+        limit=1,  # one run at a time: a second scheduled run waits for the first
+    )
+
+
+if __name__ == "__main__":
+    main()

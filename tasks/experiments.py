@@ -1,0 +1,85 @@
+"""The comparison of DVC experiments: `dvc exp show --json`, flattened into one row per
+experiment with the params that vary and the headline metrics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from simclr.errors import PipelineError
+
+# Headline metrics: (metrics file, path in it) -> column name.
+HEADLINES = {
+    ("reports/pretrain/metrics.json", ("loss",)): "pretrain loss",
+    ("reports/pretrain/metrics.json", ("knn_accuracy",)): "pretrain kNN",
+}
+
+
+def dvc_exp_show(repo: Path) -> list[dict]:
+    """`dvc exp show --json --all-commits` in `repo`, parsed."""
+    cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json", "--all-commits"]
+    r = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise PipelineError(f"dvc exp show failed in {repo}: {r.stderr.strip()[-500:]}")
+    return json.loads(r.stdout)
+
+
+def _flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: json.dumps(tree) if isinstance(tree, list) else tree}
+
+
+def _entries(exp_show: list[dict]):
+    """(name, rev, data) of every baseline commit and every experiment on it."""
+    for baseline in exp_show:
+        if baseline.get("rev") != "workspace":
+            yield baseline.get("name") or baseline["rev"][:7], baseline["rev"], baseline["data"]
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                yield rev.get("name") or rev["rev"][:7], rev["rev"], rev["data"]
+
+
+def _headlines(metrics: dict) -> dict:
+    out = {}
+    for path, found in sorted(metrics.items()):
+        data = found.get("data") or {}
+        for (file, keys), column in HEADLINES.items():
+            if path == file:
+                value = data
+                for k in keys:
+                    value = value.get(k, {}) if isinstance(value, dict) else {}
+                if isinstance(value, int | float):
+                    out[column] = value
+        # Linear probe of SimCLR at each fraction, on the pretraining set and every transfer.
+        parts = Path(path).parts
+        if parts[-1] == "metrics.json" and parts[1] in ("evaluate", "transfer"):
+            where = "evaluate" if parts[1] == "evaluate" else parts[2]
+            for fraction, cell in (data.get("linear", {}).get("simclr") or {}).items():
+                out[f"{where} linear {float(fraction):.0%}"] = cell.get("mean")
+    return out
+
+
+def experiments_table(exp_show: list[dict]) -> list[dict]:
+    """One row per commit or experiment that has metrics: name, rev, the params that differ
+    between rows, and the headline metrics."""
+    rows, params = [], []
+    for name, rev, data in _entries(exp_show):
+        if not data or not data.get("metrics"):
+            continue
+        flat = {}
+        for found in (data.get("params") or {}).values():
+            flat.update(_flatten(found.get("data") or {}))
+        params.append(flat)
+        rows.append({"experiment": name, "rev": rev[:7], **_headlines(data["metrics"])})
+    keys = sorted({k for p in params for k in p})
+    varying = [k for k in keys if len({json.dumps(p.get(k)) for p in params}) > 1]
+    return [
+        {"experiment": r["experiment"], "rev": r["rev"], **{k: p.get(k) for k in varying}, **r}
+        for r, p in zip(rows, params, strict=True)
+    ]

@@ -1,0 +1,33 @@
+"""Retries for transient failures only: a flaky disk or network (OSError, timeouts) is tried
+again with backoff; a user's mistake (PipelineError: bad params, bad data) fails at once, since
+retrying cannot fix it."""
+
+from __future__ import annotations
+
+from prefect.tasks import exponential_backoff
+
+from simclr.errors import PipelineError
+
+RETRY_DELAYS = exponential_backoff(backoff_factor=2)(3)  # 2, 4, 8 s
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    if exc is None or isinstance(exc, PipelineError):
+        return False
+    return isinstance(exc, OSError | TimeoutError | ConnectionError)
+
+
+def _retry_condition(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except BaseException as e:  # the failed state re-raises the task's exception
+        return is_transient(e)
+    return False
+
+
+# Keyword arguments for @task: `@task(name=..., **TRANSIENT)`.
+TRANSIENT = {
+    "retries": len(RETRY_DELAYS),
+    "retry_delay_seconds": RETRY_DELAYS,
+    "retry_condition_fn": _retry_condition,
+}

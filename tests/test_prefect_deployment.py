@@ -1,0 +1,173 @@
+"""The scheduled pipeline on a real Prefect server (loopback port) with a real process worker:
+prefect.yaml deployed with `prefect deploy`, runs triggered through the API, `dvc exp run`
+executing the tiny pipeline in a temporary Git + DVC repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from conftest import BIN, ROOT, TINY_PARAMS, copy_code
+from conftest import api as _api
+
+pytestmark = pytest.mark.e2e
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+POOL = "simclr"  # as prefect.yaml
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory, prefect_api):
+    path = copy_code(tmp_path_factory.mktemp("scheduled"))
+    for name in ("dvc.yaml", "prefect.yaml"):
+        shutil.copy(ROOT / name, path)
+    (path / "params.yaml").write_text(TINY_PARAMS)
+    # Planted bad data for the failing run: a faces replacement whose images are blank.
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
+    images[:5] = 0
+    np.savez(path / "planted.npz", images=images, labels=np.arange(40) % 2)
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PREFECT_API_URL": prefect_api,
+        "PWD": str(path),  # prefect.yaml's pull step: the directory deployed from
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@localhost",
+    }
+
+    def run(*cmd, check=True):
+        r = subprocess.run(cmd, cwd=path, env=env, capture_output=True, text=True, timeout=300)
+        if check and r.returncode != 0:
+            pytest.fail(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        return r
+
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "tiny pipeline")
+    run("prefect", "work-pool", "create", POOL, "--type", "process")
+    run("prefect", "--no-prompt", "deploy", "--name", "nightly")
+    deployment = _api(prefect_api, "/deployments/name/simclr-pipeline/nightly")
+    log = (path.parent / "worker.log").open("w")
+    worker = subprocess.Popen(
+        ["prefect", "worker", "start", "--pool", POOL],
+        cwd=path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield {"path": path, "run": run, "deployment": deployment, "api": prefect_api}
+    worker.terminate()
+    worker.wait(timeout=30)
+
+
+def trigger(d, **parameters) -> str:
+    run = _api(
+        d["api"],
+        f"/deployments/{d['deployment']['id']}/create_flow_run",
+        {"parameters": parameters},
+    )
+    return run["id"]
+
+
+def wait(d, run_ids: list[str], timeout: float = 420) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [_api(d["api"], f"/flow_runs/{i}") for i in run_ids]
+        if all(r["state"]["type"] in TERMINAL for r in runs):
+            return runs
+        if time.monotonic() > deadline:
+            pytest.fail(f"runs not finished in {timeout} s: {[r['state'] for r in runs]}")
+        time.sleep(2)
+
+
+def test_deployment_has_its_schedule_limit_and_upcoming_runs(deployed):
+    d = deployed["deployment"]
+    [schedule] = d["schedules"]
+    assert schedule["schedule"]["cron"] == "0 3 * * *" and schedule["active"]
+    assert d["global_concurrency_limit"]["limit"] == 1 and d["work_pool_name"] == POOL
+    assert d["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+    deadline = time.monotonic() + 60
+    body = {
+        "flow_runs": {
+            "deployment_id": {"any_": [d["id"]]},
+            "state": {"type": {"any_": ["SCHEDULED"]}},
+        }
+    }
+    while not (upcoming := _api(deployed["api"], "/flow_runs/filter", body)):
+        assert time.monotonic() < deadline, "the server scheduled no runs"
+        time.sleep(2)
+    assert all(r["expected_start_time"][11:16] == "03:00" for r in upcoming)
+
+
+def test_triggered_run_completes_with_artifacts_and_a_dvc_experiment(deployed):
+    [run] = wait(
+        deployed, [trigger(deployed, overrides={"pretrain.epochs": 1}, experiment="tiny-ok")]
+    )
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    assert "exp:tiny-ok" in run["tags"] and any(t.startswith("git:") for t in run["tags"])
+    api = deployed["api"]
+    table = _api(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})
+    [experiments] = [a for a in table if a["key"] == "experiments-metrics"]
+    rows = (
+        json.loads(experiments["data"])
+        if isinstance(experiments["data"], str)
+        else experiments["data"]
+    )
+    ours = [r for r in rows if r["experiment"] == "tiny-ok"]
+    assert ours and ours[0]["pretrain.epochs"] == 1 and 0 <= ours[0]["evaluate linear 100%"] <= 1
+    # Every stage ran as its own flow run, tagged with the experiment, with its artifacts.
+    tagged = {"flow_runs": {"tags": {"all_": ["exp:tiny-ok"]}}}
+    stage_runs = _api(api, "/flow_runs/filter", tagged)
+    assert {"prepare", "validate", "pretrain", "evaluate", "transfer", "report"} <= {
+        _api(api, f"/flows/{r['flow_id']}")["name"] for r in stage_runs
+    }
+    keys = {
+        a["key"]
+        for a in _api(
+            api,
+            "/artifacts/filter",
+            {"artifacts": {"flow_run_id": {"any_": [r["id"] for r in stage_runs]}}},
+        )
+    }
+    assert {"pretrain", "pretrain-metrics", "evaluate", "evaluate-metrics", "report"} <= keys
+    listed = deployed["run"]("dvc", "exp", "show", "--json").stdout
+    assert "tiny-ok" in listed
+
+
+def test_run_on_planted_bad_data_fails_and_names_the_problem(deployed):
+    overrides = {"datasets.faces": {"source": "npz", "path": "planted.npz"}}
+    [run] = wait(deployed, [trigger(deployed, overrides=overrides, experiment="planted")])
+    assert run["state"]["type"] == "FAILED", run["state"]
+    message = run["state"]["message"]
+    assert (
+        "data validation failed" in message and "faces" in message and "blank" in message.lower()
+    ), message
+
+
+def test_two_runs_at_once_run_one_after_the_other_and_leave_the_workspace_clean(deployed):
+    path, run = deployed["path"], deployed["run"]
+    before = {n: (path / n).read_bytes() for n in ("params.yaml", "dvc.yaml")}
+    ids = [trigger(deployed, overrides={"seed": s}, experiment=f"twin-{s}") for s in (1, 2)]
+    runs = wait(deployed, ids)
+    assert [r["state"]["type"] for r in runs] == ["COMPLETED", "COMPLETED"], [
+        r["state"] for r in runs
+    ]
+    first, second = sorted(runs, key=lambda r: r["start_time"])
+    assert second["start_time"] >= first["end_time"], "the deployment's limit let them overlap"
+    # The runs used temporary copies: the workspace is as committed, and no lock was written.
+    assert {n: (path / n).read_bytes() for n in before} == before
+    assert not (path / "dvc.lock").exists()
+    assert run("git", "status", "--porcelain", "--untracked-files=no").stdout == ""
+    # Each experiment is complete and consistent: applied, nothing is left to reproduce.
+    run("dvc", "exp", "apply", "twin-2")
+    assert "up to date" in run("dvc", "status").stdout
+    assert "seed: 2" in (path / "params.yaml").read_text()
