@@ -1,0 +1,104 @@
+"""Prefect pieces on a real server: transient-only retries, the serve entry point's deployment,
+and the override syntax handed to `dvc exp run`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+from conftest import BIN, ROOT
+from conftest import api as _api
+
+from flows.pipeline import override_args
+from simclr.errors import PipelineError
+from tasks.retries import TRANSIENT, is_transient
+
+
+@pytest.fixture
+def on_server(prefect_api, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        yield prefect_api
+
+
+def flaky(exc: BaseException, failures: int):
+    """A task that raises `exc` `failures` times, then succeeds; and its attempt counter."""
+    from prefect import flow, task
+
+    calls = []
+
+    @task(**{**TRANSIENT, "retry_delay_seconds": 0})
+    def step():
+        calls.append(1)
+        if len(calls) <= failures:
+            raise exc
+        return "done"
+
+    @flow
+    def run():
+        return step()
+
+    return run, calls
+
+
+def test_transient_failures_are_retried(on_server):
+    run, calls = flaky(OSError(5, "Input/output error"), failures=2)
+    assert run() == "done" and len(calls) == 3
+
+
+def test_user_errors_fail_at_once(on_server):
+    run, calls = flaky(PipelineError("params.yaml: bad value"), failures=1)
+    with pytest.raises(PipelineError):
+        run()
+    assert len(calls) == 1
+
+
+def test_what_counts_as_transient():
+    assert (
+        is_transient(OSError()) and is_transient(TimeoutError()) and is_transient(BlockingIOError())
+    )
+    assert not is_transient(PipelineError("x")) and not is_transient(ValueError())
+
+
+def test_overrides_become_dvc_set_arguments():
+    args = override_args(
+        {"pretrain.epochs": 2, "datasets.x": {"source": "npz", "path": "a b.npz"}, "f": [0.1, 1]}
+    )
+    assert args == [
+        "-S", "++pretrain.epochs=2",
+        "-S", '++datasets.x.source="npz"',
+        "-S", '++datasets.x.path="a b.npz"',
+        "-S", "++f=[0.1,1]",
+    ]  # fmt: skip
+
+
+def test_serve_registers_a_scheduled_deployment(prefect_api, tmp_path):
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    log = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen(
+        [str(BIN / "python"), "-m", "flows.serve", "--name", "serve-test", "--cron", "30 4 * * *"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                d = _api(prefect_api, "/deployments/name/simclr-pipeline/serve-test")
+                break
+            except OSError:
+                assert serve.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, "serve registered no deployment"
+                time.sleep(1)
+        [schedule] = d["schedules"]
+        assert schedule["schedule"]["cron"] == "30 4 * * *" and schedule["active"]
+        assert d["parameters"] == {"overrides": {}}
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
