@@ -12,7 +12,7 @@ export DVC_NO_ANALYTICS := 1
 
 run: install
 	$(BIN)/python -m flows.check
-	$(BIN)/dvc repro
+	$(BIN)/python -m flows.with_server $(BIN)/dvc repro
 
 test: install-dev lint
 	$(BIN)/python -m pytest

@@ -92,8 +92,26 @@ def timed_stages(names: list[str], url: str | None) -> dict[str, dict]:
     return out
 
 
+def import_seconds(code: str, repeats: int = 3) -> float:
+    """Median wall time of a fresh interpreter running `code`."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([str(BIN / "python"), "-c", code], check=True, cwd=ROOT)
+        times.append(time.perf_counter() - start)
+    return round(sorted(times)[len(times) // 2], 2)
+
+
 def main() -> None:
     names = stages(load_params())
+    imports = {
+        "python": import_seconds("pass"),
+        "prefect": import_seconds("import prefect"),
+        "torch, torchvision, sklearn, pandas": import_seconds(
+            "import torch, torchvision, sklearn, pandas"
+        ),
+    }
+    print("import seconds:", imports, flush=True)
     server, url = start_server()
     try:
         with_server = timed_stages(names, url)
@@ -119,6 +137,7 @@ def main() -> None:
         "command": " ".join(sys.argv),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
+        "import_seconds": imports,
         "stages": rows,
         "total": total,
         "overhead_fraction_server": round(total["overhead_server"] / total["server_seconds"], 3),
@@ -134,6 +153,7 @@ def main() -> None:
             f"| {r['stage']} | {r['task_seconds']} | {r['server_seconds']} | "
             f"{r['overhead_server']} | {r['no_server_seconds']} | {r['overhead_no_server']} |"
         )
+    print("import seconds:", imports)
     print(
         f"overhead: {report['overhead_fraction_server']:.1%} with a server, "
         f"{report['overhead_fraction_no_server']:.1%} without; wrote {RESULTS}"
