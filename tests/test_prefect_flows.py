@@ -102,3 +102,25 @@ def test_serve_registers_a_scheduled_deployment(prefect_api, tmp_path):
     finally:
         serve.terminate()
         serve.wait(timeout=30)
+
+
+def test_with_server_runs_the_command_against_one_live_server(tmp_path):
+    probe = (
+        "import os, sys, urllib.request; url = os.environ['PREFECT_API_URL']; "
+        "print(url, urllib.request.urlopen(url + '/health').read().decode()); sys.exit(3)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path)
+    r = subprocess.run(
+        [str(BIN / "python"), "-m", "flows.with_server", str(BIN / "python"), "-c", probe],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert r.returncode == 3, r.stderr  # the command's exit status comes back
+    url, health = r.stdout.split()
+    assert url.startswith("http://127.0.0.1:") and health == "true"
+    with pytest.raises(OSError):  # stopped afterwards
+        _api(url, "/health")
