@@ -10,7 +10,7 @@ from tasks.paths import CHECKPOINT, REPORTS
 
 @flow(name="evaluate")
 def evaluate_flow(params: Params) -> None:
-    evaluate_on(params.pretrain.dataset, CHECKPOINT, REPORTS / "evaluate", params)
+    evaluate_on(params.pretrain.dataset, CHECKPOINT, REPORTS / "evaluate", params, figures=True)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ PRETRAINED = "simclr"
 BASELINES = ("random_init", "raw_pixels")
 FAMILIES = ("linear", "knn", "finetune")
 SUMMARY_KEYS = ("mean", "std", "n", "mean_per_class")  # what metrics.json keeps of each cell
+IN_MEMORY = ("correct", "predictions")  # per-run arrays, not summarised
 
 
 def fraction_key(fraction: float) -> str:
@@ -69,6 +70,7 @@ def _run(seed: int, predictions: np.ndarray, test_y: np.ndarray, **extra) -> dic
         "mean_per_class": per_class,
         **extra,
         "correct": predictions == test_y,  # for the permutation test; not written out
+        "predictions": predictions,  # for the confusion matrix; not written out
     }
 
 
@@ -82,7 +84,7 @@ def summarise(runs: list[dict], train_images: int) -> dict:
         "n": len(acc),
         "mean_per_class": float(np.mean([r["mean_per_class"] for r in runs])),
         "train_images": train_images,
-        "runs": [{k: v for k, v in r.items() if k != "correct"} for r in runs],
+        "runs": [{k: v for k, v in r.items() if k not in IN_MEMORY} for r in runs],
     }
 
 
@@ -96,7 +98,9 @@ def evaluate_representations(
 ) -> dict:
     """Every family x method x fraction x seed, and the significance of SimCLR vs each
     baseline. Returns {"linear"|"knn"|"finetune": {method: {fraction: summary}},
-    "significance": {family: {baseline: {fraction: {diff, p, test}}}}, "seconds": {family: s}}.
+    "significance": {family: {baseline: {fraction: {diff, p, test}}}}, "seconds": {family: s},
+    "predictions": {family: {method: {fraction: test predictions of the first run}}}} (arrays,
+    for figures; not JSON).
     `encoders` maps a method name to a frozen encoder; none of them is modified."""
     train_y, test_y = data.train.labels, data.test.labels
     subsets = label_subsets(train_y, cfg, seed)
@@ -173,4 +177,12 @@ def evaluate_representations(
         if PRETRAINED in runs[family]
     }
     out["seconds"] = seconds
+    out["predictions"] = {
+        family: {
+            method: {key: r[0]["predictions"] for key, r in by_fraction.items()}
+            for method, by_fraction in runs[family].items()
+        }
+        for family in FAMILIES
+        if runs[family]
+    }
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
@@ -18,17 +19,21 @@ from simclr.data.prepared import load_prepared
 from simclr.device import autocast_dtype, seed_everything, select_device
 from simclr.errors import PipelineError
 from simclr.evaluate import FAMILIES, SUMMARY_KEYS, evaluate_representations
+from simclr.features import extract_features
 from simclr.io import write_json
 from simclr.models import build_model
 from simclr.provenance import provenance
 from tasks.artifacts import artifact_key, publish
-from tasks.paths import REPORTS, prepared_root
+from tasks.paths import FIGURES, REPORTS, prepared_root
 from tasks.retries import TRANSIENT
 
 
 @task(name="evaluation", cache_policy=NONE, **TRANSIENT)
-def evaluate_on(dataset: str, checkpoint: Path, out: Path, params: Params) -> dict:
-    """Write <out>/metrics.json and <out>/details.json; return the details."""
+def evaluate_on(
+    dataset: str, checkpoint: Path, out: Path, params: Params, figures: bool = False
+) -> dict:
+    """Write <out>/metrics.json and <out>/details.json; return the details. With `figures`,
+    also the t-SNE of the test features and the linear probe's confusion matrix."""
     log = get_run_logger()
     device = select_device(params.pretrain.device)
     seed_everything(params.seed, device)
@@ -51,6 +56,9 @@ def evaluate_on(dataset: str, checkpoint: Path, out: Path, params: Params) -> di
         device,
         autocast_dtype(params.pretrain.precision, device),
     )
+    predictions = result.pop("predictions")
+    if figures:
+        write_figures(encoder, data, predictions, params, device)
     # metrics.json holds the headline numbers (what `dvc exp show` lists); per-seed runs,
     # protocol and provenance go beside it in details.json.
     metrics = {
@@ -88,6 +96,45 @@ def evaluate_on(dataset: str, checkpoint: Path, out: Path, params: Params) -> di
     log.info("wrote %s", out / "metrics.json")
     publish_metrics(artifact_key(*out.relative_to(REPORTS).parts), dataset, metrics)
     return details
+
+
+EMBEDDING_POINTS = 2000  # t-SNE is quadratic-ish: a seeded subsample of larger test splits
+
+
+def write_figures(encoder, data, predictions: dict, params: Params, device) -> None:
+    """reports/figures/embedding.png (t-SNE of SimCLR's h on the test split, by class) and
+    confusion.png (the SimCLR linear probe at the largest label fraction)."""
+    from sklearn.manifold import TSNE
+
+    from tasks.report_figures import confusion, embedding
+
+    labels = data.test.labels
+    idx = np.arange(len(labels))
+    if len(idx) > EMBEDDING_POINTS:
+        rng = np.random.default_rng(params.seed)
+        idx = np.sort(rng.choice(idx, EMBEDDING_POINTS, replace=False))
+    feats = extract_features(encoder, data.test.images[idx], device, params.evaluate.batch_size)
+    perplexity = min(30.0, (len(idx) - 1) / 3)
+    points = TSNE(2, perplexity=perplexity, init="pca", random_state=params.seed).fit_transform(
+        feats
+    )
+    names = list(data.class_names)
+    dataset = params.pretrain.dataset
+    embedding(
+        points,
+        labels[idx],
+        names,
+        f"t-SNE of SimCLR h, {dataset} test split",
+        FIGURES / "embedding.png",
+    )
+    fraction = max(predictions["linear"]["simclr"], key=float)
+    confusion(
+        labels,
+        predictions["linear"]["simclr"][fraction],
+        names,
+        f"SimCLR linear probe, {float(fraction):.0%} labels, {dataset} test split",
+        FIGURES / "confusion.png",
+    )
 
 
 def publish_metrics(key: str, dataset: str, metrics: dict) -> None:

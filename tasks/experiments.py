@@ -17,20 +17,22 @@ HEADLINES = {
 }
 
 
-def dvc_exp_show(repo: Path) -> list[dict]:
-    """`dvc exp show --json --all-commits` in `repo`, parsed."""
-    cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json", "--all-commits"]
+def dvc_exp_show(repo: Path, all_commits: bool = False) -> list[dict]:
+    """`dvc exp show --json` in `repo`, parsed: HEAD and its experiments, or with
+    `all_commits` every commit's."""
+    cmd = [sys.executable, "-m", "dvc", "exp", "show", "--json"]
+    cmd += ["--all-commits"] if all_commits else []
     r = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
         raise PipelineError(f"dvc exp show failed in {repo}: {r.stderr.strip()[-500:]}")
     return json.loads(r.stdout)
 
 
-def _flatten(tree, prefix: str = "") -> dict:
+def flatten(tree, prefix: str = "") -> dict:
     if isinstance(tree, dict):
         out = {}
         for k, v in tree.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: json.dumps(tree) if isinstance(tree, list) else tree}
 
@@ -74,7 +76,7 @@ def experiments_table(exp_show: list[dict]) -> list[dict]:
             continue
         flat = {}
         for found in (data.get("params") or {}).values():
-            flat.update(_flatten(found.get("data") or {}))
+            flat.update(flatten(found.get("data") or {}))
         params.append(flat)
         rows.append({"experiment": name, "rev": rev[:7], **_headlines(data["metrics"])})
     keys = sorted({k for p in params for k in p})
@@ -83,3 +85,57 @@ def experiments_table(exp_show: list[dict]) -> list[dict]:
         {"experiment": r["experiment"], "rev": r["rev"], **{k: p.get(k) for k in varying}, **r}
         for r, p in zip(rows, params, strict=True)
     ]
+
+
+def metric_columns(rows: list[dict]) -> list[str]:
+    """The headline-metric columns present in `rows`, in a stable order."""
+    seen = [k for r in rows for k in r if k in HEADLINE_NAMES or " linear " in f" {k} "]
+    return list(dict.fromkeys(seen))
+
+
+HEADLINE_NAMES = tuple(HEADLINES.values())
+LOWER_IS_BETTER = ("pretrain loss",)
+
+
+def best_values(rows: list[dict]) -> dict[str, float]:
+    """Per metric column, the best value over the rows (lowest loss, highest accuracy)."""
+    best = {}
+    for col in metric_columns(rows):
+        values = [r[col] for r in rows if isinstance(r.get(col), int | float)]
+        if values:
+            best[col] = min(values) if col in LOWER_IS_BETTER else max(values)
+    return best
+
+
+def sort_rows(rows: list[dict], by: str | None, ascending: bool = False) -> list[dict]:
+    if by is None:
+        return rows
+    if rows and not any(by in r for r in rows):
+        columns = sorted({k for r in rows for k in r})
+        raise PipelineError(f"no column {by!r} to sort by; columns: {', '.join(columns)}")
+    present = [r for r in rows if isinstance(r.get(by), int | float)]
+    missing = [r for r in rows if not isinstance(r.get(by), int | float)]
+    return sorted(present, key=lambda r: r[by], reverse=not ascending) + missing
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def markdown_table(rows: list[dict], mark_best: bool = True) -> str:
+    """A Markdown table of `rows` (union of their columns); the best value of each metric
+    column in bold."""
+    if not rows:
+        return "(no experiments)"
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    best = best_values(rows) if mark_best else {}
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        cells = []
+        for c in columns:
+            text = _cell(r.get(c))
+            cells.append(f"**{text}**" if c in best and r.get(c) == best[c] else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

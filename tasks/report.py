@@ -1,21 +1,33 @@
-"""Render reports/report.md from the stages' metrics, validation results and provenance."""
+"""Render reports/report.md and the self-contained reports/report.html (figures inlined) from
+the stages' metrics, validation results, prepared data and provenance."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from simclr.config import Params
+from simclr.config import Params, to_dict
+from simclr.data.prepared import load_prepared
 from simclr.errors import PipelineError
 from simclr.io import write_text
 from tasks.artifacts import artifact_key, publish
-from tasks.paths import REPORTS
+from tasks.experiments import dvc_exp_show, experiments_table, markdown_table
+from tasks.paths import REPORTS, prepared_root
+from tasks.report_figures import (
+    PROTOCOL_LABELS,
+    accuracy_vs_fraction,
+    pretraining_curves,
+    sample_grid,
+)
 from tasks.retries import TRANSIENT
 
 REPORT = REPORTS / "report.md"
+REPORT_HTML = REPORTS / "report.html"
+PLOTS = REPORTS / "plots"
 METHOD_NAMES = {
     "simclr": "SimCLR",
     "random_init": "random init",
@@ -103,10 +115,94 @@ def evaluation_section(title: str, details: dict) -> list[str]:
     return lines
 
 
+def _differs_from_defaults(params: Params) -> list[str]:
+    """`key: value` for every param whose value is not the built-in default."""
+    from tasks.experiments import flatten  # one flattening of params everywhere
+
+    ours, defaults = flatten(to_dict(params)), flatten(to_dict(Params()))
+    return [f"`{k}`: {v}" for k, v in ours.items() if defaults.get(k, object()) != v]
+
+
+def data_section(params: Params, reports: Path) -> list[str]:
+    lines = [
+        "## Data",
+        "",
+        "| dataset | validation | classes | train images | test images | per class (train) |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for name in params.datasets:
+        v = _read(reports / "validation" / "results" / f"{name}.json")
+        passed = sum(o["success"] for o in v["expectations"])
+        status = "passed" if v["success"] else "**FAILED**"
+        data = load_prepared(prepared_root(name))
+        counts = np.bincount(data.train.labels, minlength=len(data.class_names))
+        lines.append(
+            f"| {name} | {status} ({passed}/{len(v['expectations'])} checks) | "
+            f"{len(data.class_names)} | {len(data.train.labels)} | {len(data.test.labels)} | "
+            f"{counts.min()}–{counts.max()} |"
+        )
+    lines += ["", "![Training images](figures/samples.png)", ""]
+    return lines
+
+
+def transfer_table(results: dict[str, dict]) -> list[str]:
+    """Datasets x (protocol, method) at the largest label fraction, protocols named."""
+    columns = [
+        (family, method)
+        for family in FAMILY_NAMES
+        for method in METHOD_NAMES
+        if any(method in d.get(family, {}) for d in results.values())
+    ]
+    head = "| dataset | labels | " + " | ".join(
+        f"{PROTOCOL_LABELS[f]}: {METHOD_NAMES[m]}" for f, m in columns
+    )
+    lines = [head + " |", "|---|---|" + "---|" * len(columns)]
+    for dataset, details in results.items():
+        fraction = max(details["linear"]["simclr"], key=float)
+        cells = []
+        for family, method in columns:
+            r = details.get(family, {}).get(method, {}).get(fraction)
+            cells.append("" if r is None else f"{r['mean']:.3f}")
+        lines.append(f"| {dataset} | {float(fraction):.0%} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def experiments_section() -> list[str]:
+    """All DVC experiments on HEAD, as `python -m flows.compare` prints them: a snapshot of the
+    repository's experiments when this report was rendered."""
+    try:
+        rows = experiments_table(dvc_exp_show(Path(".")))
+    except (PipelineError, OSError, ValueError) as e:
+        return ["## Experiments", "", f"Not available here ({e}); run `python -m flows.compare`."]
+    return [
+        "## Experiments",
+        "",
+        "HEAD and its DVC experiments (`python -m flows.compare`); params that differ between "
+        "them, headline metrics, the best of each metric column in bold.",
+        "",
+        markdown_table(rows),
+    ]
+
+
 def render(params: Params, reports: Path = REPORTS) -> str:
+    """reports/report.md's text; writes the figures it links under reports/figures/."""
     evaluate = _read(reports / "evaluate" / "details.json")
     pretrain = _read(reports / "pretrain" / "metrics.json")
+    transfers = {
+        n: _read(reports / "transfer" / n / "details.json") for n in params.transfer.datasets
+    }
+    everything = {params.pretrain.dataset: evaluate, **transfers}
     prov = evaluate["checkpoint"]["provenance"] or {}
+    figures = reports / "figures"
+    pretraining_curves(reports / "pretrain" / "plots" / "metrics", figures / "curves.png")
+    accuracy_vs_fraction(everything, figures / "fractions.png")
+    samples = {}
+    for name in params.datasets:
+        data = load_prepared(prepared_root(name))
+        samples[name] = (data.train.images, data.train.labels, list(data.class_names))
+    sample_grid(samples, figures / "samples.png")
+    evaluation_seconds = sum(sum(d.get("seconds", {}).values()) for d in everything.values())
+    changed = _differs_from_defaults(params)
     lines = [
         "# SimCLR pipeline report",
         "",
@@ -114,35 +210,124 @@ def render(params: Params, reports: Path = REPORTS) -> str:
         "",
         f"- pretraining set: `{params.pretrain.dataset}`, {params.pretrain.epochs} epochs, "
         f"batch {params.pretrain.batch_size}, temperature {params.pretrain.temperature}, "
-        f"final loss {pretrain.get('loss', float('nan')):.4f}, "
-        f"pretraining wall time {pretrain.get('wall_seconds', float('nan')):.1f} s",
+        f"final loss {pretrain.get('loss', float('nan')):.4f}",
+        f"- wall time: pretraining {pretrain.get('wall_seconds', float('nan')):.1f} s, "
+        f"evaluation and transfer {evaluation_seconds:.1f} s (inside the protocols)",
         f"- git commit: `{prov.get('git_commit')}`"
         + (" (uncommitted changes)" if prov.get("git_dirty") else ""),
         f"- device: {prov.get('device')}; python {prov.get('python')}; {prov.get('platform')}",
         "- packages: "
         + ", ".join(f"{k} {v}" for k, v in (prov.get("packages") or {}).items() if v),
+        "- params that differ from the built-in defaults: "
+        + ("; ".join(changed) if changed else "none"),
         "",
-        "## Data validation",
+        *data_section(params, reports),
+        "## Augmentation",
         "",
-        "| dataset | result |",
-        "|---|---|",
+        "Two SimCLR views of each of eight pretraining images, as the pretrain stage draws them.",
+        "",
+        "![View pairs](figures/views.png)",
+        "",
+        "## Pretraining",
+        "",
+        "![Pretraining curves](figures/curves.png)",
+        "",
+        "## Accuracy against labelled fraction",
+        "",
+        "Colour: method; line style: protocol (solid linear probe, dotted kNN, dashed "
+        "fine-tune); bars: ± std over label subsets.",
+        "",
+        "![Accuracy against the labelled fraction](figures/fractions.png)",
+        "",
+        "## Transfer",
+        "",
+        "Test top-1 at the largest label fraction; protocols as below (linear: logistic "
+        "regression on frozen h with the L2 strength chosen on a validation split; kNN: weighted "
+        "cosine on frozen h; fine-tune: encoder + linear head trained on the labels).",
+        "",
+        *transfer_table(everything),
+        "",
+        f"## Embedding and errors on `{params.pretrain.dataset}`",
+        "",
+        "![t-SNE of the test features](figures/embedding.png)",
+        "",
+        "![Confusion matrix of the linear probe](figures/confusion.png)",
     ]
-    for path in sorted((reports / "validation" / "results").glob("*.json")):
-        v = json.loads(path.read_text())
-        passed = sum(o["success"] for o in v["expectations"])
-        status = "passed" if v["success"] else "FAILED"
-        lines.append(f"| {v['dataset']} | {status} ({passed}/{len(v['expectations'])}) |")
     lines += evaluation_section(f"Evaluation on `{evaluate['dataset']}`", evaluate)
-    for name in params.transfer.datasets:
-        details = _read(reports / "transfer" / name / "details.json")
+    for name, details in transfers.items():
         lines += evaluation_section(f"Transfer to `{name}`", details)
+    lines += ["", *experiments_section()]
+    return "\n".join(lines) + "\n"
+
+
+IMAGE_CHECK = """<script>
+// Marks the page once loaded: how many images decoded (used by the headless-browser test).
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  const bad = imgs.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.alt);
+  document.body.dataset.images = `${imgs.length - bad.length}/${imgs.length}`;
+  document.body.dataset.broken = bad.join("|");
+});
+</script>"""
+
+STYLE = """<style>
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       line-height: 1.45; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; display: block;
+        overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }
+th { background: #f3f3f3; }
+img { max-width: 100%; border: 1px solid #eee; }
+code { background: #f6f6f6; padding: 0 0.2em; }
+</style>"""
+
+
+def to_html(markdown_text: str, root: Path) -> str:
+    """A self-contained HTML page: the Markdown rendered, every figure inlined as a data URI
+    (no external reference of any kind)."""
+    import base64
+    import re
+
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+
+    def inline(match: re.Match) -> str:
+        path = root / match.group(1)
+        if not path.is_file():
+            raise PipelineError(f"{path}: figure missing; re-run the stage that writes it")
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'src="data:image/png;base64,{data}"'
+
+    body = re.sub(r'src="([^":]+\.png)"', inline, body)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>SimCLR pipeline report</title>"
+        f"{STYLE}</head><body>\n{body}\n{IMAGE_CHECK}</body></html>\n"
+    )
+
+
+def linear_fractions_csv(details: dict) -> str:
+    """The pretraining set's linear probe by labelled fraction, one column per method: the data
+    of dvc.yaml's "Linear probe against labelled fraction" plot."""
+    linear = details["linear"]
+    methods = [m for m in METHOD_NAMES if m in linear]
+    lines = ["labels_percent," + ",".join(methods)]
+    for fraction in sorted(linear["simclr"], key=float):
+        values = ",".join(f"{linear[m][fraction]['mean']:.6f}" for m in methods)
+        lines.append(f"{float(fraction) * 100:g},{values}")
     return "\n".join(lines) + "\n"
 
 
 @task(name="render-report", cache_policy=NONE, **TRANSIENT)
 def write_report(params: Params) -> Path:
+    write_text(
+        PLOTS / "linear_fractions.csv",
+        linear_fractions_csv(_read(REPORTS / "evaluate" / "details.json")),
+    )
     text = render(params)
     write_text(REPORT, text)
+    write_text(REPORT_HTML, to_html(text, REPORTS))
     publish(artifact_key("report"), f"{REPORT}: {len(text.splitlines())} lines", text)
-    get_run_logger().info("wrote %s", REPORT)
+    get_run_logger().info("wrote %s and %s", REPORT, REPORT_HTML)
     return REPORT

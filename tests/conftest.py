@@ -104,3 +104,11 @@ def prefect_api(tmp_path_factory):
     yield url
     server.terminate()
     server.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def report_fixture_dir(tmp_path_factory, prefect_api):
+    """A directory holding tiny stage outputs and the report rendered from them."""
+    from report_fixture import render_reports
+
+    return render_reports(tmp_path_factory.mktemp("report"), prefect_api)

@@ -1,0 +1,118 @@
+"""A complete set of stage outputs for the report, made by the real code on tiny data, in the
+working directory (the stages' relative paths)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.report import report_flow
+from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, Params, from_dict
+from simclr.data.prepared import Prepared, Split, save_prepared
+from simclr.evaluate import evaluate_representations
+from simclr.io import write_json
+from simclr.models import build_model
+from tasks.figures import view_pairs_figure
+from tasks.report_figures import confusion, embedding
+
+PARAMS = {
+    "datasets": {"digits": {"source": "digits"}, "faces": {"source": "faces"}},
+    "model": {"widths": [8, 16], "blocks": [1, 1]},
+    "pretrain": {"epochs": 3},
+    "evaluate": {
+        "fractions": [0.2, 1.0],
+        "seeds": 2,
+        "C": [0.1, 1.0],
+        "knn_k": 5,
+        "finetune": {"epochs": 1, "min_steps": 2, "max_steps": 3},
+    },
+    "transfer": {"datasets": ["faces"]},
+}
+
+
+def tiny_prepared(classes: int, seed: int) -> Prepared:
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        y = np.arange(n) % classes
+        x = rng.integers(0, 60, (n, 8, 8, 1))
+        for i, c in enumerate(y):
+            x[i, (c // 2) * 4 : (c // 2) * 4 + 4, (c % 2) * 4 : (c % 2) * 4 + 4] += 150
+        return Split(x.astype(np.uint8), y.astype(np.int64))
+
+    return Prepared(split(40), split(20), tuple(f"class {i}" for i in range(classes)))
+
+
+def build_reports(root: Path) -> Params:
+    """Prepared data, validation results, pretraining metrics and curves, evaluate and transfer
+    details and the stages' figures under `root` (which must be the working directory)."""
+    params = from_dict(Params, PARAMS, "")
+    torch.manual_seed(0)
+    encoder, _ = build_model(ModelConfig(widths=(8, 16), blocks=(1, 1)), 1, 8)
+    cfg = EvaluateConfig(
+        fractions=(0.2, 1.0), seeds=2, C=(0.1, 1.0), knn_k=5,
+        finetune=FinetuneConfig(epochs=1, min_steps=2, max_steps=3),
+    )  # fmt: skip
+    for name, classes in (("digits", 4), ("faces", 2)):
+        data = tiny_prepared(classes, seed=classes)
+        save_prepared(data, root / "data" / "prepared" / name)
+        write_json(
+            root / "reports" / "validation" / "results" / f"{name}.json",
+            {"dataset": name, "success": True, "expectations": [{"check": "x", "success": True}]},
+        )
+        result = evaluate_representations(
+            data, {"simclr": encoder, "random_init": encoder}, cfg, 0, torch.device("cpu")
+        )
+        predictions = result.pop("predictions")
+        details = {
+            **result,
+            "dataset": name,
+            "protocol": {"train_images": 40, "test_images": 20, "linear": "probe"},
+            "checkpoint": {"provenance": {"git_commit": "abc", "device": "cpu"}},
+        }
+        out = "evaluate" if name == "digits" else f"transfer/{name}"
+        write_json(root / "reports" / out / "details.json", details)
+        if name == "digits":
+            points = np.random.default_rng(0).normal(size=(20, 2))
+            figures = root / "reports" / "figures"
+            embedding(
+                points, data.test.labels, list(data.class_names), "t", figures / "embedding.png"
+            )
+            pred = predictions["linear"]["simclr"]["1.0"]
+            confusion(
+                data.test.labels, pred, list(data.class_names), "c", figures / "confusion.png"
+            )
+            view_pairs_figure(data.train.images, params.pretrain.augment, 0, figures / "views.png")
+    curves = root / "reports" / "pretrain" / "plots" / "metrics"
+    curves.mkdir(parents=True, exist_ok=True)
+    for name, values in {
+        "loss": [5.0, 4.5, 4.2],
+        "lr": [0.1, 0.05, 0.0],
+        "knn_accuracy": [0.5, 0.6, 0.7],
+        "images_per_s": [900, 1000, 1000],
+    }.items():
+        rows = "".join(f"{i}\t{v}\n" for i, v in enumerate(values))
+        (curves / f"{name}.tsv").write_text(f"step\t{name}\n{rows}")
+    (root / "reports" / "pretrain" / "metrics.json").write_text(
+        json.dumps({"loss": 4.2, "wall_seconds": 3.0, "knn_accuracy": 0.7})
+    )
+    return params
+
+
+def render_reports(path: Path, prefect_api: str) -> Path:
+    """The real report task, run on the fixture outputs in `path`."""
+    cwd = os.getcwd()
+    os.chdir(path)
+    try:
+        params = build_reports(path)
+
+        with temporary_settings({PREFECT_API_URL: prefect_api}):
+            report_flow(params=params)  # the report stage's flow, as dvc runs it
+    finally:
+        os.chdir(cwd)
+    return path
