@@ -10,7 +10,7 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from simclr.config import Params, to_dict
+from simclr.config import DatasetConfig, Params, to_dict
 from simclr.data.prepared import load_prepared
 from simclr.errors import PipelineError
 from simclr.io import write_text
@@ -116,10 +116,13 @@ def evaluation_section(title: str, details: dict) -> list[str]:
 
 
 def _differs_from_defaults(params: Params) -> list[str]:
-    """`key: value` for every param whose value is not the built-in default."""
+    """`key: value` for every param whose value is not the built-in default (each dataset is
+    compared with a default entry of its own source)."""
     from tasks.experiments import flatten  # one flattening of params everywhere
 
-    ours, defaults = flatten(to_dict(params)), flatten(to_dict(Params()))
+    sources = {n: DatasetConfig(source=d.source) for n, d in params.datasets.items()}
+    ours = flatten(to_dict(params))
+    defaults = flatten(to_dict(Params(datasets=sources)))
     return [f"`{k}`: {v}" for k, v in ours.items() if defaults.get(k, object()) != v]
 
 
@@ -163,7 +166,8 @@ def transfer_table(results: dict[str, dict]) -> list[str]:
         for family, method in columns:
             r = details.get(family, {}).get(method, {}).get(fraction)
             cells.append("" if r is None else f"{r['mean']:.3f}")
-        lines.append(f"| {dataset} | {float(fraction):.0%} | " + " | ".join(cells) + " |")
+        role = "pretraining set" if dataset == next(iter(results)) else "transfer"
+        lines.append(f"| {dataset} ({role}) | {float(fraction):.0%} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -213,11 +217,15 @@ def render(params: Params, reports: Path = REPORTS) -> str:
         f"final loss {pretrain.get('loss', float('nan')):.4f}",
         f"- wall time: pretraining {pretrain.get('wall_seconds', float('nan')):.1f} s, "
         f"evaluation and transfer {evaluation_seconds:.1f} s (inside the protocols)",
-        f"- git commit: `{prov.get('git_commit')}`"
+        f"- git commit of the pretraining: `{prov.get('git_commit')}`"
         + (" (uncommitted changes)" if prov.get("git_dirty") else ""),
         f"- device: {prov.get('device')}; python {prov.get('python')}; {prov.get('platform')}",
         "- packages: "
         + ", ".join(f"{k} {v}" for k, v in (prov.get("packages") or {}).items() if v),
+        "- datasets: "
+        + ", ".join(f"`{n}` ({d.source})" for n, d in params.datasets.items())
+        + f"; pretraining on `{params.pretrain.dataset}`, transfer to "
+        + ", ".join(f"`{n}`" for n in params.transfer.datasets),
         "- params that differ from the built-in defaults: "
         + ("; ".join(changed) if changed else "none"),
         "",

@@ -81,6 +81,16 @@ def accuracy_vs_fraction(results: dict[str, dict], path: Path) -> Path:
                     label=f"{METHOD_LABELS.get(method, method)}, {PROTOCOL_LABELS[protocol]}",
                 )
         ax.set_xscale("log")
+        ticks = sorted(
+            {
+                float(f) * 100
+                for protocol in PROTOCOL_STYLES
+                for by_fraction in details.get(protocol, {}).values()
+                for f in by_fraction
+            }
+        )
+        ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("labelled training images (% of each class)")
         ax.set_ylabel("test top-1 accuracy")
         ax.set_title(dataset)
@@ -89,7 +99,7 @@ def accuracy_vs_fraction(results: dict[str, dict], path: Path) -> Path:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08 if rows == 1 else 0.05, 1, 1))
+    fig.tight_layout(rect=(0, 0.14 if rows == 1 else 0.075, 1, 1))
     return write_atomic(path, lambda p: fig.savefig(p, format="png", dpi=100))
 
 

@@ -65,6 +65,13 @@ def test_repro_writes_every_output_within_two_minutes(repo):
         "reports/pretrain/plots/metrics/knn_accuracy.tsv",
         "reports/figures/views.png",
         "reports/report.md",
+        "reports/report.html",
+        "reports/figures/curves.png",
+        "reports/figures/fractions.png",
+        "reports/figures/samples.png",
+        "reports/figures/embedding.png",
+        "reports/figures/confusion.png",
+        "reports/plots/linear_fractions.csv",
         "dvc.lock",
     ):
         assert (path / out).is_file(), out
@@ -114,6 +121,21 @@ def test_second_repro_runs_no_stage(repo):
     second = repo["run"]("dvc", "repro")
     assert "Running stage" not in second.stdout
     assert "Data and pipelines are up to date" in second.stdout
+
+
+def test_metrics_and_plots_have_their_names(repo):
+    metrics = json.loads(repo["run"]("dvc", "metrics", "show", "--json").stdout)
+    files = {f for rev in metrics.values() for f in rev["data"]}
+    assert {"reports/evaluate/metrics.json", "reports/transfer/faces/metrics.json"} <= files
+    plots = json.loads(repo["run"]("dvc", "plots", "show", "--json", "--split").stdout)
+    assert not plots.get("errors"), plots.get("errors")
+    names = set(plots["data"])
+    assert {
+        "Pretraining loss",
+        "kNN monitor accuracy",
+        "Linear probe against labelled fraction",
+    } <= names
+    assert "reports/figures/fractions.png" in names
 
 
 def test_experiment_with_a_pretrain_param_is_listed_with_metrics(repo):
