@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from collections import deque
@@ -34,10 +36,16 @@ DVC_BUSY = "Unable to acquire lock"
 
 
 def _hydra_value(value: Any) -> str:
-    """A value in the override grammar DVC reads (Hydra's): strings quoted, lists bracketed."""
+    """A value in the override grammar DVC reads (Hydra's): strings double-quoted (a backslash
+    is only special before a quote or at the end), lists bracketed, non-finite floats by name."""
     if isinstance(value, list | tuple):
         return "[" + ",".join(_hydra_value(v) for v in value) + "]"
-    return json.dumps(value)  # numbers, true/false, null and "quoted strings" as Hydra has them
+    if isinstance(value, str):
+        escaped = re.sub(r'(\\*)("|$)', lambda m: m[1] * 2 + ('\\"' if m[2] else ""), value)
+        return f'"{escaped}"'
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return json.dumps(value)  # numbers, true/false, null
 
 
 def _flat(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -80,16 +88,22 @@ def dvc_exp_run(repo: Path, overrides: dict[str, Any], name: str) -> str:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        errors="replace",  # a stray non-UTF-8 byte in a stage's output must not stop the stream
         bufsize=1,
     )
     tail: deque[str] = deque(maxlen=400)
     assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip()
-        if line:
-            log.info(line)
-            tail.append(line)
-    rc = proc.wait()
+    try:
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                log.info(line)
+                tail.append(line)
+        rc = proc.wait()
+    finally:  # whatever stops this task, DVC must not run on unread, holding the repo lock
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     if rc == 0:
         return name
     text = "\n".join(tail)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +41,8 @@ def main(argv: list[str]) -> int:
         return 2
     if os.environ.get("PREFECT_API_URL"):
         return subprocess.call(argv)
+    # A plain SIGTERM would skip the `finally` below and orphan the server.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api"
     prefect = str(Path(sys.executable).parent / "prefect")

@@ -14,7 +14,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from simclr.checkpoint import load_encoder
-from simclr.config import Params, to_dict
+from simclr.config import Params, fraction_label, to_dict
 from simclr.data.prepared import load_prepared
 from simclr.device import autocast_dtype, seed_everything, select_device
 from simclr.errors import PipelineError
@@ -132,7 +132,7 @@ def write_figures(encoder, data, predictions: dict, params: Params, device) -> N
         labels,
         predictions["linear"]["simclr"][fraction],
         names,
-        f"SimCLR linear probe, {float(fraction):.0%} labels, {dataset} test split",
+        f"SimCLR linear probe, {fraction_label(fraction)} labels, {dataset} test split",
         FIGURES / "confusion.png",
     )
 
@@ -162,11 +162,11 @@ def publish_metrics(key: str, dataset: str, metrics: dict) -> None:
         b = linear[base][fraction]
         p = significance["linear"][base][fraction]["p"]
         headline.append(
-            f"| {float(fraction):.0%} | {r['mean']:.3f} ± {r['std']:.3f} | "
+            f"| {fraction_label(fraction)} | {r['mean']:.3f} ± {r['std']:.3f} | "
             f"{base} {b['mean']:.3f} ± {b['std']:.3f} | {p:.2g} |"
         )
     summary = f"{dataset}: linear probe " + ", ".join(
-        f"{float(f):.0%} {r['mean']:.3f}" for f, r in linear["simclr"].items()
+        f"{fraction_label(f)} {r['mean']:.3f}" for f, r in linear["simclr"].items()
     )
     markdown = "\n".join(
         [

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from simclr.config import fraction_label
 from simclr.errors import PipelineError
 
 # Headline metrics: (metrics file, path in it) -> column name.
@@ -38,9 +39,11 @@ def flatten(tree, prefix: str = "") -> dict:
 
 
 def _entries(exp_show: list[dict]):
-    """(name, rev, data) of every baseline commit and every experiment on it."""
+    """(name, rev, data) of the workspace, every baseline commit and every experiment on it."""
     for baseline in exp_show:
-        if baseline.get("rev") != "workspace":
+        if baseline.get("rev") == "workspace":
+            yield "workspace", "workspace", baseline.get("data")
+        else:
             yield baseline.get("name") or baseline["rev"][:7], baseline["rev"], baseline["data"]
         for exp in baseline.get("experiments") or []:
             for rev in exp.get("revs") or []:
@@ -60,10 +63,10 @@ def _headlines(metrics: dict) -> dict:
                     out[column] = value
         # Linear probe of SimCLR at each fraction, on the pretraining set and every transfer.
         parts = Path(path).parts
-        if parts[-1] == "metrics.json" and parts[1] in ("evaluate", "transfer"):
+        if len(parts) >= 3 and parts[-1] == "metrics.json" and parts[1] in ("evaluate", "transfer"):
             where = "evaluate" if parts[1] == "evaluate" else parts[2]
             for fraction, cell in (data.get("linear", {}).get("simclr") or {}).items():
-                out[f"{where} linear {float(fraction):.0%}"] = cell.get("mean")
+                out[f"{where} linear {fraction_label(fraction)}"] = cell.get("mean")
     return out
 
 

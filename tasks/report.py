@@ -10,7 +10,7 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from simclr.config import DatasetConfig, Params, to_dict
+from simclr.config import DatasetConfig, Params, fraction_label, to_dict
 from simclr.data.prepared import load_prepared
 from simclr.errors import PipelineError
 from simclr.io import write_text
@@ -57,7 +57,7 @@ def accuracy_table(by_method: dict, significance: dict | None = None, key: str =
     best in each column bold; a baseline's cells carry the p-value of SimCLR vs it."""
     fractions = list(next(iter(by_method.values())).keys())
     best = {f: max(by_method[m][f][key] for m in by_method) for f in fractions}
-    head = "| method | " + " | ".join(f"{float(f):.0%} labels" for f in fractions) + " |"
+    head = "| method | " + " | ".join(f"{fraction_label(f)} labels" for f in fractions) + " |"
     rule = "|---|" + "---|" * len(fractions)
     rows = []
     order = [m for m in METHOD_NAMES if m in by_method] + [
@@ -167,7 +167,9 @@ def transfer_table(results: dict[str, dict]) -> list[str]:
             r = details.get(family, {}).get(method, {}).get(fraction)
             cells.append("" if r is None else f"{r['mean']:.3f}")
         role = "pretraining set" if dataset == next(iter(results)) else "transfer"
-        lines.append(f"| {dataset} ({role}) | {float(fraction):.0%} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {dataset} ({role}) | {fraction_label(fraction)} | " + " | ".join(cells) + " |"
+        )
     return lines
 
 
@@ -294,11 +296,13 @@ def to_html(markdown_text: str, root: Path) -> str:
     """A self-contained HTML page: the Markdown rendered, every figure inlined as a data URI
     (no external reference of any kind)."""
     import base64
+    import html
     import re
 
     import markdown
 
-    body = markdown.markdown(markdown_text, extensions=["tables"])
+    # Escaped first: text from params or experiment names must not become markup in the page.
+    body = markdown.markdown(html.escape(markdown_text, quote=False), extensions=["tables"])
 
     def inline(match: re.Match) -> str:
         path = root / match.group(1)

@@ -1,8 +1,10 @@
-"""Retries for transient failures only: a flaky disk or network (OSError, timeouts) is tried
-again with backoff; a user's mistake (PipelineError: bad params, bad data) fails at once, since
-retrying cannot fix it."""
+"""Retries for transient failures only: a flaky disk or network (I/O errors, timeouts, a busy
+resource) is tried again with backoff; a user's mistake (PipelineError: bad params, bad data)
+fails at once, since retrying cannot fix it."""
 
 from __future__ import annotations
+
+import errno
 
 from prefect.tasks import exponential_backoff
 
@@ -11,10 +13,25 @@ from simclr.errors import PipelineError
 RETRY_DELAYS = exponential_backoff(backoff_factor=2)(3)  # 2, 4, 8 s
 
 
+# OS errors that a later try can outlive; a missing file, a permission or a full disk cannot.
+TRANSIENT_ERRNOS = {
+    errno.EAGAIN,
+    errno.EBUSY,
+    errno.EINTR,
+    errno.EIO,
+    errno.ETIMEDOUT,
+    errno.ECONNRESET,
+    errno.ECONNREFUSED,
+    errno.ESTALE,
+}
+
+
 def is_transient(exc: BaseException | None) -> bool:
     if exc is None or isinstance(exc, PipelineError):
         return False
-    return isinstance(exc, OSError | TimeoutError | ConnectionError)
+    if isinstance(exc, TimeoutError | ConnectionError | BlockingIOError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS
 
 
 def _retry_condition(task, task_run, state) -> bool:

@@ -5,9 +5,14 @@ import pytest
 import torch
 from scipy import stats
 
-from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig
+from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, fraction_label
 from simclr.data.prepared import Prepared, Split
-from simclr.evaluate import balanced_subset, evaluate_representations, fraction_key, label_subsets
+from simclr.evaluate import (
+    balanced_subset,
+    evaluate_representations,
+    fraction_key,
+    label_subsets,
+)
 from simclr.features import extract_features
 from simclr.finetune import finetune, finetune_steps
 from simclr.models import build_model
@@ -176,7 +181,8 @@ SMALL_EVAL = EvaluateConfig(
 
 
 def strip_timing(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k != "seconds"}
+    """The JSON part of a result: no timings, no prediction arrays."""
+    return {k: v for k, v in result.items() if k not in ("seconds", "predictions")}
 
 
 def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinism():
@@ -219,6 +225,10 @@ def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinis
         device=CPU,
     )
     assert strip_timing(again) == strip_timing(result)
+    for family, by_method in result["predictions"].items():
+        for method, by_fraction in by_method.items():
+            for key, predictions in by_fraction.items():
+                assert np.array_equal(predictions, again["predictions"][family][method][key])
 
 
 def test_finetune_off_leaves_the_family_out():
@@ -228,5 +238,12 @@ def test_finetune_off_leaves_the_family_out():
     assert set(result["linear"]) == {"simclr", "raw_pixels"}
 
 
-def test_fraction_key():
+def test_fraction_key_and_label():
     assert fraction_key(1) == "1.0" and fraction_key(0.01) == "0.01"
+    assert [fraction_label(f) for f in (0.001, 0.004, 0.01, "0.1", 1)] == [
+        "0.1%",
+        "0.4%",
+        "1%",
+        "10%",
+        "100%",
+    ]

@@ -58,10 +58,49 @@ def test_user_errors_fail_at_once(on_server):
 
 
 def test_what_counts_as_transient():
-    assert (
-        is_transient(OSError()) and is_transient(TimeoutError()) and is_transient(BlockingIOError())
-    )
-    assert not is_transient(PipelineError("x")) and not is_transient(ValueError())
+    import errno
+
+    for exc in (
+        OSError(errno.EIO, "I/O error"),
+        OSError(errno.EAGAIN, "try again"),
+        TimeoutError(),
+        ConnectionResetError(),
+        BlockingIOError(errno.EAGAIN, "busy"),
+    ):
+        assert is_transient(exc), exc
+    for exc in (
+        PipelineError("x"),
+        ValueError(),
+        FileNotFoundError(errno.ENOENT, "missing"),
+        PermissionError(errno.EACCES, "denied"),
+        OSError(errno.ENOSPC, "disk full"),
+        OSError(),
+    ):
+        assert not is_transient(exc), exc
+
+
+def test_override_values_survive_dvc_parsing(tmp_path):
+    """Each value, as DVC's own override parser applies it to a params file, comes back as it
+    was: quotes, backslashes, non-ASCII, lists, null and infinity."""
+    from dvc.utils.hydra import apply_overrides
+
+    values = {
+        "a": 'say "hi"',
+        "b": "C:\\data\\",
+        "c": "café",
+        "d": [0.1, 1],
+        "e": None,
+        "f": float("inf"),
+        "g": "x,y=z",
+    }
+    path = tmp_path / "params.yaml"
+    path.write_text("a: 0\n")
+    overrides = [arg for arg in override_args(values) if arg != "-S"]
+    apply_overrides(str(path), overrides)
+    import yaml
+
+    got = yaml.safe_load(path.read_text())
+    assert {k: got[k] for k in values} == values
 
 
 def test_overrides_become_dvc_set_arguments():
