@@ -50,6 +50,60 @@ transfer: {datasets: [faces]}
 """
 
 
+def repo_env(**extra: str) -> dict[str, str]:
+    """The environment of a command run in a test repository: the venv's tools first on PATH,
+    a git identity, and `extra`."""
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@localhost",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@localhost",
+        **extra,
+    }
+
+
+def runner(path: Path, env: dict[str, str], timeout: float = 300):
+    """run(*cmd, check=True) in `path`: the CompletedProcess; a failure fails the test with
+    the command's output."""
+
+    def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        r = subprocess.run(cmd, cwd=path, env=env, capture_output=True, text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            pytest.fail(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        return r
+
+    return run
+
+
+def init_repo(run) -> None:
+    """A Git repository with DVC and one commit of everything in it (DVCLive needs a commit)."""
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "initial")
+
+
+def tiny_prepared(n_train: int = 60, n_test: int = 30, classes: int = 3, seed: int = 0):
+    """A Prepared dataset of 8x8 grayscale images whose class is the bright quadrant: learnable
+    from the pixels, so probes have something to find."""
+    import numpy as np
+
+    from simclr.data.prepared import Prepared, Split
+
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        y = np.arange(n) % classes
+        x = rng.integers(0, 60, (n, 8, 8, 1))
+        for i, c in enumerate(y):
+            x[i, (c // 2) * 4 : (c // 2) * 4 + 4, (c % 2) * 4 : (c % 2) * 4 + 4] += 150
+        return Split(x.astype(np.uint8), y.astype(np.int64))
+
+    return Prepared(split(n_train), split(n_test), tuple(f"class {i}" for i in range(classes)))
+
+
 def copy_code(path: Path) -> Path:
     """The pipeline's packages copied into `path`, to run the stages there for real."""
     for name in ("simclr", "tasks", "flows"):

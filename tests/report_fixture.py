@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import tiny_prepared
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.report import report_flow
 from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, Params, from_dict
-from simclr.data.prepared import Prepared, Split, save_prepared
+from simclr.data.prepared import save_prepared
 from simclr.evaluate import evaluate_representations
 from simclr.io import write_json
 from simclr.models import build_model
@@ -35,19 +36,6 @@ PARAMS = {
 }
 
 
-def tiny_prepared(classes: int, seed: int) -> Prepared:
-    rng = np.random.default_rng(seed)
-
-    def split(n):
-        y = np.arange(n) % classes
-        x = rng.integers(0, 60, (n, 8, 8, 1))
-        for i, c in enumerate(y):
-            x[i, (c // 2) * 4 : (c // 2) * 4 + 4, (c % 2) * 4 : (c % 2) * 4 + 4] += 150
-        return Split(x.astype(np.uint8), y.astype(np.int64))
-
-    return Prepared(split(40), split(20), tuple(f"class {i}" for i in range(classes)))
-
-
 def build_reports(root: Path) -> Params:
     """Prepared data, validation results, pretraining metrics and curves, evaluate and transfer
     details and the stages' figures under `root` (which must be the working directory)."""
@@ -59,7 +47,7 @@ def build_reports(root: Path) -> Params:
         finetune=FinetuneConfig(epochs=1, min_steps=2, max_steps=3),
     )  # fmt: skip
     for name, classes in (("digits", 4), ("faces", 2)):
-        data = tiny_prepared(classes, seed=classes)
+        data = tiny_prepared(40, 20, classes, seed=classes)
         save_prepared(data, root / "data" / "prepared" / name)
         write_json(
             root / "reports" / "validation" / "results" / f"{name}.json",

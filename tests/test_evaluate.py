@@ -3,10 +3,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_prepared
 from scipy import stats
 
 from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, fraction_label
-from simclr.data.prepared import Prepared, Split
 from simclr.evaluate import (
     balanced_subset,
     evaluate_representations,
@@ -29,18 +29,8 @@ def tiny_encoder(seed=0):
     return encoder
 
 
-def tiny_data(n_train=60, n_test=30, classes=3, seed=0) -> Prepared:
-    """Classes differ by which quadrant is bright: learnable from 8x8 pixels."""
-    rng = np.random.default_rng(seed)
-
-    def split(n):
-        y = np.arange(n) % classes
-        x = rng.integers(0, 60, (n, 8, 8, 1))
-        for i, c in enumerate(y):
-            x[i, (c // 2) * 4 : (c // 2) * 4 + 4, (c % 2) * 4 : (c % 2) * 4 + 4] += 150
-        return Split(x.astype(np.uint8), y.astype(np.int64))
-
-    return Prepared(split(n_train), split(n_test), tuple(f"c{i}" for i in range(classes)))
+def tiny_data(n_train=60, n_test=30, classes=3, seed=0):
+    return tiny_prepared(n_train, n_test, classes, seed)
 
 
 def test_balanced_subset_is_per_class_seeded_and_at_least_one():

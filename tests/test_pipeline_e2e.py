@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
-import subprocess
 import time
 
 import pandas as pd
 import pytest
-from conftest import BIN, ROOT, TINY_PARAMS, copy_code
+from conftest import ROOT, TINY_PARAMS, copy_code, init_repo, repo_env, runner
 from conftest import api as _api
 
 pytestmark = pytest.mark.e2e
@@ -24,26 +22,8 @@ def repo(tmp_path_factory, prefect_api):
     copy_code(path)
     shutil.copy(ROOT / "dvc.yaml", path)
     (path / "params.yaml").write_text(TINY_PARAMS)
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "PREFECT_API_URL": prefect_api,
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@localhost",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@localhost",
-    }
-
-    def run(*cmd, check=True):
-        r = subprocess.run(cmd, cwd=path, env=env, capture_output=True, text=True, timeout=300)
-        if check and r.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-        return r
-
-    run("git", "init", "-q")
-    run("dvc", "init", "-q")
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "tiny pipeline")
+    run = runner(path, repo_env(PREFECT_API_URL=prefect_api))
+    init_repo(run)
     since = dt.datetime.now(dt.UTC).isoformat()  # the server is shared with other modules
     start = time.monotonic()
     first = run("dvc", "repro")

@@ -5,14 +5,13 @@ executing the tiny pipeline in a temporary Git + DVC repository."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
 
 import numpy as np
 import pytest
-from conftest import BIN, ROOT, TINY_PARAMS, copy_code
+from conftest import ROOT, TINY_PARAMS, copy_code, init_repo, repo_env, runner
 from conftest import api as _api
 
 pytestmark = pytest.mark.e2e
@@ -31,28 +30,13 @@ def deployed(tmp_path_factory, prefect_api):
     images = rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
     images[:5] = 0
     np.savez(path / "planted.npz", images=images, labels=np.arange(40) % 2)
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "PREFECT_API_URL": prefect_api,
-        "PWD": str(path),  # prefect.yaml's pull step: the directory deployed from
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@localhost",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@localhost",
-    }
-
-    def run(*cmd, check=True):
-        r = subprocess.run(cmd, cwd=path, env=env, capture_output=True, text=True, timeout=300)
-        if check and r.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-        return r
-
-    run("git", "init", "-q")
-    run("dvc", "init", "-q")
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "tiny pipeline")
+    env = repo_env(
+        PREFECT_API_URL=prefect_api,
+        PWD=str(path),  # prefect.yaml's pull step: the directory deployed from
+        PREFECT_WORKER_QUERY_SECONDS="1",
+    )
+    run = runner(path, env)
+    init_repo(run)
     run("prefect", "work-pool", "create", POOL, "--type", "process")
     run("prefect", "--no-prompt", "deploy", "--name", "nightly")
     deployment = _api(prefect_api, "/deployments/name/simclr-pipeline/nightly")

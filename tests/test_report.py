@@ -6,12 +6,11 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import os
 import re
 import subprocess
 
 import pytest
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, init_repo, repo_env
 from PIL import Image
 
 from tasks.report import REPORT, REPORT_HTML
@@ -89,14 +88,7 @@ metrics:
 
 
 def test_compare_lists_experiments_with_their_differing_params(tmp_path):
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@localhost",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@localhost",
-    }
+    env = repo_env()
 
     def run(*cmd, cwd=tmp_path):
         r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
@@ -106,10 +98,7 @@ def test_compare_lists_experiments_with_their_differing_params(tmp_path):
     (tmp_path / "make_metrics.py").write_text(METRICS_STAGE)
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
     (tmp_path / "params.yaml").write_text("lr: 0.1\nbatch: 32\n")
-    run("git", "init", "-q")
-    run("dvc", "init", "-q")
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "init")
+    init_repo(run)
     run("dvc", "exp", "run", "-n", "low-lr", "-S", "lr=0.2")
     run("dvc", "exp", "run", "-n", "high-lr", "-S", "lr=0.4")
     compare = [str(BIN / "python"), "-m", "flows.compare", "--repo", str(tmp_path)]
