@@ -107,6 +107,9 @@ def test_paired_t_p_matches_the_formula():
     t = d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))
     assert paired_t_p(a, b) == pytest.approx(2 * stats.t.sf(abs(t), df=len(d) - 1), rel=1e-9)
     assert paired_t_p(a, a) == 1.0
+    # A constant gap (up to float noise): the exact sign-flip bound, not p = 0.
+    assert paired_t_p([0.5, 0.6, 0.7], [0.4, 0.5, 0.6]) == 0.25
+    assert paired_t_p([0.75, 0.75], [0.5, 0.5]) == 0.5
 
 
 def test_permutation_p_matches_exact_enumeration():
