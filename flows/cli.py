@@ -44,11 +44,36 @@ def run_tags() -> list[str]:
     return tags
 
 
+API_TIMEOUT_SECONDS = 5
+
+
+def check_api() -> None:
+    """Fail fast, in one line, when a Prefect API is configured but does not answer: otherwise
+    Prefect fails later with a traceback, or waits on a host that never replies."""
+    import urllib.request
+
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return  # no server configured: Prefect starts a temporary local one
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=API_TIMEOUT_SECONDS):
+            return
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise PipelineError(
+            f"the Prefect API at {url} does not answer ({reason}); start it (prefect server "
+            "start) or unset PREFECT_API_URL to run with a temporary local server"
+        ) from None
+
+
 def run_stage(flow: Callable[..., object], *args: str) -> None:
     _quiet_user_errors()
     from prefect import tags
 
     try:
+        check_api()
         params = load_params(PARAMS)
         with tags(*run_tags()):
             flow(*args, params=params)

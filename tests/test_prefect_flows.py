@@ -163,3 +163,39 @@ def test_with_server_runs_the_command_against_one_live_server(tmp_path):
     assert url.startswith("http://127.0.0.1:") and health == "true"
     with pytest.raises(OSError):  # stopped afterwards
         _api(url, "/health")
+
+
+@pytest.mark.parametrize("kind", ["refused", "silent"])
+def test_stage_fails_fast_naming_an_unreachable_api(kind, tmp_path):
+    """A configured Prefect API that refuses connections, or accepts them and never replies:
+    the stage stops within seconds with one line naming the URL, not a traceback or a hang."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if kind == "silent":
+        listener.listen(8)  # the kernel accepts; nobody ever answers
+    else:
+        listener.close()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_API_URL": url}
+    start = time.monotonic()
+    try:
+        r = subprocess.run(
+            [str(BIN / "python"), "-m", "flows.report"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        listener.close()
+    assert time.monotonic() - start < 30
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: the Prefect API at {url} does not answer"
+    )
+    assert "Traceback" not in r.stderr
