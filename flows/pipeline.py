@@ -29,7 +29,7 @@ import flows  # noqa: F401  (sets the analytics opt-outs before prefect runs any
 from flows.cli import run_tags
 from simclr.errors import PipelineError
 from tasks.artifacts import artifact_key, publish
-from tasks.experiments import dvc_exp_show, experiments_table
+from tasks.experiments import dvc_exp_show, experiments_table, flatten
 from tasks.retries import TRANSIENT
 
 DVC_BUSY = "Unable to acquire lock"
@@ -48,19 +48,11 @@ def _hydra_value(value: Any) -> str:
     return json.dumps(value)  # numbers, true/false, null
 
 
-def _flat(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for key, value in overrides.items():
-        key = f"{prefix}.{key}" if prefix else str(key)
-        out.update(_flat(value, key) if isinstance(value, dict) else {key: value})
-    return out
-
-
 def override_args(overrides: dict[str, Any]) -> list[str]:
     """`-S ++key=value` for each override (nested mappings become dotted keys); `++` sets a
     key whether or not params.yaml has it."""
     args = []
-    for key, value in _flat(overrides).items():
+    for key, value in flatten(overrides).items():
         args += ["-S", f"++{key}={_hydra_value(value)}"]
     return args
 

@@ -30,19 +30,20 @@ def dvc_exp_show(repo: Path, all_commits: bool = False) -> list[dict]:
 
 
 def flatten(tree, prefix: str = "") -> dict:
+    """Nested mappings as one level of dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
     if isinstance(tree, dict):
         out = {}
         for k, v in tree.items():
             out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
-    return {prefix: json.dumps(tree) if isinstance(tree, list) else tree}
+    return {prefix: tree}
 
 
 def _entries(exp_show: list[dict]):
     """(name, rev, data) of the workspace, every baseline commit and every experiment on it."""
     for baseline in exp_show:
         if baseline.get("rev") == "workspace":
-            yield "workspace", "workspace", baseline.get("data")
+            yield "workspace", "", baseline.get("data")  # uncommitted: no rev
         else:
             yield baseline.get("name") or baseline["rev"][:7], baseline["rev"], baseline["data"]
         for exp in baseline.get("experiments") or []:
@@ -79,7 +80,12 @@ def experiments_table(exp_show: list[dict]) -> list[dict]:
             continue
         flat = {}
         for found in (data.get("params") or {}).values():
-            flat.update(flatten(found.get("data") or {}))
+            flat.update(
+                {
+                    k: json.dumps(v) if isinstance(v, list) else v  # one cell in a table
+                    for k, v in flatten(found.get("data") or {}).items()
+                }
+            )
         params.append(flat)
         rows.append({"experiment": name, "rev": rev[:7], **_headlines(data["metrics"])})
     keys = sorted({k for p in params for k in p})
