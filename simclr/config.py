@@ -164,6 +164,27 @@ class AugmentConfig:
         _require(self.jitter_strength >= 0, f"{key}.jitter_strength", "a number >= 0")
 
 
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Processes for pretraining, started by torchrun: nnodes machines x nproc_per_node each
+    (one per GPU). pretrain.batch_size is the global batch, split evenly across them."""
+
+    nnodes: int = 1
+    nproc_per_node: int = 1
+    master_addr: str = "127.0.0.1"  # node 0, where the stage runs (nnodes > 1)
+    master_port: int = 29500
+
+    @property
+    def world_size(self) -> int:
+        return self.nnodes * self.nproc_per_node
+
+    def check(self, key: str) -> None:
+        _require(self.nnodes >= 1, f"{key}.nnodes", "an integer >= 1")
+        _require(self.nproc_per_node >= 1, f"{key}.nproc_per_node", "an integer >= 1")
+        _require(0 < self.master_port < 65536, f"{key}.master_port", "a port in 1..65535")
+        _require(bool(self.master_addr), f"{key}.master_addr", "a host name or address")
+
+
 OPTIMIZERS = ("lars", "sgd", "adamw")
 LR_SCALINGS = ("linear", "sqrt")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -194,10 +215,15 @@ class PretrainConfig:
     knn_k: int = 200
     knn_temperature: float = 0.1
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def check(self, key: str) -> None:
         _require(self.epochs >= 1, f"{key}.epochs", "an integer >= 1")
         _require(self.batch_size >= 2, f"{key}.batch_size", "an integer >= 2")
+        self.distributed.check(f"{key}.distributed")
+        size = self.distributed.world_size
+        ok = self.batch_size % size == 0
+        _require(ok, f"{key}.batch_size", f"a multiple of the {size} processes (nnodes x nproc)")
         _choice(self.optimizer, f"{key}.optimizer", OPTIMIZERS)
         _choice(self.lr_scaling, f"{key}.lr_scaling", LR_SCALINGS)
         _choice(self.device, f"{key}.device", DEVICES)

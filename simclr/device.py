@@ -6,6 +6,8 @@ import ctypes
 import ctypes.util
 import functools
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -32,6 +34,19 @@ def select_device(name: str = "auto") -> torch.device:
             "use auto or cpu"
         )
     return torch.device(name)
+
+
+@contextmanager
+def explain_oom(what: str, lower: str) -> Iterator[None]:
+    """Turn an out-of-memory error on an accelerator into one line saying so and which params
+    to lower (torch's own message is a page about the allocator)."""
+    try:
+        yield
+    except torch.OutOfMemoryError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "out of memory"
+        raise PipelineError(
+            f"{what} ran out of accelerator memory ({first[:200]}); lower {lower}"
+        ) from None
 
 
 def seed_everything(seed: int, device: torch.device, threads: int | None = None) -> None:

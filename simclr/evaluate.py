@@ -21,6 +21,7 @@ import torch
 
 from simclr.config import EvaluateConfig
 from simclr.data.prepared import Prepared, read_rows
+from simclr.device import explain_oom
 from simclr.features import extract_features, raw_pixels
 from simclr.finetune import finetune, predict
 from simclr.models import Encoder
@@ -102,6 +103,12 @@ def evaluate_representations(
     "predictions": {family: {method: {fraction: test predictions of the first run}}}} (arrays,
     for figures; not JSON).
     `encoders` maps a method name to a frozen encoder; none of them is modified."""
+    lower = f"evaluate.batch_size (now {cfg.batch_size}) or evaluate.finetune.batch_size"
+    with explain_oom("evaluation", lower):
+        return _evaluate(data, encoders, cfg, seed, device, amp_dtype)
+
+
+def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:
     train_y, test_y = data.train.labels, data.test.labels
     subsets = label_subsets(train_y, cfg, seed)
     runs: dict[str, dict[str, dict[str, list]]] = {f: {} for f in FAMILIES}

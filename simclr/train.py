@@ -19,11 +19,13 @@ from simclr.config import ModelConfig, PretrainConfig
 from simclr.data.prepared import read_rows
 from simclr.device import (
     autocast_dtype,
+    explain_oom,
     release_free_heap,
     seed_everything,
     select_device,
     to_images,
 )
+from simclr.distributed import data_parallel, rank_device, world
 from simclr.errors import PipelineError
 from simclr.features import extract_features
 from simclr.io import write_atomic
@@ -110,15 +112,28 @@ def pretrain(
     saved there atomically after every epoch, and a run that finds it continues from it: on CPU
     the result is bitwise that of an uninterrupted run. `on_epoch(epoch, metrics)` is called once
     per epoch, restored epochs included, so a logger sees the full history.
+
+    Under torch.distributed (torchrun), each process trains on its share of every global batch
+    of `pretrain.batch_size`; only rank 0 reports, logs and saves the resumable state.
     """
-    device = select_device(cfg.device)
-    seed_everything(seed, device, cfg.threads)
+    lower = f"pretrain.batch_size (now {cfg.batch_size}), model size or pretrain.precision"
+    with explain_oom("pretraining", lower):
+        return _pretrain(images, model_cfg, cfg, seed, on_epoch, monitor, resume_path)
+
+
+def _pretrain(images, model_cfg, cfg, seed, on_epoch, monitor, resume_path) -> Pretrained:
+    rank, size = world()
+    device = rank_device(select_device(cfg.device))
+    seed_everything(seed, device, cfg.threads)  # every process builds the same initial weights
     amp_dtype = autocast_dtype(cfg.precision, device)
     precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
     n, image_size = len(images), images.shape[1]
     if n < 2:
         raise PipelineError(f"pretraining needs at least 2 images, got {n}; check data params")
-    batch = min(cfg.batch_size, n)
+    batch = min(cfg.batch_size, n) // size * size  # global; each process takes batch / size
+    if batch < size:
+        raise PipelineError(f"{n} images cannot feed {size} processes; check data params")
+    local = batch // size
     steps_per_epoch = n // batch  # drop the last partial batch: NT-Xent wants full batches
     total_steps = steps_per_epoch * cfg.epochs
     warmup_steps = steps_per_epoch * cfg.warmup_epochs
@@ -127,7 +142,9 @@ def pretrain(
     encoder, head = build_model(model_cfg, images.shape[-1], image_size)
     encoder = encoder.to(device, memory_format=memory_format)
     head = head.to(device)
-    optimizer = build_optimizer([encoder, head], cfg, batch)
+    # One network module for the step: DDP (and synchronised BN) across processes.
+    net = data_parallel(encoder, head, device) if size > 1 else nn.Sequential(encoder, head)
+    optimizer = build_optimizer([encoder, head], cfg, batch)  # lr scaled by the global batch
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, warmup_steps, total_steps)
     )
@@ -137,7 +154,11 @@ def pretrain(
     history: list[dict[str, float]] = []
 
     resume_path = Path(resume_path) if resume_path is not None else None
-    state = _load_resume(resume_path)
+    state = _load_resume(resume_path) if rank == 0 else None
+    if size > 1:  # rank 0 reads the state (a file on its machine) and hands it to the others
+        box = [state]
+        torch.distributed.broadcast_object_list(box, src=0)
+        state = box[0]
     if state is not None:
         encoder.load_state_dict(state["encoder"])
         head.load_state_dict(state["head"])
@@ -149,23 +170,26 @@ def pretrain(
         torch.set_rng_state(state["torch_rng"])
         history = list(state["history"])
         log.info("resuming from %s after epoch %d", resume_path, len(history))
-        if on_epoch is not None:
+        if on_epoch is not None and rank == 0:
             for epoch, metrics in enumerate(history):
                 on_epoch(epoch, metrics)
     resumed_from = len(history)
 
-    # Compiled wrappers share parameters with the originals; state dicts come from the originals.
-    f = torch.compile(encoder) if cfg.compile else encoder
-    g = torch.compile(head) if cfg.compile else head
+    # A compiled wrapper shares parameters with the originals; state dicts come from those.
+    step_net = torch.compile(net) if cfg.compile else net
+    sampler = _sampler(n, rank, size, seed) if size > 1 else None
     autocast = (
         torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
     )
     log.info(
-        "pretraining on %d images, %d epochs x %d steps of %d, device %s, precision %s",
+        "pretraining on %d images, %d epochs x %d steps of %d (%d processes x %d), device %s, "
+        "precision %s",
         n,
         cfg.epochs,
         steps_per_epoch,
         batch,
+        size,
+        local,
         device,
         precision,
     )
@@ -173,8 +197,13 @@ def pretrain(
         encoder.train()
         head.train()
         start = time.perf_counter()
-        perm = torch.randperm(n, generator=order_gen).numpy()
-        batches = [perm[i * batch : (i + 1) * batch] for i in range(steps_per_epoch)]
+        if sampler is None:
+            perm = torch.randperm(n, generator=order_gen).numpy()
+        else:  # this process's share of a seeded global shuffle, and its own augmentations
+            sampler.set_epoch(epoch)
+            perm = np.fromiter(iter(sampler), dtype=np.int64)
+            view_gen.manual_seed(_rank_seed(seed, rank, epoch))
+        batches = [perm[i * local : (i + 1) * local] for i in range(steps_per_epoch)]
         losses = []
         lr = optimizer.param_groups[0]["lr"]
         for step, x_u8 in enumerate(_loader(images, batches, cfg, device)):
@@ -184,8 +213,8 @@ def pretrain(
             views = torch.cat([simclr_view(x, cfg.augment, view_gen) for _ in range(2)])
             views = views.contiguous(memory_format=memory_format)
             with autocast:
-                z = g(f(views))
-            loss = nt_xent(z[:batch], z[batch:], cfg.temperature)  # float32 inside
+                z = step_net(views)
+            loss = nt_xent(z[:local], z[local:], cfg.temperature)  # float32 inside
             lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -195,7 +224,11 @@ def pretrain(
             losses.append(loss.detach())
         # One device sync per epoch, not per step; a divergence is caught before the state is
         # saved, so the last good resumable state stays the one on disk.
-        losses_t = torch.stack(losses).float().cpu()
+        losses_t = torch.stack(losses).float()
+        if size > 1:  # the global batch's loss, and the same divergence verdict on every rank
+            torch.distributed.all_reduce(losses_t)
+            losses_t /= size
+        losses_t = losses_t.cpu()
         bad = torch.nonzero(~torch.isfinite(losses_t)).view(-1)
         if len(bad):
             raise PipelineError(
@@ -211,9 +244,12 @@ def pretrain(
             "epoch_seconds": seconds,
         }
         last = epoch + 1 == cfg.epochs
-        if monitor is not None and cfg.knn_every and ((epoch + 1) % cfg.knn_every == 0 or last):
+        knn_due = cfg.knn_every and ((epoch + 1) % cfg.knn_every == 0 or last)
+        if monitor is not None and knn_due and rank == 0:
             metrics["knn_accuracy"] = _knn_monitor(encoder, monitor, cfg, device)
         history.append(metrics)
+        if rank > 0:  # only rank 0 saves, logs and reports
+            continue
         if resume_path is not None:
             _save_resume(
                 resume_path,
@@ -234,6 +270,20 @@ def pretrain(
         if on_epoch is not None:
             on_epoch(epoch, metrics)
     return Pretrained(encoder, head, history, device, resumed_from, precision)
+
+
+def _sampler(n: int, rank: int, size: int, seed: int):
+    """This process's share of each epoch's seeded shuffle of `n` images (the same shuffle on
+    every process, so the shares are disjoint)."""
+    return torch.utils.data.DistributedSampler(
+        range(n), num_replicas=size, rank=rank, shuffle=True, seed=seed, drop_last=True
+    )
+
+
+def _rank_seed(seed: int, rank: int, epoch: int) -> int:
+    """The view generator's seed for one process and epoch: distinct across ranks, and a
+    resumed run needs no per-rank generator state."""
+    return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
 
 
 def _knn_monitor(encoder: Encoder, data: Labelled, cfg: PretrainConfig, device) -> float:

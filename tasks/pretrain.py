@@ -14,6 +14,7 @@ import simclr
 from simclr.checkpoint import save_checkpoint
 from simclr.config import Params, to_dict
 from simclr.data.prepared import load_prepared
+from simclr.launch import pretrain_distributed
 from simclr.provenance import provenance
 from simclr.train import Labelled, pretrain
 from tasks.artifacts import artifact_key, publish
@@ -64,15 +65,19 @@ def pretrain_simclr(params: Params) -> Path:
                 live.log_metric(key, value)
             live.next_step()
 
-        result = pretrain(
-            data.pretraining.images,
-            params.model,
-            params.pretrain,
-            params.seed,
-            on_epoch,
-            monitor=monitor,
-            resume_path=resume,
-        )
+        if params.pretrain.distributed.world_size > 1:  # torchrun; only rank 0 writes
+            root, shape = prepared_root(params.pretrain.dataset), data.pretraining.images.shape
+            result = pretrain_distributed(params, root, shape, resume, log.info, on_epoch)
+        else:
+            result = pretrain(
+                data.pretraining.images,
+                params.model,
+                params.pretrain,
+                params.seed,
+                on_epoch,
+                monitor=monitor,
+                resume_path=resume,
+            )
         seconds = time.perf_counter() - start
         live.summary["wall_seconds"] = seconds
     extra = {

@@ -1,0 +1,186 @@
+"""Pretraining in several processes with torchrun: the command for each machine, the launcher
+the pretrain stage calls, and the entry point every process runs (`python -m simclr.launch`).
+
+Node 0 is the machine the stage runs on; it holds global rank 0, which reads and writes the
+resumable state and writes the result the stage turns into the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from simclr.config import DistributedConfig, Params, load_params, to_dict
+from simclr.distributed import die_with_parent
+from simclr.errors import PipelineError
+from simclr.io import write_atomic
+from simclr.models import build_model
+from simclr.train import EpochCallback, Labelled, Pretrained, pretrain
+
+log = logging.getLogger("simclr.launch")
+# A worker's one-line PipelineError, or the last line of an uncaught exception's traceback
+_ERROR = re.compile(r"^(?:\[rank\d+\]: )?(?:error: (.+)|([\w.]*(?:Error|Exception): .+))$")
+
+
+def torchrun_command(
+    cfg: DistributedConfig,
+    node_rank: int,
+    params: str | Path,
+    data: str | Path,
+    resume: str | Path | None = None,
+    result: str | Path | None = None,
+) -> list[str]:
+    """The torchrun command line for machine `node_rank` (0 = where the stage runs)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(cfg.nnodes)]
+    cmd += ["--nproc-per-node", str(cfg.nproc_per_node)]
+    if cfg.nnodes == 1:
+        cmd += ["--standalone"]  # a free local port, no rendezvous host to configure
+    else:  # static rendezvous: node 0 holds global rank 0, the one that writes
+        cmd += ["--node-rank", str(node_rank), "--master-addr", cfg.master_addr]
+        cmd += ["--master-port", str(cfg.master_port)]
+    cmd += ["-m", "simclr.launch", "--params", str(params), "--data", str(data)]
+    if resume is not None:
+        cmd += ["--resume", str(resume)]
+    if result is not None:
+        cmd += ["--result", str(result)]
+    return cmd
+
+
+def pretrain_distributed(
+    params: Params,
+    data: str | Path,
+    image_shape: tuple[int, ...],
+    resume_path: str | Path,
+    on_line: Callable[[str], None],
+    on_epoch: EpochCallback | None = None,
+) -> Pretrained:
+    """Run `pretrain` under torchrun on this machine (node 0) and return its result, as
+    `pretrain` would in-process. Every output line of the processes goes to `on_line`; the epochs
+    are replayed through `on_epoch` once they are done."""
+    cfg = params.pretrain.distributed
+    with tempfile.TemporaryDirectory(prefix="simclr-launch-") as tmp:
+        params_file, result = Path(tmp) / "params.json", Path(tmp) / "result.pt"
+        params_file.write_text(json.dumps(to_dict(params)))
+        cmd = torchrun_command(cfg, 0, params_file, data, resume_path, result)
+        on_line(f"launching {cfg.world_size} processes: {' '.join(cmd[1:])}")
+        for node in range(1, cfg.nnodes):
+            other = torchrun_command(cfg, node, "params.yaml", data)
+            on_line(f"on node {node}, from the repository root, run: {' '.join(other[1:])}")
+        _run(cmd, on_line)
+        state = torch.load(result, map_location="cpu", weights_only=True)
+    encoder, head = build_model(params.model, image_shape[-1], image_shape[1])
+    encoder.load_state_dict(state["encoder"])
+    head.load_state_dict(state["head"])
+    history = state["history"]
+    if on_epoch is not None:
+        for epoch, metrics in enumerate(history):
+            on_epoch(epoch, metrics)
+    device = torch.device(state["device"])
+    return Pretrained(encoder, head, history, device, state["resumed_from"], state["precision"])
+
+
+def _run(cmd: list[str], on_line: Callable[[str], None]) -> None:
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        # If the stage dies, SIGTERM torchrun, which stops its workers.
+        preexec_fn=functools.partial(die_with_parent, signal.SIGTERM),
+    )
+    tail: deque[str] = deque(maxlen=200)
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                on_line(line)
+                tail.append(line)
+        rc = proc.wait()
+    finally:  # the stage is stopping: torchrun passes SIGTERM on to its workers
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if rc != 0:  # our one-line error, else the first process's exception, else the tail
+        found = [m.groups() for ln in tail if (m := _ERROR.match(ln))]
+        ours = [a for a, _ in found if a] + [b for _, b in found if b]
+        reason = ours[0] if ours else " | ".join(list(tail)[-3:])
+        raise PipelineError(f"distributed pretraining failed (exit {rc}): {reason}")
+
+
+def _worker(args: argparse.Namespace) -> None:
+    from simclr.data.prepared import load_prepared
+    from simclr.device import select_device
+    from simclr.distributed import init_from_env, world
+
+    parent = os.getppid()
+    die_with_parent()  # torchrun killed: stop at once, leave the resumable state alone
+    if os.getppid() != parent:  # it died before the line above
+        raise PipelineError("torchrun exited before this process started")
+    params = load_params(args.params)
+    init_from_env(select_device(params.pretrain.device))
+    rank, _ = world()
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
+    data = load_prepared(Path(args.data))
+    monitor = None
+    if rank == 0:  # the kNN monitor runs on rank 0 alone, between epochs
+        monitor = Labelled(data.train.images, data.train.labels, data.test.images, data.test.labels)
+    result = pretrain(
+        data.pretraining.images,
+        params.model,
+        params.pretrain,
+        params.seed,
+        monitor=monitor,
+        resume_path=args.resume,
+    )
+    if rank == 0 and args.result:
+        state = {
+            "encoder": result.encoder.state_dict(),
+            "head": result.head.state_dict(),
+            "history": result.history,
+            "resumed_from": result.resumed_from,
+            "precision": result.precision,
+            "device": str(result.device),
+        }
+        write_atomic(Path(args.result), lambda p: torch.save(state, p))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="one pretraining process under torchrun")
+    parser.add_argument("--params", required=True, help="params.yaml (or its JSON)")
+    parser.add_argument("--data", required=True, help="the prepared pretraining set's folder")
+    parser.add_argument("--resume", help="resumable state (read and written by rank 0)")
+    parser.add_argument("--result", help="where rank 0 writes the trained weights")
+    args = parser.parse_args(argv)
+    try:
+        _worker(args)
+    except PipelineError as e:
+        sys.stderr.write(f"error: {e}\n")  # one write: the processes share the stream
+        sys.stderr.flush()
+        return 1
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

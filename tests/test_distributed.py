@@ -1,0 +1,203 @@
+"""Data-parallel pretraining with torch.distributed (gloo, CPU): two processes on one global
+batch compute the single-process loss and gradients, with synchronised BN; the pipeline's
+pretrain stage runs under torchrun and resumes after a SIGKILL of the whole process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from conftest import ROOT
+from torch import nn
+
+from simclr.config import DistributedConfig, ModelConfig, load_params
+from simclr.distributed import data_parallel
+from simclr.errors import PipelineError
+from simclr.launch import pretrain_distributed, torchrun_command
+from simclr.loss import nt_xent
+from simclr.models import build_model
+
+N, TEMPERATURE = 12, 0.5  # global batch: 12 images, 24 views
+MODEL = ModelConfig(widths=[8, 16], blocks=[1, 1], proj_hidden_dim=16, proj_dim=8)
+
+
+def _model_and_views():
+    """The same float64 network and the same global batch of views in every process."""
+    torch.manual_seed(0)
+    encoder, head = build_model(MODEL, 3, 8)
+    gen = torch.Generator().manual_seed(1)
+    v1, v2 = torch.rand(2, N, 3, 8, 8, generator=gen, dtype=torch.float64)
+    return encoder.double(), head.double(), v1, v2
+
+
+def _step(net: nn.Module, v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    """One training step's loss, as simclr.train computes it: both views through the network
+    together, so BN statistics cover all of them."""
+    n = len(v1)
+    z = net(torch.cat([v1, v2]))
+    return nt_xent(z[:n], z[n:], TEMPERATURE)
+
+
+def _state(net: nn.Module, loss: torch.Tensor) -> dict:
+    return {
+        "loss": loss.detach().clone(),
+        "grads": {k: p.grad.clone() for k, p in net.named_parameters()},
+        "buffers": {k: b.clone() for k, b in net.named_buffers()},
+    }
+
+
+def _rank(rank: int, world: int, init_file: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        encoder, head, v1, v2 = _model_and_views()
+        ddp = data_parallel(encoder, head, torch.device("cpu"))
+        local = slice(rank * N // world, (rank + 1) * N // world)  # this process's images
+        loss = _step(ddp, v1[local], v2[local])
+        loss.backward()  # DDP averages the gradients over processes
+        global_loss = loss.detach().clone()
+        dist.all_reduce(global_loss)
+        torch.save(_state(ddp.module, global_loss / world), f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_match_one_process_on_the_global_batch(tmp_path):
+    mp.spawn(_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    encoder, head, v1, v2 = _model_and_views()
+    net = nn.Sequential(encoder, head)
+    loss = _step(net, v1, v2)
+    loss.backward()
+    ref = _state(net, loss)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert abs(float(got["loss"]) - float(ref["loss"])) < 1e-6
+        assert got["grads"].keys() == ref["grads"].keys()
+        for k, g in ref["grads"].items():
+            assert (got["grads"][k] - g).abs().max() < 1e-5, k
+        # BN statistics came from all 24 views, not this process's 12
+        assert got["buffers"].keys() == ref["buffers"].keys()
+        for k, b in ref["buffers"].items():
+            assert torch.allclose(got["buffers"][k].to(b.dtype), b, atol=1e-9), k
+    # The check has teeth: each process alone (its own negatives, its own BN) differs.
+    alone_net = nn.Sequential(*_model_and_views()[:2])
+    alone = _step(alone_net, v1[: N // 2], v2[: N // 2])
+    assert abs(alone.item() - ref["loss"].item()) > 1e-3
+
+
+def test_torchrun_command_places_rank_0_on_the_stage_machine():
+    one = torchrun_command(DistributedConfig(nproc_per_node=4), 0, "p.json", "data/x", "r.pt")
+    assert "--standalone" in one and one[one.index("--nproc-per-node") + 1] == "4"
+    cfg = DistributedConfig(nnodes=2, nproc_per_node=8, master_addr="10.0.0.5", master_port=29511)
+    other = torchrun_command(cfg, 1, "params.yaml", "data/x")
+    assert other[other.index("--node-rank") + 1] == "1"
+    assert other[other.index("--master-addr") + 1] == "10.0.0.5"
+    assert other[other.index("--master-port") + 1] == "29511"
+    assert "--result" not in other and "--resume" not in other  # only node 0 writes
+
+
+def test_a_failing_process_is_reported_in_one_line(tmp_path):
+    (tmp_path / "params.yaml").write_text(PARAMS)
+    params = load_params(tmp_path / "params.yaml")
+    lines: list[str] = []
+    with pytest.raises(PipelineError, match=r"^distributed pretraining failed \(exit 1\): .*nope"):
+        pretrain_distributed(params, tmp_path / "nope", (4, 8, 8, 1), tmp_path / "r", lines.append)
+    assert lines and lines[0].startswith("launching 2 processes")
+
+
+PARAMS = """\
+seed: 0
+data: {image_size: 8, test_fraction: 0.2, max_per_class: 60}
+datasets: {digits: {source: digits}}
+model: {widths: [16, 32], blocks: [1, 1], proj_hidden_dim: 32, proj_dim: 16}
+pretrain:
+  dataset: digits
+  epochs: 8
+  batch_size: 96
+  warmup_epochs: 1
+  device: cpu
+  threads: 1
+  knn_every: 4
+  distributed: {nproc_per_node: 2}
+  augment: {crop_scale: [0.3, 1.0], flip_p: 0.0}
+transfer: {datasets: []}
+"""
+
+
+def _stage(cwd: Path, env: dict) -> subprocess.Popen:
+    # A session of its own: the kill takes the stage, torchrun and both workers, as a
+    # preemption would.
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.pretrain"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _saved_epochs(resume_dir: Path) -> int:
+    states = list(resume_dir.glob("pretrain-*.pt"))
+    try:
+        return len(torch.load(states[0], weights_only=True)["history"]) if states else 0
+    except (OSError, RuntimeError, EOFError):  # replaced while we read it
+        return 0
+
+
+def _learning(path: Path) -> tuple[list, dict]:
+    state = torch.load(path, weights_only=True)
+    history = [
+        {k: h[k] for k in ("loss", "lr", "knn_accuracy") if k in h} for h in state["history"]
+    ]
+    weights = {**state["encoder"], **{f"head.{k}": v for k, v in state["head"].items()}}
+    return history, weights
+
+
+def test_distributed_pretrain_stage_resumes_after_sigkill_like_an_uninterrupted_run(
+    tmp_path, prefect_api
+):
+    (tmp_path / "params.yaml").write_text(PARAMS)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_api}
+    prepare = [sys.executable, "-m", "flows.prepare", "digits"]
+    subprocess.run(prepare, cwd=tmp_path, env=env, check=True, capture_output=True)
+
+    proc = _stage(tmp_path, env)
+    deadline = time.monotonic() + 180
+    while _saved_epochs(tmp_path / ".resume") < 2:
+        assert proc.poll() is None, "finished before it could be killed:\n" + proc.stdout.read()
+        assert time.monotonic() < deadline, "no resumable state after 180 s"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = _saved_epochs(tmp_path / ".resume")
+    assert 2 <= killed_at < 8 and not (tmp_path / "models/simclr.pt").exists()
+
+    rerun = _stage(tmp_path, env)
+    out, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, out
+    assert "launching 2 processes" in out, out[-3000:]
+    assert "resuming from" in out, out[-3000:]
+    resumed = torch.load(tmp_path / "models/simclr.pt", weights_only=True)
+    assert resumed["resumed_from_epoch"] == killed_at and len(resumed["history"]) == 8
+    loss_rows = (tmp_path / "reports/pretrain/plots/metrics/loss.tsv").read_text().splitlines()
+    assert len(loss_rows) == 1 + 8  # every epoch once, restored ones replayed
+    assert not list((tmp_path / ".resume").glob("*.pt"))
+
+    (tmp_path / "models/simclr.pt").rename(tmp_path / "resumed.pt")
+    fresh = _stage(tmp_path, env)
+    out, _ = fresh.communicate(timeout=300)
+    assert fresh.returncode == 0, out
+    history, weights = _learning(tmp_path / "models/simclr.pt")
+    resumed_history, resumed_weights = _learning(tmp_path / "resumed.pt")
+    assert resumed_history == history  # gloo on CPU: the same numbers, killed or not
+    for k, w in weights.items():
+        assert torch.equal(resumed_weights[k], w), k
