@@ -7,6 +7,7 @@ from conftest import tiny_prepared
 from scipy import stats
 
 from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, fraction_label
+from simclr.errors import PipelineError
 from simclr.evaluate import (
     balanced_subset,
     evaluate_representations,
@@ -240,3 +241,20 @@ def test_fraction_key_and_label():
         "10%",
         "100%",
     ]
+
+
+def test_out_of_memory_in_evaluation_names_the_batch_sizes_to_lower(monkeypatch):
+    import simclr.evaluate as evaluate_module
+
+    def out_of_memory(*args, **kwargs):  # what torch raises on a GPU, simulated on the CPU
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+    monkeypatch.setattr(evaluate_module, "extract_features", out_of_memory)
+    with pytest.raises(
+        PipelineError, match=r"^evaluation ran out of accelerator memory \(CUDA "
+    ) as e:
+        evaluate_representations(tiny_data(), {"simclr": tiny_encoder()}, SMALL_EVAL, 0, CPU)
+    lower = (
+        f"lower evaluate.batch_size (now {SMALL_EVAL.batch_size}) or evaluate.finetune.batch_size"
+    )
+    assert str(e.value).endswith(lower)

@@ -247,3 +247,19 @@ def test_release_free_heap_gives_freed_memory_back():
     before = anon_mib()
     release_free_heap()
     assert before - anon_mib() > 100 and keep.sum() == 2**20
+
+
+CUDA_OOM = "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79 GiB"
+
+
+def test_out_of_memory_in_pretraining_says_so_and_names_the_params_to_lower(monkeypatch):
+    def out_of_memory(*args, **kwargs):  # what torch raises on a GPU, simulated on the CPU
+        raise torch.OutOfMemoryError(CUDA_OOM)
+
+    monkeypatch.setattr(train_module, "nt_xent", out_of_memory)
+    with pytest.raises(PipelineError) as err:
+        pretrain(tiny_images(), MODEL, cfg(batch_size=32), seed=0)
+    msg = str(err.value)
+    assert msg.startswith("pretraining ran out of accelerator memory (CUDA out of memory.")
+    assert msg.endswith("lower pretrain.batch_size (now 32), model size or pretrain.precision")
+    assert "\n" not in msg
