@@ -9,6 +9,7 @@ statistics are all-reduced here (sums with gradients); on CUDA torch's own is us
 from __future__ import annotations
 
 import ctypes
+import datetime
 import os
 import signal
 import sys
@@ -16,6 +17,10 @@ import sys
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from simclr.errors import PipelineError
+
+TIMEOUT = datetime.timedelta(minutes=60)
 
 
 def world() -> tuple[int, int]:
@@ -25,17 +30,35 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def init_from_env(device: torch.device) -> None:
+def init_from_env(device: torch.device) -> torch.device:
     """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE,
-    MASTER_ADDR, ...): NCCL for CUDA, gloo otherwise."""
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+    MASTER_ADDR, ...): NCCL for CUDA, gloo otherwise. Returns this process's device (its
+    LOCAL_RANK's GPU on CUDA)."""
+    local, per_node = int(os.environ["LOCAL_RANK"]), int(os.environ["LOCAL_WORLD_SIZE"])
+    if device.type == "mps":
+        raise PipelineError("pretrain.device mps runs in one process; set nproc_per_node: 1")
+    if device.type == "cuda":
+        if per_node > torch.cuda.device_count():
+            raise PipelineError(
+                f"pretrain.distributed.nproc_per_node = {per_node} but this machine has "
+                f"{torch.cuda.device_count()} GPU(s); use one process per GPU"
+            )
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    # A long wait is normal: the others wait at the next collective while rank 0 alone runs
+    # the kNN monitor and saves the state.
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo",
+        timeout=TIMEOUT,
+        device_id=device if device.type == "cuda" else None,
+    )
+    return device
 
 
 def die_with_parent(sig: int = signal.SIGKILL) -> None:
     """Linux: the kernel sends `sig` to this process when its parent dies. torchrun starts its
     workers in sessions of their own, so without this a killed launcher leaves them training
-    on, writing the resumable state that the rerun reads. Safe in a Popen preexec_fn."""
+    on, writing the resumable state that the rerun reads. The setting survives exec."""
     if _prctl is not None:
         _prctl(1, int(sig))  # PR_SET_PDEATHSIG
 
@@ -66,7 +89,7 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
+        grad = grad.clone(memory_format=torch.contiguous_format)  # never reduce autograd's own
         dist.all_reduce(grad)
         return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
 
@@ -108,8 +131,7 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         shape = [1, -1] + [1] * (x.dim() - 2)
         dtype = torch.promote_types(x.dtype, torch.float32)  # stats in fp32 under bf16 autocast
         xf = x.to(dtype)
-        count = torch.tensor([xf.numel() // xf.shape[1]], dtype=dtype)
-        dist.all_reduce(count)
+        count = xf.numel() // xf.shape[1] * world()[1]  # every process has the same batch
         mean = _SumWithGrad.apply(xf.sum(dims)) / count
         centred = xf - mean.view(shape)
         var = _SumWithGrad.apply(centred.square().sum(dims)) / count
@@ -124,7 +146,7 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
                     if self.momentum is None
                     else self.momentum
                 )
-                unbiased = var * count / (count - 1).clamp(min=1)
+                unbiased = var * count / max(count - 1, 1)
                 self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
                 self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
         return y.to(x.dtype)

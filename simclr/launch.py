@@ -8,11 +8,11 @@ resumable state and writes the result the stage turns into the checkpoint.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from simclr.config import DistributedConfig, Params, load_params, to_dict
+from simclr.config import DistributedConfig, Params, from_dict, load_params, to_dict
 from simclr.distributed import die_with_parent
 from simclr.errors import PipelineError
 from simclr.io import write_atomic
@@ -31,6 +31,8 @@ from simclr.models import build_model
 from simclr.train import EpochCallback, Labelled, Pretrained, pretrain
 
 log = logging.getLogger("simclr.launch")
+EXEC_WITH_PARENT = "--exec-with-parent"
+LAUNCHER_PID = "SIMCLR_TORCHRUN_PID"
 # A worker's one-line PipelineError, or the last line of an uncaught exception's traceback
 _ERROR = re.compile(r"^(?:\[rank\d+\]: )?(?:error: (.+)|([\w.]*(?:Error|Exception): .+))$")
 
@@ -75,10 +77,10 @@ def pretrain_distributed(
         params_file, result = Path(tmp) / "params.json", Path(tmp) / "result.pt"
         params_file.write_text(json.dumps(to_dict(params)))
         cmd = torchrun_command(cfg, 0, params_file, data, resume_path, result)
-        on_line(f"launching {cfg.world_size} processes: {' '.join(cmd[1:])}")
+        on_line(f"launching {cfg.world_size} processes: {shlex.join(cmd)}")
         for node in range(1, cfg.nnodes):
-            other = torchrun_command(cfg, node, "params.yaml", data)
-            on_line(f"on node {node}, from the repository root, run: {' '.join(other[1:])}")
+            other = ["python", *torchrun_command(cfg, node, "params.yaml", data)[1:]]
+            on_line(f"on node {node}, from the repository root, run: {shlex.join(other)}")
         _run(cmd, on_line)
         state = torch.load(result, map_location="cpu", weights_only=True)
     encoder, head = build_model(params.model, image_shape[-1], image_shape[1])
@@ -93,14 +95,10 @@ def pretrain_distributed(
 
 
 def _run(cmd: list[str], on_line: Callable[[str], None]) -> None:
+    # Through `--exec-with-parent`: if the stage dies, torchrun gets SIGTERM and stops its workers.
+    wrapped = [sys.executable, "-m", "simclr.launch", EXEC_WITH_PARENT, str(os.getpid()), *cmd]
     proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        # If the stage dies, SIGTERM torchrun, which stops its workers.
-        preexec_fn=functools.partial(die_with_parent, signal.SIGTERM),
+        wrapped, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
     )
     tail: deque[str] = deque(maxlen=200)
     assert proc.stdout is not None
@@ -131,13 +129,18 @@ def _worker(args: argparse.Namespace) -> None:
     from simclr.device import select_device
     from simclr.distributed import init_from_env, world
 
-    parent = os.getppid()
+    parent = int(os.environ.get(LAUNCHER_PID, os.getppid()))
     die_with_parent()  # torchrun killed: stop at once, leave the resumable state alone
     if os.getppid() != parent:  # it died before the line above
         raise PipelineError("torchrun exited before this process started")
     params = load_params(args.params)
     init_from_env(select_device(params.pretrain.device))
     rank, _ = world()
+    # Every process trains with rank 0's params: another machine's params.yaml may lack the
+    # overrides of `dvc exp run -S` or hold local edits.
+    box = [to_dict(params)]
+    torch.distributed.broadcast_object_list(box, src=0)
+    params = from_dict(Params, box[0], "")
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
     data = load_prepared(Path(args.data))
     monitor = None
@@ -163,7 +166,20 @@ def _worker(args: argparse.Namespace) -> None:
         write_atomic(Path(args.result), lambda p: torch.save(state, p))
 
 
+def _exec_with_parent(parent: str, cmd: list[str]) -> int:
+    """Become `cmd` (torchrun), to be sent SIGTERM when `parent` (the stage) dies."""
+    die_with_parent(signal.SIGTERM)  # kept across exec
+    if os.getppid() != int(parent):  # the stage died before the line above
+        return 1
+    os.environ[LAUNCHER_PID] = str(os.getpid())  # exec keeps the pid: the workers' parent
+    os.execv(cmd[0], cmd)
+    return 1  # not reached
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [EXEC_WITH_PARENT]:
+        return _exec_with_parent(argv[1], argv[2:])
     parser = argparse.ArgumentParser(description="one pretraining process under torchrun")
     parser.add_argument("--params", required=True, help="params.yaml (or its JSON)")
     parser.add_argument("--data", required=True, help="the prepared pretraining set's folder")

@@ -275,8 +275,9 @@ def _pretrain(images, model_cfg, cfg, seed, on_epoch, monitor, resume_path) -> P
 def _sampler(n: int, rank: int, size: int, seed: int):
     """This process's share of each epoch's seeded shuffle of `n` images (the same shuffle on
     every process, so the shares are disjoint)."""
+    # The sampler shuffles with seed + epoch: a stride keeps seed s + 1 from replaying seed s.
     return torch.utils.data.DistributedSampler(
-        range(n), num_replicas=size, rank=rank, shuffle=True, seed=seed, drop_last=True
+        range(n), num_replicas=size, rank=rank, shuffle=True, seed=seed * 1_000_003, drop_last=True
     )
 
 

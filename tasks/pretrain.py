@@ -35,6 +35,8 @@ def resume_key(params: Params) -> str:
         "model": to_dict(params.model),
         "pretrain": to_dict(params.pretrain),
     }
+    for where in ("master_addr", "master_port"):  # a new port after a kill keeps the state
+        used["pretrain"]["distributed"].pop(where)
     h.update(json.dumps(used, sort_keys=True).encode())
     h.update((prepared_root(params.pretrain.dataset) / "manifest.parquet").read_bytes())
     package = Path(simclr.__file__).parent
