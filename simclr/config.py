@@ -361,8 +361,23 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         problem = getattr(e, "problem", None) or "syntax error"
         raise PipelineError(f"{path}: not valid YAML{where}: {problem}; fix the syntax") from None
     params = from_dict(Params, raw if raw is not None else {}, "")
-    params.check()
+    try:
+        params.check()
+    except _Invalid as e:
+        raise PipelineError(f"{e}; got {_value_at(params, e.key)!r}") from None
     return params
+
+
+def _value_at(params: Params, key: str):
+    """The value of `key` ("pretrain.augment.crop_scale") in `params`; a dataset's option that
+    its entry does not override is the one in `data`."""
+    value = params
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+    parts = key.split(".")
+    if value is None and parts[0] == "datasets" and len(parts) == 3:
+        value = getattr(params.data, parts[2], None)
+    return _plain(value)
 
 
 def to_dict(obj) -> dict:
@@ -430,9 +445,17 @@ def _coerce(tp, value, key: str):
     raise PipelineError(f"params.yaml: {key} must be {tp.__name__}, got {value!r}")
 
 
+class _Invalid(PipelineError):
+    """A value out of range; load_params adds the value to the message."""
+
+    def __init__(self, key: str, allowed: str):
+        super().__init__(f"params.yaml: invalid value for {key}; allowed: {allowed}")
+        self.key = key
+
+
 def _require(ok: bool, key: str, allowed: str) -> None:
     if not ok:
-        raise PipelineError(f"params.yaml: invalid value for {key}; allowed: {allowed}")
+        raise _Invalid(key, allowed)
 
 
 def _choice(value: str, key: str, allowed: tuple[str, ...]) -> None:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from simclr.augment import simclr_view
+from simclr.checkpoint import load_state, seal, unseal
 from simclr.config import ModelConfig, PretrainConfig
 from simclr.data.prepared import read_rows
 from simclr.device import (
@@ -85,13 +86,29 @@ def _loader(images: np.ndarray, batches: list[np.ndarray], cfg: PretrainConfig, 
     )
 
 
+# What a resumable state holds; `seal` adds a sha256 of it all, checked when it is read.
+RESUME_KEYS = frozenset(
+    [
+        "encoder",
+        "head",
+        "optimizer",
+        "schedule",
+        "scaler",
+        "order_gen",
+        "view_gen",
+        "torch_rng",
+        "history",
+    ]
+)
+
+
 def _load_resume(path: Path | None) -> dict | None:
     if path is None or not path.is_file():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # written atomically, so only foreign damage lands here
-        log.warning("%s: unreadable resumable state (%s); starting from epoch 1", path, e)
+        return unseal(load_state(path), path, RESUME_KEYS)
+    except PipelineError as e:  # written atomically, so only foreign damage lands here
+        log.warning("unreadable resumable state (%s); starting from epoch 1", e)
         return None
 
 
@@ -309,4 +326,5 @@ def _save_resume(path: Path, stateful: tuple, order_gen, view_gen, history: list
         "torch_rng": torch.get_rng_state(),
         "history": history,
     }
-    write_atomic(path, lambda p: torch.save(state, p))
+    sealed = seal(state)
+    write_atomic(path, lambda p: torch.save(sealed, p))

@@ -22,6 +22,13 @@ from simclr.errors import PipelineError
 log = logging.getLogger(__name__)
 
 MODES = {1: "L", 3: "RGB"}
+# Modes that Pillow converts to L and RGB faithfully; 16- and 32-bit integer ("I*") are scaled
+# by _to_8bit. Others (32-bit float "F", "LAB", "HSV") have no one right mapping to 8-bit
+# pixels, or none in Pillow, so they are refused rather than read as wrong colours.
+CONVERTIBLE = frozenset(
+    {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr"}
+)
+MODE_NAMES = {"F": "32-bit floating-point (mode F)", "LAB": "CIELAB", "HSV": "HSV"}
 # What Pillow raises for a file it cannot read: wrong format, truncated data, absurd size.
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 # Images per task: a future per image adds overhead comparable to decoding a 32 px JPEG.
@@ -88,6 +95,12 @@ def decode(path: Path, mode: str, size: int | None, policy: str = "stretch") -> 
     try:
         with Image.open(path) as f:
             img = ImageOps.exif_transpose(f)  # cameras store portraits sideways plus a tag
+            if not (img.mode in CONVERTIBLE or img.mode.startswith("I")):
+                raise UndecodableImage(
+                    path,
+                    f"{MODE_NAMES.get(img.mode, img.mode)} images are not supported; "
+                    "save it as 8- or 16-bit grayscale, RGB, RGBA or CMYK",
+                )
             if img.mode.startswith("I"):
                 img = _to_8bit(img)
             if img.mode != mode:

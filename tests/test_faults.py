@@ -1,0 +1,684 @@
+"""Faults and bad input, each injected for real (issue 9; the README's "Faults and what survives
+them" table cites these tests): a SIGKILL in every stage, damaged and malicious checkpoints, a
+full disk, bad params. Nothing finished is lost, nothing partial passes for finished, and every
+error is one line that says what to do."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_PARAMS, copy_code
+
+import flows.cli as cli
+from simclr.checkpoint import load_encoder, save_checkpoint
+from simclr.config import AugmentConfig, ModelConfig, PretrainConfig, load_params
+from simclr.errors import PipelineError
+from simclr.io import remove_stale_temporaries, write_text
+from simclr.models import build_model
+from simclr.train import pretrain
+
+HOOKS = Path(__file__).parent / "fault_hooks"  # sitecustomize.py: SIGKILL / ENOSPC on demand
+MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1), proj_hidden_dim=16, proj_dim=8)
+
+
+def temporaries(root: Path) -> list[Path]:
+    """What simclr.io's atomic writes leave beside a target when killed: `.<name>.*.tmp`."""
+    return sorted(root.rglob(".*.tmp"))
+
+
+# ---------------------------------------------------------------------------------------------
+# SIGKILL in each stage: the real stage command, killed at the instant it would rename its
+# output into place (the last moment of writing it), then run again.
+
+# Every output each stage declares in dvc.yaml, for the tiny params (datasets digits and faces).
+OUTPUTS = {
+    "prepare": ["data/prepared/digits", "data/prepared/faces"],
+    "validate": [
+        "reports/validation/results/digits.json",
+        "reports/validation/results/faces.json",
+        "reports/validation/docs",
+    ],
+    "pretrain": [
+        "models/simclr.pt",
+        "reports/pretrain/metrics.json",
+        "reports/pretrain/plots/metrics",
+        "reports/figures/views.png",
+    ],
+    "evaluate": [
+        "reports/evaluate/details.json",
+        "reports/evaluate/metrics.json",
+        "reports/figures/embedding.png",
+        "reports/figures/confusion.png",
+    ],
+    "transfer": ["reports/transfer/faces/details.json", "reports/transfer/faces/metrics.json"],
+    "report": [
+        "reports/report.md",
+        "reports/report.html",
+        "reports/figures/curves.png",
+        "reports/figures/fractions.png",
+        "reports/figures/samples.png",
+        "reports/plots/linear_fractions.csv",
+    ],
+}
+# The tiny pipeline with the cheapest evaluation: the faults, not the numbers, are under test.
+_head, _, _evaluate = TINY_PARAMS.partition("evaluate:\n")
+PARAMS = (
+    _head
+    + "evaluate: {fractions: [1.0], seeds: 1, C: [1.0], finetune: {epochs: 0}}\n"
+    + _evaluate[_evaluate.index("transfer:") :]
+)
+# (stage, command, the output whose rename the kill interrupts)
+KILLS = [
+    ("prepare", ["flows.prepare", "digits"], "data/prepared/digits"),
+    ("validate", ["flows.validate"], "reports/validation/results/digits.json"),
+    ("pretrain", ["flows.pretrain"], "models/simclr.pt"),
+    ("evaluate", ["flows.evaluate"], "reports/evaluate/details.json"),
+    ("transfer", ["flows.transfer", "faces"], "reports/transfer/faces/metrics.json"),
+    ("report", ["flows.report"], "reports/report.html"),
+]
+
+
+def problem(path: Path) -> str | None:
+    """Why `path` is not a complete output (None: it is complete). Each kind is read the way
+    the next stage or a person reads it."""
+    import pandas as pd
+    from PIL import Image
+
+    from simclr.data.prepared import load_manifest, load_prepared
+
+    try:
+        if path.parent.name == "prepared":
+            data = load_prepared(path, mmap=False)
+            manifest = load_manifest(path)
+            if len(manifest[manifest["index"] >= 0]) != len(data.train.labels) + len(
+                data.test.labels
+            ):
+                return "manifest and arrays disagree"
+        elif path.name == "docs":
+            if not (path / "index.html").read_text().rstrip().endswith("</html>"):
+                return "index.html incomplete"
+        elif path.is_dir():
+            for tsv in path.glob("*.tsv"):
+                pd.read_csv(tsv, sep="\t")
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix == ".pt":
+            load_encoder(path, torch.device("cpu"))
+        elif path.suffix == ".png":
+            with Image.open(path) as img:
+                img.load()
+        elif path.suffix == ".html":
+            if not path.read_text().rstrip().endswith("</html>"):
+                return "no closing </html>"
+        elif path.suffix == ".csv":
+            pd.read_csv(path)
+        elif path.suffix == ".md" and not path.read_text().strip():
+            return "empty"
+    except Exception as e:  # anything a reader would trip on
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def incomplete(root: Path) -> dict[str, str]:
+    """Outputs of every stage that exist but are not complete."""
+    found = {}
+    for outs in OUTPUTS.values():
+        for out in outs:
+            if (root / out).exists() and (why := problem(root / out)):
+                found[out] = why
+    return found
+
+
+@pytest.fixture(scope="module")
+def killed_stages(tmp_path_factory, prefect_api):
+    """Every stage in turn: run with a SIGKILL at its output's rename, record what is on disk,
+    run it again. Returns the workdir and, per stage, what each step left."""
+    root = tmp_path_factory.mktemp("faults")
+    copy_code(root)
+    (root / "params.yaml").write_text(PARAMS)
+    env = {**os.environ, "PYTHONPATH": str(HOOKS), "PREFECT_API_URL": prefect_api}
+
+    def run(args, **extra):
+        return subprocess.run(
+            [sys.executable, "-m", *args],
+            cwd=root,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    # The second dataset first, so that a finished output is on disk when prepare is killed.
+    other = run(["flows.prepare", "faces"])
+    assert other.returncode == 0, other.stdout + other.stderr
+    records = {}
+    for stage, args, target in KILLS:
+        killed = run(args, SIMCLR_FAULT_KILL=target)
+        after_kill = {
+            "returncode": killed.returncode,
+            "output": killed.stdout + killed.stderr,
+            "target_exists": (root / target).exists(),
+            "temporaries": [p.name for p in temporaries(root)],
+            "incomplete": incomplete(root),
+        }
+        rerun = run(args)
+        records[stage] = {
+            "target": target,
+            "killed": after_kill,
+            "rerun": {
+                "returncode": rerun.returncode,
+                "output": rerun.stdout + rerun.stderr,
+                "missing": [o for o in OUTPUTS[stage] if not (root / o).exists()],
+                "incomplete": incomplete(root),
+                "temporaries": [str(p.relative_to(root)) for p in temporaries(root)],
+            },
+        }
+        if rerun.returncode != 0:
+            break
+    return root, records, run
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("stage", [stage for stage, _, _ in KILLS])
+def test_sigkill_in_a_stage_leaves_no_partial_output_and_a_rerun_completes(killed_stages, stage):
+    _, records, _ = killed_stages
+    assert stage in records, f"not reached: an earlier stage's rerun failed: {records}"
+    r = records[stage]
+    killed, rerun = r["killed"], r["rerun"]
+    assert killed["returncode"] == -signal.SIGKILL, killed["output"]
+    # Killed with the new output complete under its temporary name: nothing at the output path,
+    # and every output of every stage that does exist is whole.
+    assert not killed["target_exists"], r["target"]
+    assert killed["temporaries"], "the kill should have left the temporary it was renaming"
+    assert killed["incomplete"] == {}
+    assert rerun["returncode"] == 0, rerun["output"]
+    assert rerun["missing"] == [] and rerun["incomplete"] == {}
+    assert rerun["temporaries"] == []  # the rerun removed what the killed process left
+
+
+@pytest.mark.e2e
+def test_pretrain_rerun_after_a_kill_continues_from_the_saved_state(killed_stages):
+    root, records, _ = killed_stages
+    assert records.get("pretrain", {}).get("rerun", {}).get("returncode") == 0
+    # Killed after its last epoch: the rerun restores all epochs and trains none again.
+    state = torch.load(root / "models/simclr.pt", weights_only=True)
+    assert state["resumed_from_epoch"] == len(state["history"]) == 2
+    assert not list((root / ".resume").glob("*.pt"))
+
+
+@pytest.mark.e2e
+def test_disk_full_while_writing_the_report_keeps_the_previous_one(killed_stages):
+    root, records, run = killed_stages
+    assert records.get("report", {}).get("rerun", {}).get("returncode") == 0
+    before = (root / "reports/report.html").read_bytes()
+    r = run(["flows.report"], SIMCLR_FAULT_ENOSPC="report.html")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    (error,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: reports/report.html: disk full while writing it")
+    assert "the previous one is kept; free space on" in error
+    assert (root / "reports/report.html").read_bytes() == before
+    assert temporaries(root) == []
+
+
+@pytest.mark.e2e
+def test_damaged_checkpoint_stops_evaluate_in_one_line(killed_stages):
+    root, records, run = killed_stages
+    assert records.get("report", {}).get("rerun", {}).get("returncode") == 0
+    checkpoint = root / "models/simclr.pt"
+    good = checkpoint.read_bytes()
+    before = (root / "reports/evaluate/metrics.json").read_bytes()
+    try:
+        checkpoint.write_bytes(good[: len(good) // 2])  # truncated, as by a failed copy
+        r = run(["flows.evaluate"])
+    finally:
+        checkpoint.write_bytes(good)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    (error,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: models/simclr.pt: not a readable checkpoint (truncated")
+    assert "re-run the pretrain stage" in error
+    assert (root / "reports/evaluate/metrics.json").read_bytes() == before
+
+
+@pytest.mark.e2e
+def test_bad_params_stop_a_real_stage_before_it_reads_anything(tmp_path, prefect_api):
+    copy_code(tmp_path)
+    (tmp_path / "params.yaml").write_text(
+        TINY_PARAMS.replace("batch_size: 32", "batch_size: 32\n  temperature: 0")
+    )
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    r = subprocess.run(
+        [sys.executable, "-m", "flows.prepare", "digits"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["error: " + str(error_of(tmp_path / "params.yaml"))], (
+        r.stderr
+    )
+    assert "pretrain.temperature" in r.stderr
+    assert not (tmp_path / "data").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Damaged, foreign and malicious checkpoints.
+
+
+def tiny_images(n=64, size=8):
+    return np.random.default_rng(0).integers(0, 256, (n, size, size, 1), dtype=np.uint8)
+
+
+def cfg(**kw):
+    base = dict(
+        epochs=2,
+        batch_size=32,
+        lr=0.3,
+        warmup_epochs=1,
+        device="cpu",
+        augment=AugmentConfig(crop_scale=(0.3, 1.0)),
+    )
+    return PretrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    encoder, head = build_model(MODEL, 1, 8)
+    path = tmp_path_factory.mktemp("checkpoint") / "simclr.pt"
+    return save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
+
+
+def flip_a_weight_byte(data: bytes) -> bytes:
+    """The checkpoint with one byte of a conv weight's data flipped: still a valid archive."""
+    state = torch.load(__import__("io").BytesIO(data), weights_only=True)
+    weight = state["encoder"]["net.0.0.weight"].numpy().tobytes()
+    at = data.find(weight)
+    assert at >= 0
+    damaged = bytearray(data)
+    damaged[at + 5] ^= 0x40
+    return bytes(damaged)
+
+
+def mismatched(data: bytes) -> bytes:
+    """A complete, well-formed checkpoint whose weights belong to another model config."""
+    import io
+
+    state = torch.load(io.BytesIO(data), weights_only=True)
+    state.pop("sha256", None)
+    other, _ = build_model(ModelConfig(widths=(4, 8), blocks=(1, 1)), 1, 8)
+    state["encoder"] = other.state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: b"", r"not a readable checkpoint \(the file is empty\)"),
+        (lambda d: d[:1], r"not a readable checkpoint \(truncated or damaged\)"),
+        (lambda d: d[: len(d) // 2], r"not a readable checkpoint \(truncated or damaged"),
+        (lambda d: d[:-1], r"not a readable checkpoint \(truncated or damaged"),
+        (lambda d: b"\0" * 64 + d[64:], r"not a readable checkpoint \(truncated or damaged"),
+        (flip_a_weight_byte, r"damaged: its contents do not match its sha256"),
+        (mismatched, r"its weights do not fit its model config"),
+    ],
+    ids=["empty", "one-byte", "half", "last-byte-cut", "header-zeroed", "bit-flip", "mismatch"],
+)
+def test_damaged_checkpoint_is_one_clear_error(tmp_path, good_checkpoint, damage, message):
+    bad = tmp_path / "simclr.pt"
+    bad.write_bytes(damage(good_checkpoint.read_bytes()))
+    with pytest.raises(PipelineError, match=message) as e:
+        load_encoder(bad, torch.device("cpu"))
+    text = str(e.value)
+    assert text.startswith(f"{bad}: ") and "\n" not in text and len(text) < 400
+    assert "re-run the pretrain stage" in text
+
+
+def test_foreign_torch_file_is_refused(tmp_path):
+    other = tmp_path / "resnet.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, other)
+    with pytest.raises(PipelineError, match="not a simclr-pipeline checkpoint"):
+        load_encoder(other, torch.device("cpu"))
+
+
+class RunsCode:
+    """Unpickling this calls os.mkdir(marker): the shape of any code-execution payload."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def payload_checkpoint(tmp_path: Path, good: Path) -> tuple[Path, Path]:
+    """A real checkpoint with a code-running object slipped in; and the marker it would make."""
+    marker = tmp_path / "payload-ran"
+    state = torch.load(good, weights_only=True)
+    state["provenance"] = RunsCode(marker)
+    evil = tmp_path / "evil.pt"
+    torch.save(state, evil)
+    return evil, marker
+
+
+def test_payload_is_live_when_loaded_unsafely(tmp_path, good_checkpoint):
+    """The payload below is real: an unrestricted torch.load runs it."""
+    evil, marker = payload_checkpoint(tmp_path, good_checkpoint)
+    torch.load(evil, weights_only=False)
+    assert marker.is_dir()
+
+
+def test_checkpoint_with_a_code_payload_is_refused_and_the_code_never_runs(
+    tmp_path, good_checkpoint
+):
+    evil, marker = payload_checkpoint(tmp_path, good_checkpoint)
+    with pytest.raises(PipelineError) as e:
+        load_encoder(evil, torch.device("cpu"))
+    text = str(e.value)
+    assert text.startswith(f"{evil}: refused: it holds a pickled object (posix.mkdir)")
+    assert "weights_only=False" not in text  # never torch's advice to load it unsafely
+    assert not marker.exists()
+
+
+def test_resumable_state_with_a_code_payload_is_ignored_and_never_runs(tmp_path):
+    marker = tmp_path / "payload-ran"
+    state = tmp_path / "resume.pt"
+    torch.save({"encoder": RunsCode(marker)}, state)
+    r = pretrain(tiny_images(), MODEL, cfg(epochs=1), seed=0, resume_path=state)
+    assert r.resumed_from == 0 and not marker.exists()
+
+
+def test_truncated_resumable_state_restarts_training_from_scratch(tmp_path, caplog):
+    state = tmp_path / "resume.pt"
+
+    def stop_after_first(epoch, metrics):
+        if epoch == 0:
+            raise KeyboardInterrupt  # as if killed after epoch 1 was saved
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(tiny_images(), MODEL, cfg(), seed=0, on_epoch=stop_after_first, resume_path=state)
+    state.write_bytes(state.read_bytes()[:1000])
+    with caplog.at_level("WARNING", logger="simclr.train"):
+        restarted = pretrain(tiny_images(), MODEL, cfg(), seed=0, resume_path=state)
+    assert restarted.resumed_from == 0 and len(restarted.history) == 2
+    assert any("unreadable resumable state" in m for m in caplog.messages)
+    fresh = pretrain(tiny_images(), MODEL, cfg(), seed=0)
+    assert [h["loss"] for h in restarted.history] == [h["loss"] for h in fresh.history]
+    for k, v in fresh.encoder.state_dict().items():
+        assert torch.equal(v, restarted.encoder.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("damage", ["foreign", "bit-flip"])
+def test_damaged_but_loadable_resumable_state_restarts_training(tmp_path, caplog, damage):
+    state = tmp_path / "resume.pt"
+    if damage == "foreign":  # loads as weights, but is not a training state
+        torch.save({"encoder": {"w": torch.zeros(2)}, "history": []}, state)
+    else:  # a flipped bit in the weights of a real state saved after epoch 1
+        pretrain(tiny_images(), MODEL, cfg(epochs=1), seed=0, resume_path=state)
+        state.write_bytes(flip_a_weight_byte(state.read_bytes()))
+    with caplog.at_level("WARNING", logger="simclr.train"):
+        r = pretrain(tiny_images(), MODEL, cfg(), seed=0, resume_path=state)
+    assert r.resumed_from == 0 and len(r.history) == 2
+    assert any("unreadable resumable state" in m for m in caplog.messages)
+
+
+# ---------------------------------------------------------------------------------------------
+# Disk full while writing: a writer that writes part of the file, then fails as a full disk.
+
+
+def partial_then_enospc(real_save):
+    """A torch.save that writes the first half of the real bytes, then raises ENOSPC."""
+    import io
+
+    def save(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        data = buffer.getvalue()
+        Path(f).write_bytes(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+
+    return save
+
+
+def test_disk_full_while_writing_the_checkpoint_keeps_the_previous_one(
+    tmp_path, good_checkpoint, monkeypatch
+):
+    path = tmp_path / "models" / "simclr.pt"
+    path.parent.mkdir()
+    path.write_bytes(good_checkpoint.read_bytes())
+    torch.manual_seed(1)
+    encoder, head = build_model(MODEL, 1, 8)
+    monkeypatch.setattr(torch, "save", partial_then_enospc(torch.save))
+    with pytest.raises(PipelineError) as e:
+        save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
+    assert str(e.value).startswith(f"{path}: disk full while writing it (No space left")
+    assert "the previous one is kept" in str(e.value) and "\n" not in str(e.value)
+    assert path.read_bytes() == good_checkpoint.read_bytes()
+    assert temporaries(tmp_path) == []
+    load_encoder(path, torch.device("cpu"))
+
+
+def test_disk_full_while_saving_the_resumable_state_keeps_the_last_epoch(tmp_path, monkeypatch):
+    state = tmp_path / "resume.pt"
+    after_epoch_1 = {}
+
+    def remember(epoch, metrics):
+        if epoch == 0:
+            after_epoch_1["bytes"] = state.read_bytes()
+            monkeypatch.setattr(torch, "save", partial_then_enospc(real_save))
+
+    real_save = torch.save
+    with pytest.raises(PipelineError, match=r"resume\.pt: disk full while writing it"):
+        pretrain(tiny_images(), MODEL, cfg(epochs=3), seed=0, on_epoch=remember, resume_path=state)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert state.read_bytes() == after_epoch_1["bytes"] and temporaries(tmp_path) == []
+    resumed = pretrain(tiny_images(), MODEL, cfg(epochs=3), seed=0, resume_path=state)
+    assert resumed.resumed_from == 1 and len(resumed.history) == 3
+
+
+def test_disk_full_while_writing_a_report_keeps_the_previous_one(tmp_path, monkeypatch):
+    report = tmp_path / "reports" / "report.md"
+    write_text(report, "# the previous report\n")
+    real = Path.write_text
+
+    def half_then_full(self, data, *args, **kwargs):
+        real(self, data[: len(data) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    with pytest.raises(PipelineError, match=r"report\.md: disk full while writing it"):
+        write_text(report, "# a new report\n" * 100)
+    monkeypatch.setattr(Path, "write_text", real)
+    assert report.read_text() == "# the previous report\n"
+    assert temporaries(tmp_path) == []
+
+
+def test_temporaries_of_a_dead_writer_are_removed_and_a_live_ones_kept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "metrics.json"
+    left = tmp_path / f".metrics.json.{dead.pid}.abc123.tmp"
+    left.write_text("{")
+    mine = tmp_path / f".metrics.json.{os.getpid()}.def456.tmp"
+    mine.write_text("{")
+    other = tmp_path / f".metrics.json.7.{dead.pid}.ghi789.tmp"  # target "metrics.json.7"
+    other.write_text("{")
+    assert remove_stale_temporaries(target) == [left]
+    assert mine.exists() and other.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Image folders with every odd kind of file, through the loader the prepare stage uses.
+
+
+def png16(path: Path, pixels: np.ndarray) -> Path:
+    """A 16-bit PNG (gray, gray+alpha, RGB or RGBA by the channel count), written by hand:
+    Pillow writes 16 bits for grayscale only."""
+    import struct
+    import zlib
+
+    h, w, c = pixels.shape
+    raw = b"".join(b"\0" + pixels[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    header = struct.pack(">IIBBBBB", w, h, 16, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def odd_folder(root: Path) -> dict[str, object]:
+    """One file of each kind users bring; per file, what its pixels must become (RGB)."""
+    from PIL import Image
+
+    def save(name, mode, size, color, **kwargs):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new(mode, size, color).save(root / name, **kwargs)
+
+    save("a/rgba.png", "RGBA", (8, 6), (10, 200, 30, 40))
+    save("a/large.png", "RGB", (40, 30), (90, 60, 30))  # mixed sizes: resized to image_size
+    save("a/palette.png", "P", (6, 6), 3)
+    save("b/cmyk.jpg", "CMYK", (8, 8), (0, 255, 255, 0), quality=95)  # red ink
+    save("b/gray16.png", "I;16", (8, 8), 40000)
+    png16(root / "b/rgb16.png", np.tile(np.array([65535, 32768, 2570], np.uint16), (8, 8, 1)))
+    pixels = np.zeros((10, 20, 3), dtype=np.uint8)  # stored sideways: red left, blue right
+    pixels[:, :10] = [255, 0, 0]
+    pixels[:, 10:] = [0, 0, 255]
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": upright, red is on top
+    Image.fromarray(pixels).save(root / "b/exif.jpg", exif=exif, quality=95)
+    palette = Image.open(root / "a/palette.png").convert("RGB").getpixel((0, 0))
+    return {
+        "a/rgba.png": [10, 200, 30],  # alpha dropped, colour kept
+        "a/large.png": [90, 60, 30],
+        "a/palette.png": list(palette),
+        "b/cmyk.jpg": "red",
+        "b/gray16.png": [156, 156, 156],  # 40000 / 257: scaled, not clipped to white
+        "b/rgb16.png": [255, 128, 10],
+        "b/exif.jpg": "red on top",
+    }
+
+
+def test_odd_image_files_are_read_upright_as_rgb_at_one_size(tmp_path):
+    from simclr.config import DataConfig, DatasetConfig
+    from simclr.data.load import load_dataset
+
+    expected = odd_folder(tmp_path / "photos")
+    cfg = DatasetConfig(source="imagefolder", root=str(tmp_path / "photos"))
+    source = load_dataset(cfg, DataConfig(image_size=8, workers=1), seed=0)
+    assert source.rejected == () and source.images.shape == (7, 8, 8, 3)
+    for path, image in zip(source.paths, source.images, strict=True):
+        want = expected[Path(path).relative_to(tmp_path / "photos").as_posix()]
+        if want == "red":
+            r, g, b = image.reshape(-1, 3).mean(axis=0)
+            assert r > 200 and g < 60 and b < 60, path
+        elif want == "red on top":
+            top, bottom = image[1].mean(axis=0), image[6].mean(axis=0)
+            assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
+        else:
+            assert np.abs(image.astype(int) - want).max() <= 1, (path, image[0, 0])
+
+
+def test_image_without_a_faithful_8_bit_form_is_refused_naming_the_file(tmp_path):
+    from PIL import Image
+
+    from simclr.data.imagefolder import load_image_folder
+
+    (tmp_path / "a").mkdir()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "a" / "ok.png")
+    bad = tmp_path / "a" / "depth.tiff"
+    Image.fromarray(np.full((8, 8), 0.5, np.float32), "F").save(bad)
+    with pytest.raises(PipelineError) as e:
+        load_image_folder(tmp_path, workers=1)
+    assert str(e.value) == (
+        f"{bad}: cannot decode image (32-bit floating-point (mode F) images are not "
+        "supported; save it as 8- or 16-bit grayscale, RGB, RGBA or CMYK); replace or delete "
+        "the file"
+    )
+    lenient = load_image_folder(tmp_path, workers=1, strict=False)  # what prepare does
+    assert [(p, reason[:30]) for p, _, reason in lenient.rejected] == [
+        ("a/depth.tiff", "32-bit floating-point (mode F)")
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad params: one error line before any work, naming the key, the value and what is allowed.
+
+ONE_DATASET = "datasets: {digits: {source: digits}}\ntransfer: {datasets: []}\n"
+
+
+def error_of(path: Path) -> PipelineError:
+    with pytest.raises(PipelineError) as e:
+        load_params(path)
+    return e.value
+
+
+# (params, key, value as the message shows it, what is allowed)
+BAD_TYPES = [
+    ("pretrain: {temprature: 0.5}", "'pretrain.temprature'", None, "allowed: augment, "),
+    ("pretrain: {batch_size: big}", "pretrain.batch_size", "'big'", "must be int"),
+    ("pretrain: {temperature: [0.5]}", "pretrain.temperature", "[0.5]", "must be float"),
+    ("evaluate: {fractions: 0.1}", "evaluate.fractions", "0.1", "must be a list"),
+    ("pretrain: {optimizer: adam}", "pretrain.optimizer", "'adam'", "sgd"),
+]
+OUT_OF_RANGE = [
+    ("pretrain: {temperature: 0}", "pretrain.temperature", "0.0", "a finite number > 0"),
+    ("pretrain: {temperature: -0.5}", "pretrain.temperature", "-0.5", "a finite number > 0"),
+    ("pretrain: {batch_size: 1}", "pretrain.batch_size", "1", "an integer >= 2"),
+    ("evaluate: {fractions: [0, 0.5]}", "evaluate.fractions", "[0.0, 0.5]", "(0, 1]"),
+    ("evaluate: {fractions: [0.5, 1.5]}", "evaluate.fractions", "[0.5, 1.5]", "(0, 1]"),
+    ("evaluate: {finetune: {batch_size: 1}}", "evaluate.finetune.batch_size", "1", ">= 2"),
+]
+
+
+def ids(cases):
+    return [f"{key.strip(chr(39))}={value}" for _, key, value, _ in cases]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "value", "allowed"), BAD_TYPES + OUT_OF_RANGE, ids=ids(BAD_TYPES + OUT_OF_RANGE)
+)
+def test_bad_params_stop_a_stage_before_any_work_in_one_line(
+    tmp_path, monkeypatch, capsys, text, key, value, allowed
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(ONE_DATASET + text + "\n")
+    monkeypatch.setattr(cli, "check_api", lambda: None)
+    ran = []
+    with pytest.raises(SystemExit) as e:
+        cli.run_stage(lambda *args, **kwargs: ran.append(args))
+    assert e.value.code == 2 and ran == []
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: params.yaml: ")
+    assert key in line and allowed in line
+    if (text, key, value, allowed) in BAD_TYPES and value is not None:
+        assert value in line
+
+
+@pytest.mark.parametrize(("text", "key", "value", "allowed"), OUT_OF_RANGE, ids=ids(OUT_OF_RANGE))
+def test_out_of_range_params_name_the_value(tmp_path, text, key, value, allowed):
+    (tmp_path / "params.yaml").write_text(ONE_DATASET + text + "\n")
+    message = str(error_of(tmp_path / "params.yaml"))
+    assert key in message and allowed in message and f"got {value}" in message
