@@ -15,9 +15,7 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from prefect.runtime import flow_run
 import flows  # noqa: F401  (sets the analytics opt-outs before prefect runs anything)
 from flows.cli import run_tags
 from simclr.errors import PipelineError
+from simclr.processes import run_streaming
 from tasks.artifacts import artifact_key, publish
 from tasks.experiments import dvc_exp_show, experiments_table, flatten
 from tasks.retries import TRANSIENT
@@ -73,36 +72,14 @@ def dvc_exp_run(repo: Path, overrides: dict[str, Any], name: str) -> str:
     cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", name]
     cmd += override_args(overrides)
     log.info("in %s: %s", repo, " ".join(cmd[2:]))
-    proc = subprocess.Popen(
-        cmd,
-        cwd=repo,
-        env=_dvc_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",  # a stray non-UTF-8 byte in a stage's output must not stop the stream
-        bufsize=1,
-    )
-    tail: deque[str] = deque(maxlen=400)
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            line = line.rstrip()
-            if line:
-                log.info(line)
-                tail.append(line)
-        rc = proc.wait()
-    finally:  # whatever stops this task, DVC must not run on unread, holding the repo lock
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    rc, tail = run_streaming(cmd, log.info, cwd=repo, env=_dvc_env())
     if rc == 0:
         return name
     text = "\n".join(tail)
     if DVC_BUSY in text:  # another DVC process holds the repository: transient, retried
         raise BlockingIOError(errno.EAGAIN, f"{repo}: DVC repository busy ({DVC_BUSY})")
     errors = [ln for ln in tail if ln.startswith(("ERROR", "error:"))]
-    raise PipelineError(f"dvc exp run failed (exit {rc}): " + " | ".join(errors or list(tail)[-3:]))
+    raise PipelineError(f"dvc exp run failed (exit {rc}): " + " | ".join(errors or tail[-3:]))
 
 
 @task(name="compare-experiments", cache_policy=NONE, **TRANSIENT)

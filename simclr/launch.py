@@ -14,10 +14,8 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import sys
 import tempfile
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from simclr.distributed import die_with_parent
 from simclr.errors import PipelineError
 from simclr.io import write_atomic
 from simclr.models import build_model
+from simclr.processes import run_streaming
 from simclr.train import EpochCallback, Labelled, Pretrained, pretrain
 
 log = logging.getLogger("simclr.launch")
@@ -97,30 +96,11 @@ def pretrain_distributed(
 def _run(cmd: list[str], on_line: Callable[[str], None]) -> None:
     # Through `--exec-with-parent`: if the stage dies, torchrun gets SIGTERM and stops its workers.
     wrapped = [sys.executable, "-m", "simclr.launch", EXEC_WITH_PARENT, str(os.getpid()), *cmd]
-    proc = subprocess.Popen(
-        wrapped, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-    )
-    tail: deque[str] = deque(maxlen=200)
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            line = line.rstrip()
-            if line:
-                on_line(line)
-                tail.append(line)
-        rc = proc.wait()
-    finally:  # the stage is stopping: torchrun passes SIGTERM on to its workers
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    rc, tail = run_streaming(wrapped, on_line, keep=200)  # torchrun passes SIGTERM on
     if rc != 0:  # our one-line error, else the first process's exception, else the tail
         found = [m.groups() for ln in tail if (m := _ERROR.match(ln))]
         ours = [a for a, _ in found if a] + [b for _, b in found if b]
-        reason = ours[0] if ours else " | ".join(list(tail)[-3:])
+        reason = ours[0] if ours else " | ".join(tail[-3:])
         raise PipelineError(f"distributed pretraining failed (exit {rc}): {reason}")
 
 

@@ -166,3 +166,28 @@ def report_fixture_dir(tmp_path_factory, prefect_api):
     from report_fixture import render_reports
 
     return render_reports(tmp_path_factory.mktemp("report"), prefect_api)
+
+
+def pretrain_stage(cwd: Path, env: dict, new_session: bool = False) -> subprocess.Popen:
+    """The real pretrain stage command, running; `new_session` puts it (and what it starts) in
+    a process group of its own, for a kill of the whole group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.pretrain"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=new_session,
+    )
+
+
+def saved_epochs(resume_dir: Path) -> int:
+    """Epochs in the resumable state under `resume_dir` (0 if none yet)."""
+    import torch
+
+    states = list(resume_dir.glob("pretrain-*.pt"))
+    try:
+        return len(torch.load(states[0], weights_only=True)["history"]) if states else 0
+    except (OSError, RuntimeError, EOFError):  # replaced while we read it
+        return 0

@@ -1,11 +1,10 @@
 """Data-parallel pretraining with torch.distributed (gloo, CPU): two processes on one global
 batch compute the single-process loss and gradients, with synchronised BN; the pipeline's
-pretrain stage runs under torchrun and resumes after a SIGKILL of the whole process group."""
+pretrain stage runs under torchrun, takes its processes with it when killed, and resumes."""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from conftest import ROOT
+from conftest import ROOT, pretrain_stage, saved_epochs
 from torch import nn
 
 from simclr.config import DistributedConfig, ModelConfig, load_params
@@ -131,26 +130,16 @@ transfer: {datasets: []}
 """
 
 
-def _stage(cwd: Path, env: dict) -> subprocess.Popen:
-    # A session of its own: the kill takes the stage, torchrun and both workers, as a
-    # preemption would.
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.pretrain"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def _saved_epochs(resume_dir: Path) -> int:
-    states = list(resume_dir.glob("pretrain-*.pt"))
-    try:
-        return len(torch.load(states[0], weights_only=True)["history"]) if states else 0
-    except (OSError, RuntimeError, EOFError):  # replaced while we read it
-        return 0
+def _processes_in(cwd: Path) -> list[str]:
+    """Command lines of the processes working in `cwd` (the stage, torchrun, its workers)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")) == cwd:
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found
 
 
 def _learning(path: Path) -> tuple[list, dict]:
@@ -170,18 +159,22 @@ def test_distributed_pretrain_stage_resumes_after_sigkill_like_an_uninterrupted_
     prepare = [sys.executable, "-m", "flows.prepare", "digits"]
     subprocess.run(prepare, cwd=tmp_path, env=env, check=True, capture_output=True)
 
-    proc = _stage(tmp_path, env)
+    proc = pretrain_stage(tmp_path, env, new_session=True)
     deadline = time.monotonic() + 180
-    while _saved_epochs(tmp_path / ".resume") < 2:
+    while saved_epochs(tmp_path / ".resume") < 2:
         assert proc.poll() is None, "finished before it could be killed:\n" + proc.stdout.read()
         assert time.monotonic() < deadline, "no resumable state after 180 s"
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
+    proc.kill()  # SIGKILL to the stage alone: torchrun and both workers must follow it
     proc.wait()
-    killed_at = _saved_epochs(tmp_path / ".resume")
+    deadline = time.monotonic() + 30
+    while left := _processes_in(tmp_path):
+        assert time.monotonic() < deadline, f"still running after the stage was killed: {left}"
+        time.sleep(0.1)
+    killed_at = saved_epochs(tmp_path / ".resume")
     assert 2 <= killed_at < 8 and not (tmp_path / "models/simclr.pt").exists()
 
-    rerun = _stage(tmp_path, env)
+    rerun = pretrain_stage(tmp_path, env, new_session=True)
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out
     assert "launching 2 processes" in out, out[-3000:]
@@ -193,7 +186,7 @@ def test_distributed_pretrain_stage_resumes_after_sigkill_like_an_uninterrupted_
     assert not list((tmp_path / ".resume").glob("*.pt"))
 
     (tmp_path / "models/simclr.pt").rename(tmp_path / "resumed.pt")
-    fresh = _stage(tmp_path, env)
+    fresh = pretrain_stage(tmp_path, env, new_session=True)
     out, _ = fresh.communicate(timeout=300)
     assert fresh.returncode == 0, out
     history, weights = _learning(tmp_path / "models/simclr.pt")

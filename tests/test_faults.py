@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_PARAMS, copy_code
+from test_train import cfg, tiny_images
 
 import flows.cli as cli
 from simclr.checkpoint import load_encoder, save_checkpoint
-from simclr.config import AugmentConfig, ModelConfig, PretrainConfig, load_params
+from simclr.config import ModelConfig, load_params
 from simclr.errors import PipelineError
 from simclr.io import remove_stale_temporaries, write_text
 from simclr.models import build_model
@@ -275,22 +276,6 @@ def test_bad_params_stop_a_real_stage_before_it_reads_anything(tmp_path, prefect
 
 # ---------------------------------------------------------------------------------------------
 # Damaged, foreign and malicious checkpoints.
-
-
-def tiny_images(n=64, size=8):
-    return np.random.default_rng(0).integers(0, 256, (n, size, size, 1), dtype=np.uint8)
-
-
-def cfg(**kw):
-    base = dict(
-        epochs=2,
-        batch_size=32,
-        lr=0.3,
-        warmup_epochs=1,
-        device="cpu",
-        augment=AugmentConfig(crop_scale=(0.3, 1.0)),
-    )
-    return PretrainConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")

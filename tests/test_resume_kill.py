@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, pretrain_stage, saved_epochs
 
 PARAMS = """\
 seed: 0
@@ -43,27 +43,6 @@ def workdir(tmp_path, prefect_api):
     return tmp_path, env
 
 
-def _stage(cwd: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.pretrain"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def _saved_epochs(resume_dir: Path) -> int:
-    states = list(resume_dir.glob("pretrain-*.pt"))
-    if not states:
-        return 0
-    try:
-        return len(torch.load(states[0], weights_only=True)["history"])
-    except (OSError, RuntimeError, EOFError):  # replaced while we read it
-        return 0
-
-
 def _weights(path: Path) -> dict:
     state = torch.load(path, weights_only=True)
     return {
@@ -74,18 +53,18 @@ def _weights(path: Path) -> dict:
 
 def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(workdir):
     cwd, env = workdir
-    proc = _stage(cwd, env)
+    proc = pretrain_stage(cwd, env)
     deadline = time.monotonic() + 120
-    while _saved_epochs(cwd / ".resume") < 2:
+    while saved_epochs(cwd / ".resume") < 2:
         assert proc.poll() is None, "finished before it could be killed:\n" + proc.stdout.read()
         assert time.monotonic() < deadline, "no resumable state after 120 s"
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = _saved_epochs(cwd / ".resume")
+    killed_at = saved_epochs(cwd / ".resume")
     assert 2 <= killed_at < 12 and not (cwd / "models/simclr.pt").exists()
 
-    rerun = _stage(cwd, env)
+    rerun = pretrain_stage(cwd, env)
     out, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, out
     resumed = torch.load(cwd / "models/simclr.pt", weights_only=True)
@@ -95,7 +74,7 @@ def test_sigkill_then_rerun_resumes_and_matches_an_uninterrupted_run(workdir):
     assert len(loss_rows) == 1 + 12  # header + every epoch once, restored ones replayed
 
     shutil.move(cwd / "models/simclr.pt", cwd / "resumed.pt")
-    fresh = _stage(cwd, env)
+    fresh = pretrain_stage(cwd, env)
     out, _ = fresh.communicate(timeout=300)
     assert fresh.returncode == 0, out
     reference = torch.load(cwd / "models/simclr.pt", weights_only=True)
