@@ -69,7 +69,8 @@ def _dvc_env() -> dict[str, str]:
 @task(name="dvc-exp-run", cache_policy=NONE, **TRANSIENT)
 def dvc_exp_run(repo: Path, overrides: dict[str, Any], name: str) -> str:
     log = get_run_logger()
-    cmd = [sys.executable, "-m", "dvc", "exp", "run", "--temp", "-n", name]
+    # Runs at once (the GPU pool) meet DVC's repository lock while one is set up or recorded.
+    cmd = [sys.executable, "-m", "dvc", "--wait-for-lock", "exp", "run", "--temp", "-n", name]
     cmd += override_args(overrides)
     log.info("in %s: %s", repo, " ".join(cmd[2:]))
     rc, tail = run_streaming(cmd, log.info, cwd=repo, env=_dvc_env())

@@ -7,6 +7,7 @@ file carrying a pickled object that would run code is refused too."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import re
 from pathlib import Path
@@ -19,6 +20,9 @@ from simclr.io import write_atomic
 from simclr.models import Encoder, build_model
 
 DIGEST = "sha256"
+# Reading errors that are the machine's, not the file's (torch reports a truncated file as
+# EINVAL or as one of several other exception types)
+MACHINE_ERRNOS = {errno.EIO, errno.ENOMEM, errno.EACCES, errno.EPERM, errno.ESTALE, errno.EINTR}
 REQUIRED = frozenset({"model", "in_channels", "image_size", "encoder"})
 
 
@@ -66,11 +70,31 @@ def unseal(state, path: Path, required: frozenset[str] | set[str], what: str = "
     return body
 
 
-def load_state(path: Path, device: torch.device | str = "cpu") -> object:
-    """torch.load with weights_only=True: tensors and plain data only, never code. Any failure
-    (a truncated, foreign or malicious file) is a PipelineError naming `path`."""
+def save_state(state: dict, path: str | Path) -> Path:
+    """`state`, sealed with its sha256, written atomically to `path`. torch.save writes through
+    an open file: given a path, its own writer reports a full disk as a RuntimeError, not as
+    the OSError that write_atomic turns into one line."""
+    sealed = seal(state)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(sealed, f)
+
+    return write_atomic(path, write)
+
+
+def load_state(path: Path) -> object:
+    """torch.load to the CPU with weights_only=True: tensors and plain data only, never code.
+    A truncated, foreign or malicious file is a PipelineError naming `path`; an error of the
+    machine (I/O, memory) is left as it is, not blamed on the file."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except OSError as e:
+        if e.errno in MACHINE_ERRNOS:
+            raise
+        raise PipelineError(f"{path}: not a readable checkpoint (truncated or damaged)") from None
     except Exception as e:  # torch raises several types for a truncated or foreign file
         text = str(e).strip()
         code = re.search(r"GLOBAL (\S+)", text)
@@ -100,8 +124,7 @@ def save_checkpoint(
         "image_size": image_size,  # picks the stem when model.stem is auto
         **extra,
     }
-    sealed = seal(state)
-    return write_atomic(path, lambda p: torch.save(sealed, p))
+    return save_state(state, path)
 
 
 def load_encoder(path: str | Path, device: torch.device) -> tuple[Encoder, dict]:
@@ -111,7 +134,7 @@ def load_encoder(path: str | Path, device: torch.device) -> tuple[Encoder, dict]
     if not path.is_file():
         raise PipelineError(f"{path}: checkpoint not found; run the pretrain stage first")
     try:
-        state = unseal(load_state(path, device), path, REQUIRED, todo)
+        state = unseal(load_state(path), path, REQUIRED, todo)
     except PipelineError as e:
         message = str(e)
         raise PipelineError(message if todo in message else f"{message}; {todo}") from None

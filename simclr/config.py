@@ -141,7 +141,8 @@ class ModelConfig:
         _require(1 <= self.width <= 8, f"{key}.width", "an integer in 1..8")
         _require(len(self.widths) == len(self.blocks) > 0, f"{key}.widths", "as many as blocks")
         _require(min(self.widths) > 0 and min(self.blocks) > 0, f"{key}.widths", "positive ints")
-        _require(self.proj_hidden_dim > 0 and self.proj_dim > 0, f"{key}.proj_dim", "positive")
+        _require(self.proj_hidden_dim > 0, f"{key}.proj_hidden_dim", "an integer > 0")
+        _require(self.proj_dim > 0, f"{key}.proj_dim", "an integer > 0")
 
 
 @dataclass(frozen=True)

@@ -24,22 +24,49 @@ from simclr.errors import PipelineError
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-def _temp_name(target: Path) -> Path:
+def _temp_name(target: Path, suffix: str = ".tmp") -> Path:
     """A new unique name beside `target` that says which process made it."""
     prefix = f".{target.name}.{os.getpid()}."
-    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent))
+    path = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
     path.rmdir()  # mkdtemp only reserves a unique name; the caller creates file or dir
     return path
 
 
-def _alive(pid: int) -> bool:
+PID_MAX = 1 << 22  # Linux's largest; a bigger number in a name is not one of our pids
+
+
+def _start_time(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), where /proc tells; else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
+def _writer_alive(pid: int, path: Path) -> bool:
+    """Whether the process that made temporary `path` may still be writing it: a process with
+    its pid runs, and (where /proc says) started before the temporary was last changed, so a
+    reused pid (a new container's, a rebooted machine's) does not keep a dead run's file."""
+    if os.name == "nt":  # no harmless probe (os.kill would terminate): never remove
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # e.g. EPERM: it exists, under another user
-        return True
-    return True
+        pass
+    started = _start_time(pid)
+    try:
+        changed = path.lstat().st_mtime
+    except OSError:
+        return True  # gone meanwhile: nothing to remove
+    return started is None or started <= changed + 1
 
 
 def _remove(path: Path) -> None:
@@ -51,14 +78,22 @@ def _remove(path: Path) -> None:
 
 def remove_stale_temporaries(target: Path) -> list[Path]:
     """Remove the temporaries of `target` left by processes that no longer run (killed before
-    they could rename or clean up); those of running processes are left alone."""
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^.]+\.tmp")
+    they could rename or clean up); those of running processes are left alone. An old tree set
+    aside (`.old`) by a process killed between its two renames is put back if `target` is
+    missing, else removed."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)\.[^.]+\.(tmp|old)")
     removed = []
-    for path in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+    for path in sorted(target.parent.glob(f".{glob.escape(target.name)}.*.*")):
         match = pattern.fullmatch(path.name)
-        if match and not _alive(int(match.group(1))):
-            _remove(path)
-            removed.append(path)
+        if not match or not 0 < int(match.group(1)) < PID_MAX:
+            continue  # not a name this module makes
+        if _writer_alive(int(match.group(1)), path):
+            continue
+        if match.group(2) == "old" and not target.exists():
+            os.replace(path, target)
+            continue
+        _remove(path)
+        removed.append(path)
     return removed
 
 
@@ -88,16 +123,13 @@ def atomic_path(target: str | Path):
         if target.is_dir() and not target.is_symlink():
             # A directory cannot be replaced in one rename: move the old one aside first, so
             # that `target` is at every moment the old tree, absent, or the new tree.
-            old = _temp_name(target)
+            old = _temp_name(target, ".old")
             os.replace(target, old)
-        try:
-            os.replace(tmp, target)
-        except BaseException:
-            if old is not None:
-                os.replace(old, target)
-                old = None
-            raise
+        os.replace(tmp, target)
     finally:
+        if old is not None and old.exists() and not target.exists():
+            os.replace(old, target)  # stopped between the two renames: the old tree comes back
+            old = None
         for path in (tmp, old):
             if path is not None and (path.exists() or path.is_symlink()):
                 _remove(path)

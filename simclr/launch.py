@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
+from simclr.checkpoint import save_state
 from simclr.config import DistributedConfig, Params, from_dict, load_params, to_dict
 from simclr.distributed import die_with_parent
 from simclr.errors import PipelineError
-from simclr.io import write_atomic
 from simclr.models import build_model
 from simclr.processes import run_streaming
 from simclr.train import EpochCallback, Labelled, Pretrained, pretrain
@@ -143,7 +143,7 @@ def _worker(args: argparse.Namespace) -> None:
             "precision": result.precision,
             "device": str(result.device),
         }
-        write_atomic(Path(args.result), lambda p: torch.save(state, p))
+        save_state(state, args.result)
 
 
 def _exec_with_parent(parent: str, cmd: list[str]) -> int:

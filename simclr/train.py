@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from simclr.augment import simclr_view
-from simclr.checkpoint import load_state, seal, unseal
+from simclr.checkpoint import load_state, save_state, unseal
 from simclr.config import ModelConfig, PretrainConfig
 from simclr.data.prepared import read_rows
 from simclr.device import (
@@ -29,7 +29,6 @@ from simclr.device import (
 from simclr.distributed import data_parallel, rank_device, world
 from simclr.errors import PipelineError
 from simclr.features import extract_features
-from simclr.io import write_atomic
 from simclr.loss import nt_xent
 from simclr.models import Encoder, build_model
 from simclr.optim import build_optimizer, warmup_cosine
@@ -326,5 +325,4 @@ def _save_resume(path: Path, stateful: tuple, order_gen, view_gen, history: list
         "torch_rng": torch.get_rng_state(),
         "history": history,
     }
-    sealed = seal(state)
-    write_atomic(path, lambda p: torch.save(sealed, p))
+    save_state(state, path)

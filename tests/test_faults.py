@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_PARAMS, copy_code
+from conftest import ROOT, TINY_PARAMS, copy_code
 from test_train import cfg, tiny_images
 
 import flows.cli as cli
-from simclr.checkpoint import load_encoder, save_checkpoint
+import simclr.train as train_module
+from simclr.checkpoint import load_encoder, load_state, save_checkpoint, unseal
 from simclr.config import ModelConfig, load_params
 from simclr.errors import PipelineError
 from simclr.io import remove_stale_temporaries, write_text
@@ -32,8 +33,9 @@ MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1), proj_hidden_dim=16, proj_dim=
 
 
 def temporaries(root: Path) -> list[Path]:
-    """What simclr.io's atomic writes leave beside a target when killed: `.<name>.*.tmp`."""
-    return sorted(root.rglob(".*.tmp"))
+    """What simclr.io's atomic writes leave beside a target when killed: `.<name>.*.tmp`, and
+    `.<name>.*.old` (an old tree set aside)."""
+    return sorted([*root.rglob(".*.tmp"), *root.rglob(".*.old")])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -425,52 +427,72 @@ def test_damaged_but_loadable_resumable_state_restarts_training(tmp_path, caplog
 # Disk full while writing: a writer that writes part of the file, then fails as a full disk.
 
 
-def partial_then_enospc(real_save):
-    """A torch.save that writes the first half of the real bytes, then raises ENOSPC."""
-    import io
+# A real write failure: the child process lowers its file-size limit (RLIMIT_FSIZE), so the
+# kernel fails torch.save's writes with EFBIG, as a full disk fails them with ENOSPC (both are
+# "disk full" errors to simclr/io.py); SIGXFSZ is ignored so the write fails instead of the
+# process being killed.
+LIMITED_WRITER = """
+import resource, signal, sys
+from pathlib import Path
+import torch
+from simclr.errors import PipelineError
+from test_faults import MODEL, cfg, tiny_images
 
-    def save(obj, f, *args, **kwargs):
-        buffer = io.BytesIO()
-        real_save(obj, buffer, *args, **kwargs)
-        data = buffer.getvalue()
-        Path(f).write_bytes(data[: len(data) // 2])
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(f))
+def limit_writes(nbytes):
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, resource.RLIM_INFINITY))
 
-    return save
+path = Path(sys.argv[2])
+try:
+    if sys.argv[1] == "checkpoint":
+        from simclr.checkpoint import save_checkpoint
+        from simclr.models import build_model
+        torch.manual_seed(1)
+        encoder, head = build_model(MODEL, 1, 8)
+        limit_writes(4096)
+        save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
+    else:
+        from simclr.train import pretrain
+        def after_first_epoch(epoch, metrics):
+            if epoch == 0:
+                limit_writes(path.stat().st_size // 2)
+        pretrain(tiny_images(), MODEL, cfg(epochs=3), seed=0, on_epoch=after_first_epoch,
+                 resume_path=path)
+except PipelineError as e:
+    print(e)
+    sys.exit(3)
+"""
 
 
-def test_disk_full_while_writing_the_checkpoint_keeps_the_previous_one(
-    tmp_path, good_checkpoint, monkeypatch
-):
+def _write_with_a_size_limit(what: str, path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    cmd = [sys.executable, "-c", LIMITED_WRITER, what, str(path)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_disk_full_while_writing_the_checkpoint_keeps_the_previous_one(tmp_path, good_checkpoint):
     path = tmp_path / "models" / "simclr.pt"
     path.parent.mkdir()
     path.write_bytes(good_checkpoint.read_bytes())
-    torch.manual_seed(1)
-    encoder, head = build_model(MODEL, 1, 8)
-    monkeypatch.setattr(torch, "save", partial_then_enospc(torch.save))
-    with pytest.raises(PipelineError) as e:
-        save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
-    assert str(e.value).startswith(f"{path}: disk full while writing it (No space left")
-    assert "the previous one is kept" in str(e.value) and "\n" not in str(e.value)
+    r = _write_with_a_size_limit("checkpoint", path)
+    assert r.returncode == 3, r.stdout + r.stderr
+    (line,) = r.stdout.splitlines()
+    assert line.startswith(f"{path}: disk full while writing it (File too large)")
+    assert "the previous one is kept" in line
     assert path.read_bytes() == good_checkpoint.read_bytes()
     assert temporaries(tmp_path) == []
     load_encoder(path, torch.device("cpu"))
 
 
-def test_disk_full_while_saving_the_resumable_state_keeps_the_last_epoch(tmp_path, monkeypatch):
+def test_disk_full_while_saving_the_resumable_state_keeps_the_last_epoch(tmp_path):
     state = tmp_path / "resume.pt"
-    after_epoch_1 = {}
-
-    def remember(epoch, metrics):
-        if epoch == 0:
-            after_epoch_1["bytes"] = state.read_bytes()
-            monkeypatch.setattr(torch, "save", partial_then_enospc(real_save))
-
-    real_save = torch.save
-    with pytest.raises(PipelineError, match=r"resume\.pt: disk full while writing it"):
-        pretrain(tiny_images(), MODEL, cfg(epochs=3), seed=0, on_epoch=remember, resume_path=state)
-    monkeypatch.setattr(torch, "save", real_save)
-    assert state.read_bytes() == after_epoch_1["bytes"] and temporaries(tmp_path) == []
+    r = _write_with_a_size_limit("resume", state)
+    assert r.returncode == 3, r.stdout + r.stderr
+    (line,) = r.stdout.splitlines()
+    assert line.startswith(f"{state}: disk full while writing it (File too large)")
+    assert temporaries(tmp_path) == []
+    kept = unseal(load_state(state), state, train_module.RESUME_KEYS)  # whole: its sha256 holds
+    assert len(kept["history"]) == 1
     resumed = pretrain(tiny_images(), MODEL, cfg(epochs=3), seed=0, resume_path=state)
     assert resumed.resumed_from == 1 and len(resumed.history) == 3
 
@@ -504,6 +526,57 @@ def test_temporaries_of_a_dead_writer_are_removed_and_a_live_ones_kept(tmp_path)
     other.write_text("{")
     assert remove_stale_temporaries(target) == [left]
     assert mine.exists() and other.exists()
+
+
+def test_a_reused_pid_does_not_keep_a_dead_runs_temporary(tmp_path):
+    # Our own pid, on a file last changed long before this process started: the pid was reused
+    # (a new container, a rebooted machine), and the writer is gone.
+    target = tmp_path / "simclr.pt"
+    old = tmp_path / f".simclr.pt.{os.getpid()}.abc123.tmp"
+    old.write_bytes(b"half")
+    os.utime(old, (1e9, 1e9))  # 2001
+    fresh = tmp_path / f".simclr.pt.{os.getpid()}.def456.tmp"
+    fresh.write_bytes(b"being written")
+    odd = tmp_path / f".simclr.pt.{10**30}.ghi789.tmp"  # not a pid: left alone, no error
+    odd.write_bytes(b"?")
+    assert remove_stale_temporaries(target) == [old]
+    assert fresh.exists() and odd.exists()
+
+
+def test_a_directory_replacement_stopped_between_its_renames_keeps_the_old_tree(
+    tmp_path, monkeypatch
+):
+    import simclr.io as io_module
+
+    target = tmp_path / "prepared"
+    target.mkdir()
+    (target / "train.npy").write_text("old")
+    real_replace, calls = os.replace, []
+
+    def stopped_after_the_first(src, dst):  # e.g. a KeyboardInterrupt or SIGTERM right then
+        real_replace(src, dst)
+        calls.append(dst)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(io_module.os, "replace", stopped_after_the_first)
+    with pytest.raises(KeyboardInterrupt), io_module.atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "train.npy").write_text("new")
+    monkeypatch.setattr(io_module.os, "replace", real_replace)
+    assert (target / "train.npy").read_text() == "old"
+    assert temporaries(tmp_path) == []
+
+
+def test_an_old_tree_set_aside_by_a_killed_writer_comes_back(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    target = tmp_path / "prepared"
+    aside = tmp_path / f".prepared.{dead.pid}.abc123.old"  # killed between its two renames
+    aside.mkdir()
+    (aside / "train.npy").write_text("old")
+    remove_stale_temporaries(target)
+    assert (target / "train.npy").read_text() == "old" and not aside.exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -635,6 +708,7 @@ OUT_OF_RANGE = [
     ("evaluate: {fractions: [0, 0.5]}", "evaluate.fractions", "[0.0, 0.5]", "(0, 1]"),
     ("evaluate: {fractions: [0.5, 1.5]}", "evaluate.fractions", "[0.5, 1.5]", "(0, 1]"),
     ("evaluate: {finetune: {batch_size: 1}}", "evaluate.finetune.batch_size", "1", ">= 2"),
+    ("model: {proj_hidden_dim: 0}", "model.proj_hidden_dim", "0", "an integer > 0"),
 ]
 
 

@@ -107,7 +107,17 @@ def test_experiments_in_one_checkout_run_at_the_same_time(tmp_path):
     init_repo(run)
     procs = [
         subprocess.Popen(
-            [str(BIN / "dvc"), "exp", "run", "--temp", "-n", f"gpu{i}", "-S", f"x={i}"],
+            [
+                str(BIN / "dvc"),
+                "--wait-for-lock",
+                "exp",
+                "run",
+                "--temp",
+                "-n",
+                f"gpu{i}",
+                "-S",
+                f"x={i}",
+            ],
             cwd=tmp_path,
             env=repo_env(),
             stdout=subprocess.PIPE,
