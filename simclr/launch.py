@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from simclr.checkpoint import save_state
+from simclr.checkpoint import load_state, save_state, unseal
 from simclr.config import DistributedConfig, Params, from_dict, load_params, to_dict
 from simclr.distributed import die_with_parent
 from simclr.errors import PipelineError
@@ -32,6 +32,7 @@ from simclr.train import EpochCallback, Labelled, Pretrained, pretrain
 log = logging.getLogger("simclr.launch")
 EXEC_WITH_PARENT = "--exec-with-parent"
 LAUNCHER_PID = "SIMCLR_TORCHRUN_PID"
+RESULT_KEYS = frozenset(["encoder", "head", "history", "resumed_from", "precision", "device"])
 # A worker's one-line PipelineError, or the last line of an uncaught exception's traceback
 _ERROR = re.compile(r"^(?:\[rank\d+\]: )?(?:error: (.+)|([\w.]*(?:Error|Exception): .+))$")
 
@@ -81,7 +82,7 @@ def pretrain_distributed(
             other = ["python", *torchrun_command(cfg, node, "params.yaml", data)[1:]]
             on_line(f"on node {node}, from the repository root, run: {shlex.join(other)}")
         _run(cmd, on_line)
-        state = torch.load(result, map_location="cpu", weights_only=True)
+        state = unseal(load_state(result), result, RESULT_KEYS)
     encoder, head = build_model(params.model, image_shape[-1], image_shape[1])
     encoder.load_state_dict(state["encoder"])
     head.load_state_dict(state["head"])

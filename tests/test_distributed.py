@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from conftest import ROOT, pretrain_stage, saved_epochs
+from test_resume_kill import PARAMS as ONE_PROCESS
 from torch import nn
 
 from simclr.config import DistributedConfig, ModelConfig, load_params
@@ -111,23 +112,10 @@ def test_a_failing_process_is_reported_in_one_line(tmp_path):
     assert lines and lines[0].startswith("launching 2 processes")
 
 
-PARAMS = """\
-seed: 0
-data: {image_size: 8, test_fraction: 0.2, max_per_class: 60}
-datasets: {digits: {source: digits}}
-model: {widths: [16, 32], blocks: [1, 1], proj_hidden_dim: 32, proj_dim: 16}
-pretrain:
-  dataset: digits
-  epochs: 8
-  batch_size: 96
-  warmup_epochs: 1
-  device: cpu
-  threads: 1
-  knn_every: 4
-  distributed: {nproc_per_node: 2}
-  augment: {crop_scale: [0.3, 1.0], flip_p: 0.0}
-transfer: {datasets: []}
-"""
+# The one-process kill test's tiny run, in two processes of one thread each
+PARAMS = ONE_PROCESS.replace("epochs: 12", "epochs: 8").replace(
+    "threads: 2", "threads: 1\n  distributed: {nproc_per_node: 2}"
+)
 
 
 def _processes_in(cwd: Path) -> list[str]:
