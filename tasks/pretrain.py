@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -102,7 +103,11 @@ def _train(params: Params, data: Prepared, resume: Path, log) -> tuple[Pretraine
 
 def _save(params: Params, data: Prepared, result: Pretrained, seconds: float) -> None:
     """The checkpoint (what training computed), then PRETRAIN_RUN (how the run went)."""
-    computed = [{k: v for k, v in m.items() if k not in TIMINGS} for m in result.history]
+    # Interned keys: pickle writes a string once per object, and keys restored from a resumable
+    # state are other objects than a fresh run's, which would change the file's bytes.
+    computed = [
+        {sys.intern(k): v for k, v in m.items() if k not in TIMINGS} for m in result.history
+    ]
     extra = {
         "pretrain": to_dict(params.pretrain),
         "seed": params.seed,
