@@ -9,9 +9,10 @@ Run from the repository root on a machine with a CUDA GPU:
 It makes a temporary project directory with synthetic 32 px RGB images (an npz source, so no
 download), runs the real stage commands `python -m flows.prepare synthetic` and
 `python -m flows.pretrain` there (one local Prefect server for all of them), and reads the
-per-epoch history from the checkpoint the stage wrote. The first epoch (cuDNN autotuning,
-NCCL setup) is left out of the medians. `--device cpu --images 512 --batch 64 --encoder small`
-is a smoke test of the script, not a figure.
+per-epoch timings from the `reports/pretrain/run.json` it wrote beside the checkpoint. The first
+epoch (cuDNN autotuning, NCCL setup) is left out of the medians.
+`--device cpu --images 512 --batch 64 --encoder small` is a smoke test of the script, not a
+figure.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(done.stdout[-4000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
                 return 1
             state = torch.load(work / "models/simclr.pt", weights_only=True)
-            timed = state["history"][1:] or state["history"]
+            run = json.loads((work / "reports/pretrain/run.json").read_text())
+            timed = run["epochs"][1:] or run["epochs"]
             runs.append(
                 {
                     "nproc": nproc,
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                     "images_per_s": statistics.median(h["images_per_s"] for h in timed),
                     "final_loss": state["history"][-1]["loss"],
                     "precision": state["precision"],
-                    "device": state["provenance"].get("device"),
+                    "device": run["provenance"].get("device"),
                 }
             )
             r = runs[-1]

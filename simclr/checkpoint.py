@@ -1,4 +1,5 @@
-"""The pretrained checkpoint: encoder and head weights, config, provenance.
+"""The pretrained checkpoint: encoder and head weights, their model config and what else the
+caller adds (the pretrain stage: its params and the computed per-epoch metrics).
 
 Every checkpoint carries a sha256 of its contents (`seal`), checked when it is loaded
 (`unseal`): a file damaged after it was written (a flipped bit, a foreign write) is refused

@@ -17,6 +17,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -32,7 +33,6 @@ from simclr.train import EpochCallback, Labelled, Pretrained, pretrain
 log = logging.getLogger("simclr.launch")
 EXEC_WITH_PARENT = "--exec-with-parent"
 LAUNCHER_PID = "SIMCLR_TORCHRUN_PID"
-RESULT_KEYS = frozenset(["encoder", "head", "history", "resumed_from", "precision", "device"])
 # A worker's one-line PipelineError, or the last line of an uncaught exception's traceback
 _ERROR = re.compile(r"^(?:\[rank\d+\]: )?(?:error: (.+)|([\w.]*(?:Error|Exception): .+))$")
 
@@ -82,16 +82,31 @@ def pretrain_distributed(
             other = ["python", *torchrun_command(cfg, node, "params.yaml", data)[1:]]
             on_line(f"on node {node}, from the repository root, run: {shlex.join(other)}")
         _run(cmd, on_line)
-        state = unseal(load_state(result), result, RESULT_KEYS)
+        pretrained = _read_result(result, params, image_shape)
+    if on_epoch is not None:
+        for epoch, metrics in enumerate(pretrained.history):
+            on_epoch(epoch, metrics)
+    return pretrained
+
+
+# The result rank 0 hands to the stage: a Pretrained, each field under its name, in plain data.
+RESULT_KEYS = frozenset(f.name for f in fields(Pretrained))
+
+
+def _save_result(result: Pretrained, path: str | Path) -> None:
+    state = {f.name: getattr(result, f.name) for f in fields(Pretrained)}
+    state["encoder"], state["head"] = result.encoder.state_dict(), result.head.state_dict()
+    state["device"] = str(result.device)
+    save_state(state, path)
+
+
+def _read_result(path: Path, params: Params, image_shape: tuple[int, ...]) -> Pretrained:
+    state = unseal(load_state(path), path, RESULT_KEYS)
     encoder, head = build_model(params.model, image_shape[-1], image_shape[1])
     encoder.load_state_dict(state["encoder"])
     head.load_state_dict(state["head"])
-    history = state["history"]
-    if on_epoch is not None:
-        for epoch, metrics in enumerate(history):
-            on_epoch(epoch, metrics)
-    device = torch.device(state["device"])
-    return Pretrained(encoder, head, history, device, state["resumed_from"], state["precision"])
+    state.update(encoder=encoder, head=head, device=torch.device(state["device"]))
+    return Pretrained(**state)
 
 
 def _run(cmd: list[str], on_line: Callable[[str], None]) -> None:
@@ -136,15 +151,7 @@ def _worker(args: argparse.Namespace) -> None:
         resume_path=args.resume,
     )
     if rank == 0 and args.result:
-        state = {
-            "encoder": result.encoder.state_dict(),
-            "head": result.head.state_dict(),
-            "history": result.history,
-            "resumed_from": result.resumed_from,
-            "precision": result.precision,
-            "device": str(result.device),
-        }
-        save_state(state, args.result)
+        _save_result(result, args.result)
 
 
 def _exec_with_parent(parent: str, cmd: list[str]) -> int:

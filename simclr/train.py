@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -85,30 +85,62 @@ def _loader(images: np.ndarray, batches: list[np.ndarray], cfg: PretrainConfig, 
     )
 
 
-# What a resumable state holds; `seal` adds a sha256 of it all, checked when it is read.
-RESUME_KEYS = frozenset(
-    [
-        "encoder",
-        "head",
-        "optimizer",
-        "schedule",
-        "scaler",
-        "order_gen",
-        "view_gen",
-        "torch_rng",
-        "history",
-    ]
-)
+# Per-epoch metrics that are measured, not computed: they differ from run to run.
+TIMINGS = ("images_per_s", "epoch_seconds")
+PRECISIONS = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}  # by autocast dtype
 
 
-def _load_resume(path: Path | None) -> dict | None:
-    if path is None or not path.is_file():
-        return None
-    try:
-        return unseal(load_state(path), path, RESUME_KEYS)
-    except PipelineError as e:  # written atomically, so only foreign damage lands here
-        log.warning("unreadable resumable state (%s); starting from epoch 1", e)
-        return None
+@dataclass
+class TrainState:
+    """Everything that changes during pretraining and that a resumed run restores, so that it
+    continues bitwise where the saved run stopped."""
+
+    encoder: Encoder
+    head: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    order_gen: torch.Generator  # the epochs' shuffles
+    view_gen: torch.Generator  # the augmentations, on the training device
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def state_dict(self) -> dict:
+        return {key: read(self) for key, (read, _) in RESUMABLE.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, (_, restore) in RESUMABLE.items():
+            restore(self, state[key])
+
+
+# How one part of a TrainState is read for saving, and restored from what was saved
+_Part = tuple[Callable[[TrainState], object], Callable[[TrainState, object], None]]
+
+
+def _torch_state(name: str) -> _Part:
+    """A part with torch's state_dict protocol (modules, optimizer, schedule, grad scaler)."""
+    return (
+        lambda s: getattr(s, name).state_dict(),
+        lambda s, value: getattr(s, name).load_state_dict(value),
+    )
+
+
+def _generator_state(name: str) -> _Part:
+    def restore(s: TrainState, value: torch.Tensor) -> None:
+        gen = getattr(s, name)
+        gen.set_state(value.to(gen.get_state().device))
+
+    return lambda s: getattr(s, name).get_state(), restore
+
+
+# The resumable state's keys, each with its part of a TrainState; `seal` adds a sha256 of it
+# all, checked when it is read.
+RESUMABLE: dict[str, _Part] = {
+    **{name: _torch_state(name) for name in ("encoder", "head", "optimizer", "schedule", "scaler")},
+    **{name: _generator_state(name) for name in ("order_gen", "view_gen")},
+    "torch_rng": (lambda s: torch.get_rng_state(), lambda s, value: torch.set_rng_state(value)),
+    "history": (lambda s: s.history, lambda s, value: setattr(s, "history", list(value))),
+}
+RESUME_KEYS = frozenset(RESUMABLE)
 
 
 def pretrain(
@@ -142,150 +174,226 @@ def _pretrain(images, model_cfg, cfg, seed, on_epoch, monitor, resume_path) -> P
     device = rank_device(select_device(cfg.device))
     seed_everything(seed, device, cfg.threads)  # every process builds the same initial weights
     amp_dtype = autocast_dtype(cfg.precision, device)
-    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
-    n, image_size = len(images), images.shape[1]
+    plan = _plan(len(images), cfg.batch_size, size)
+    state, net = _initial_state(images.shape, model_cfg, cfg, seed, device, amp_dtype, plan)
+    resume_path = Path(resume_path) if resume_path is not None else None
+    _resume(state, resume_path, rank, size, on_epoch)
+    resumed_from = len(state.history)
+    run = _Run(
+        images,
+        cfg,
+        seed,
+        device,
+        rank,
+        plan,
+        # A compiled wrapper shares parameters with the originals; state dicts come from those.
+        torch.compile(net) if cfg.compile else net,
+        torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext(),
+        _sampler(plan.n, rank, size, seed) if size > 1 else None,
+        resume_path,
+    )
+    precision = PRECISIONS[amp_dtype]
+    log.info(
+        "pretraining on %d images, %d epochs x %d steps of %d (%d processes x %d), device %s, "
+        "precision %s",
+        *(plan.n, cfg.epochs, plan.steps_per_epoch, plan.batch, size, plan.local),
+        *(device, precision),
+    )
+    for epoch in range(resumed_from, cfg.epochs):
+        metrics = _epoch(run, state, epoch)
+        if monitor is not None and _knn_due(cfg, epoch) and rank == 0:
+            metrics["knn_accuracy"] = _knn_monitor(state.encoder, monitor, cfg, device)
+        state.history.append(metrics)
+        if rank == 0:  # only rank 0 saves, logs and reports
+            _close_epoch(run, state, epoch, metrics, on_epoch)
+    return Pretrained(state.encoder, state.head, state.history, device, resumed_from, precision)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the images become steps: a global batch, each process's share, steps per epoch."""
+
+    n: int  # images
+    size: int  # processes
+    batch: int  # global batch
+    local: int  # each process's share of it
+    steps_per_epoch: int
+
+
+def _plan(n: int, batch_size: int, size: int) -> _Plan:
     if n < 2:
         raise PipelineError(f"pretraining needs at least 2 images, got {n}; check data params")
-    batch = min(cfg.batch_size, n) // size * size  # global; each process takes batch / size
+    batch = min(batch_size, n) // size * size  # global; each process takes batch / size
     if batch < size:
         raise PipelineError(f"{n} images cannot feed {size} processes; check data params")
-    local = batch // size
-    steps_per_epoch = n // batch  # drop the last partial batch: NT-Xent wants full batches
-    total_steps = steps_per_epoch * cfg.epochs
-    warmup_steps = steps_per_epoch * cfg.warmup_epochs
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    # drop the last partial batch: NT-Xent wants full batches
+    return _Plan(n, size, batch, batch // size, n // batch)
 
-    encoder, head = build_model(model_cfg, images.shape[-1], image_size)
-    encoder = encoder.to(device, memory_format=memory_format)
+
+def _memory_format(cfg: PretrainConfig) -> torch.memory_format:
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+
+def _initial_state(
+    shape: tuple[int, ...],
+    model_cfg: ModelConfig,
+    cfg: PretrainConfig,
+    seed: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    plan: _Plan,
+) -> tuple[TrainState, nn.Module]:
+    """A new training state on `device`, and the network module the steps run."""
+    encoder, head = build_model(model_cfg, shape[-1], shape[1])
+    encoder = encoder.to(device, memory_format=_memory_format(cfg))
     head = head.to(device)
     # One network module for the step: DDP (and synchronised BN) across processes.
-    net = data_parallel(encoder, head, device) if size > 1 else nn.Sequential(encoder, head)
-    optimizer = build_optimizer([encoder, head], cfg, batch)  # lr scaled by the global batch
+    single = plan.size == 1
+    net = nn.Sequential(encoder, head) if single else data_parallel(encoder, head, device)
+    optimizer = build_optimizer([encoder, head], cfg, plan.batch)  # lr scaled by the global batch
+    total_steps = plan.steps_per_epoch * cfg.epochs
+    warmup_steps = plan.steps_per_epoch * cfg.warmup_epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, warmup_steps, total_steps)
     )
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     order_gen = torch.Generator().manual_seed(seed)
     view_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    history: list[dict[str, float]] = []
+    return TrainState(encoder, head, optimizer, schedule, scaler, order_gen, view_gen), net
 
-    resume_path = Path(resume_path) if resume_path is not None else None
-    state = _load_resume(resume_path) if rank == 0 else None
+
+def _resume(state: TrainState, path: Path | None, rank: int, size: int, on_epoch) -> None:
+    """Restore `state` from the resumable state at `path`, if there is a readable one; the
+    restored epochs are replayed through `on_epoch`."""
+    saved = _load_resume(path) if rank == 0 else None
     if size > 1:  # rank 0 reads the state (a file on its machine) and hands it to the others
-        box = [state]
+        box = [saved]
         torch.distributed.broadcast_object_list(box, src=0)
-        state = box[0]
-    if state is not None:
-        encoder.load_state_dict(state["encoder"])
-        head.load_state_dict(state["head"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        scaler.load_state_dict(state["scaler"])
-        order_gen.set_state(state["order_gen"])
-        view_gen.set_state(state["view_gen"].to(view_gen.get_state().device))
-        torch.set_rng_state(state["torch_rng"])
-        history = list(state["history"])
-        log.info("resuming from %s after epoch %d", resume_path, len(history))
-        if on_epoch is not None and rank == 0:
-            for epoch, metrics in enumerate(history):
-                on_epoch(epoch, metrics)
-    resumed_from = len(history)
-
-    # A compiled wrapper shares parameters with the originals; state dicts come from those.
-    step_net = torch.compile(net) if cfg.compile else net
-    sampler = _sampler(n, rank, size, seed) if size > 1 else None
-    autocast = (
-        torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
-    )
-    log.info(
-        "pretraining on %d images, %d epochs x %d steps of %d (%d processes x %d), device %s, "
-        "precision %s",
-        n,
-        cfg.epochs,
-        steps_per_epoch,
-        batch,
-        size,
-        local,
-        device,
-        precision,
-    )
-    for epoch in range(resumed_from, cfg.epochs):
-        encoder.train()
-        head.train()
-        start = time.perf_counter()
-        if sampler is None:
-            perm = torch.randperm(n, generator=order_gen).numpy()
-        else:  # this process's share of a seeded global shuffle, and its own augmentations
-            sampler.set_epoch(epoch)
-            perm = np.fromiter(iter(sampler), dtype=np.int64)
-            view_gen.manual_seed(_rank_seed(seed, rank, epoch))
-        batches = [perm[i * local : (i + 1) * local] for i in range(steps_per_epoch)]
-        losses = []
-        lr = optimizer.param_groups[0]["lr"]
-        for step, x_u8 in enumerate(_loader(images, batches, cfg, device)):
-            if device.type == "cpu" and step % TRIM_EVERY == 0:
-                release_free_heap()
-            x = to_images(x_u8, device)
-            views = torch.cat([simclr_view(x, cfg.augment, view_gen) for _ in range(2)])
-            views = views.contiguous(memory_format=memory_format)
-            with autocast:
-                z = step_net(views)
-            loss = nt_xent(z[:local], z[local:], cfg.temperature)  # float32 inside
-            lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            schedule.step()
-            losses.append(loss.detach())
-        # One device sync per epoch, not per step; a divergence is caught before the state is
-        # saved, so the last good resumable state stays the one on disk.
-        losses_t = torch.stack(losses).float()
-        if size > 1:  # the global batch's loss, and the same divergence verdict on every rank
-            torch.distributed.all_reduce(losses_t)
-            losses_t /= size
-        losses_t = losses_t.cpu()
-        bad = torch.nonzero(~torch.isfinite(losses_t)).view(-1)
-        if len(bad):
-            raise PipelineError(
-                f"pretraining diverged: non-finite loss at epoch {epoch + 1}, step "
-                f"{int(bad[0]) + 1}; lower pretrain.lr or raise pretrain.warmup_epochs"
-                + (f" (the state after epoch {epoch} is kept in {resume_path})" if epoch else "")
-            )
-        seconds = time.perf_counter() - start
-        metrics = {
-            "loss": float(losses_t.mean()),
-            "lr": lr,
-            "images_per_s": steps_per_epoch * batch / seconds,  # source images, 2 views each
-            "epoch_seconds": seconds,
-        }
-        last = epoch + 1 == cfg.epochs
-        knn_due = cfg.knn_every and ((epoch + 1) % cfg.knn_every == 0 or last)
-        if monitor is not None and knn_due and rank == 0:
-            metrics["knn_accuracy"] = _knn_monitor(encoder, monitor, cfg, device)
-        history.append(metrics)
-        if rank > 0:  # only rank 0 saves, logs and reports
-            continue
-        if resume_path is not None:
-            _save_resume(
-                resume_path,
-                (encoder, head, optimizer, schedule, scaler),
-                order_gen,
-                view_gen,
-                history,
-            )
-        log.info(
-            "epoch %d/%d loss %.4f lr %.4f %.0f images/s%s",
-            epoch + 1,
-            cfg.epochs,
-            metrics["loss"],
-            metrics["lr"],
-            metrics["images_per_s"],
-            f" knn {metrics['knn_accuracy']:.4f}" if "knn_accuracy" in metrics else "",
-        )
-        if on_epoch is not None:
+        saved = box[0]
+    if saved is None:
+        return
+    state.load_state_dict(saved)
+    log.info("resuming from %s after epoch %d", path, len(state.history))
+    if on_epoch is not None and rank == 0:
+        for epoch, metrics in enumerate(state.history):
             on_epoch(epoch, metrics)
-    return Pretrained(encoder, head, history, device, resumed_from, precision)
+
+
+def _load_resume(path: Path | None) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        return unseal(load_state(path), path, RESUME_KEYS)
+    except PipelineError as e:  # written atomically, so only foreign damage lands here
+        log.warning("unreadable resumable state (%s); starting from epoch 1", e)
+        return None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What stays the same through a run's epochs (TrainState holds what changes)."""
+
+    images: np.ndarray
+    cfg: PretrainConfig
+    seed: int
+    device: torch.device
+    rank: int
+    plan: _Plan
+    net: nn.Module  # what a step runs: encoder -> head, compiled or not
+    autocast: AbstractContextManager
+    sampler: torch.utils.data.DistributedSampler | None  # None: one process
+    resume_path: Path | None
+
+
+def _epoch(run: _Run, state: TrainState, epoch: int) -> dict[str, float]:
+    """Train one epoch; its metrics: the mean loss over the global batches, the learning rate of
+    the last step and the throughput."""
+    state.encoder.train()
+    state.head.train()
+    start = time.perf_counter()
+    losses, lr = _steps(run, state, _batches(run, state, epoch))
+    if run.plan.size > 1:  # the global batch's loss, and the same divergence verdict everywhere
+        torch.distributed.all_reduce(losses)
+        losses /= run.plan.size
+    losses = losses.cpu()
+    _check_finite(losses, epoch, run.resume_path)
+    seconds = time.perf_counter() - start
+    return {
+        "loss": float(losses.mean()),
+        "lr": lr,
+        # source images, 2 views each
+        "images_per_s": run.plan.steps_per_epoch * run.plan.batch / seconds,
+        "epoch_seconds": seconds,
+    }
+
+
+def _batches(run: _Run, state: TrainState, epoch: int) -> list[np.ndarray]:
+    """This process's batches of image indices for `epoch`, in the epoch's seeded order."""
+    if run.sampler is None:
+        perm = torch.randperm(run.plan.n, generator=state.order_gen).numpy()
+    else:  # this process's share of a seeded global shuffle, and its own augmentations
+        run.sampler.set_epoch(epoch)
+        perm = np.fromiter(iter(run.sampler), dtype=np.int64)
+        state.view_gen.manual_seed(_rank_seed(run.seed, run.rank, epoch))
+    local = run.plan.local
+    return [perm[i * local : (i + 1) * local] for i in range(run.plan.steps_per_epoch)]
+
+
+def _steps(run: _Run, state: TrainState, batches: list[np.ndarray]) -> tuple[torch.Tensor, float]:
+    """One optimizer step per batch; the float32 losses (on the device: one sync per epoch, not
+    per step) and the learning rate the last step used."""
+    cfg, device, local = run.cfg, run.device, run.plan.local
+    optimizer, scaler = state.optimizer, state.scaler
+    memory_format = _memory_format(cfg)
+    losses = []
+    lr = optimizer.param_groups[0]["lr"]
+    for step, x_u8 in enumerate(_loader(run.images, batches, cfg, device)):
+        if device.type == "cpu" and step % TRIM_EVERY == 0:
+            release_free_heap()
+        x = to_images(x_u8, device)
+        views = torch.cat([simclr_view(x, cfg.augment, state.view_gen) for _ in range(2)])
+        views = views.contiguous(memory_format=memory_format)
+        with run.autocast:
+            z = run.net(views)
+        loss = nt_xent(z[:local], z[local:], cfg.temperature)  # float32 inside
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        state.schedule.step()
+        losses.append(loss.detach())
+    return torch.stack(losses).float(), lr
+
+
+def _check_finite(losses: torch.Tensor, epoch: int, resume_path: Path | None) -> None:
+    """A divergence is caught before the state is saved, so the last good resumable state stays
+    the one on disk."""
+    bad = torch.nonzero(~torch.isfinite(losses)).view(-1)
+    if len(bad):
+        raise PipelineError(
+            f"pretraining diverged: non-finite loss at epoch {epoch + 1}, step "
+            f"{int(bad[0]) + 1}; lower pretrain.lr or raise pretrain.warmup_epochs"
+            + (f" (the state after epoch {epoch} is kept in {resume_path})" if epoch else "")
+        )
+
+
+def _knn_due(cfg: PretrainConfig, epoch: int) -> bool:
+    """The kNN monitor runs every pretrain.knn_every epochs and after the last."""
+    return bool(cfg.knn_every) and ((epoch + 1) % cfg.knn_every == 0 or epoch + 1 == cfg.epochs)
+
+
+def _close_epoch(run: _Run, state: TrainState, epoch: int, metrics: dict, on_epoch) -> None:
+    """Rank 0's end of an epoch: save the resumable state, log, report."""
+    if run.resume_path is not None:
+        save_state(state.state_dict(), run.resume_path)
+    log.info(
+        "epoch %d/%d loss %.4f lr %.4f %.0f images/s%s",
+        *(epoch + 1, run.cfg.epochs, metrics["loss"], metrics["lr"], metrics["images_per_s"]),
+        f" knn {metrics['knn_accuracy']:.4f}" if "knn_accuracy" in metrics else "",
+    )
+    if on_epoch is not None:
+        on_epoch(epoch, metrics)
 
 
 def _sampler(n: int, rank: int, size: int, seed: int):
@@ -310,19 +418,3 @@ def _knn_monitor(encoder: Encoder, data: Labelled, cfg: PretrainConfig, device) 
     return knn_accuracy(
         train_x, data.train_labels, test_x, data.test_labels, cfg.knn_k, cfg.knn_temperature
     )
-
-
-def _save_resume(path: Path, stateful: tuple, order_gen, view_gen, history: list) -> None:
-    encoder, head, optimizer, schedule, scaler = stateful
-    state = {
-        "encoder": encoder.state_dict(),
-        "head": head.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(),
-        "scaler": scaler.state_dict(),
-        "order_gen": order_gen.get_state(),
-        "view_gen": view_gen.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "history": history,
-    }
-    save_state(state, path)

@@ -88,7 +88,7 @@ def evaluate_on(
             "train_images": int(len(data.train.labels)),
             "test_images": int(len(data.test.labels)),
         },
-        "checkpoint": {"dataset": meta.get("dataset"), "provenance": meta.get("provenance")},
+        "checkpoint": {"dataset": meta.get("dataset")},
         "provenance": provenance(str(device)),
     }
     write_json(out / "details.json", details)

@@ -1,9 +1,15 @@
-"""Pretrain SimCLR on the prepared pretraining set; per-epoch metrics through DVCLive."""
+"""Pretrain SimCLR on the prepared pretraining set; per-epoch metrics through DVCLive.
+
+The checkpoint holds only what training computed (weights, configs, params, per-epoch loss, lr
+and kNN accuracy), so that the same code, params and data give the same file byte for byte and
+DVC sees an unchanged checkpoint as unchanged; how the run went (timings, the epoch it resumed
+after, device, git commit, package versions) goes beside it, to PRETRAIN_RUN."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -13,16 +19,15 @@ from prefect.cache_policies import NONE
 import simclr
 from simclr.checkpoint import save_checkpoint
 from simclr.config import Params, to_dict
-from simclr.data.prepared import load_prepared
+from simclr.data.prepared import Prepared, load_prepared
+from simclr.io import write_json
 from simclr.launch import pretrain_distributed
 from simclr.provenance import provenance
-from simclr.train import Labelled, pretrain
+from simclr.train import TIMINGS, Labelled, Pretrained, pretrain
 from tasks.artifacts import artifact_key, publish
 from tasks.figures import view_pairs_figure
-from tasks.paths import CHECKPOINT, FIGURES, REPORTS, RESUME, prepared_root
+from tasks.paths import CHECKPOINT, FIGURES, PRETRAIN_REPORTS, PRETRAIN_RUN, RESUME, prepared_root
 from tasks.retries import TRANSIENT
-
-LIVE_DIR = REPORTS / "pretrain"
 
 
 def resume_key(params: Params) -> str:
@@ -47,20 +52,31 @@ def resume_key(params: Params) -> str:
 
 @task(name="pretrain-simclr", cache_policy=NONE, **TRANSIENT)
 def pretrain_simclr(params: Params) -> Path:
-    from dvclive import Live
-
     log = get_run_logger()
     data = load_prepared(prepared_root(params.pretrain.dataset))
     view_pairs_figure(
         data.pretraining.images, params.pretrain.augment, params.seed, FIGURES / "views.png"
     )
+    resume = RESUME / f"pretrain-{resume_key(params)}.pt"
+    result, seconds = _train(params, data, resume, log)
+    _save(params, data, result, seconds)
+    resume.unlink(missing_ok=True)  # the finished checkpoint is DVC's now
+    log.info("pretrained in %.1f s -> %s", seconds, CHECKPOINT)
+    _publish(params, data, result, seconds)
+    return CHECKPOINT
+
+
+def _train(params: Params, data: Prepared, resume: Path, log) -> tuple[Pretrained, float]:
+    """Pretrain, in this process or under torchrun, each epoch logged to DVCLive; the result
+    and its wall time."""
+    from dvclive import Live
+
     # Labels are used only by the kNN monitor; SimCLR itself sees the training images alone.
     monitor = Labelled(data.train.images, data.train.labels, data.test.images, data.test.labels)
-    resume = RESUME / f"pretrain-{resume_key(params)}.pt"
     start = time.perf_counter()
     # dvcyaml=None: the pipeline's dvc.yaml is the one definition of metrics and plots. A resumed
     # run replays the restored epochs through on_epoch, so the log starts clean either way.
-    with Live(str(LIVE_DIR), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    with Live(str(PRETRAIN_REPORTS), dvcyaml=None, save_dvc_exp=False, report=None) as live:
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             for key, value in metrics.items():
@@ -82,20 +98,36 @@ def pretrain_simclr(params: Params) -> Path:
             )
         seconds = time.perf_counter() - start
         live.summary["wall_seconds"] = seconds
+    return result, seconds
+
+
+def _save(params: Params, data: Prepared, result: Pretrained, seconds: float) -> None:
+    """The checkpoint (what training computed), then PRETRAIN_RUN (how the run went)."""
+    # Interned keys: pickle writes a string once per object, and keys restored from a resumable
+    # state are other objects than a fresh run's, which would change the file's bytes.
+    computed = [
+        {sys.intern(k): v for k, v in m.items() if k not in TIMINGS} for m in result.history
+    ]
     extra = {
         "pretrain": to_dict(params.pretrain),
         "seed": params.seed,
         "dataset": params.pretrain.dataset,
-        "history": result.history,
-        "resumed_from_epoch": result.resumed_from,
+        "history": computed,
         "precision": result.precision,
-        "wall_seconds": seconds,
-        "provenance": provenance(str(result.device)),
     }
     image_size = data.train.images.shape[1]
     save_checkpoint(CHECKPOINT, result.encoder, result.head, params.model, image_size, extra)
-    resume.unlink(missing_ok=True)  # the finished checkpoint is DVC's now
-    log.info("pretrained in %.1f s -> %s", seconds, CHECKPOINT)
+    run = {
+        "wall_seconds": seconds,
+        "resumed_from_epoch": result.resumed_from,
+        "epochs": [{k: m[k] for k in TIMINGS} for m in result.history],
+        "provenance": provenance(str(result.device)),
+    }
+    write_json(PRETRAIN_RUN, run)
+
+
+def _publish(params: Params, data: Prepared, result: Pretrained, seconds: float) -> None:
+    """The run as a Prefect artifact: a one-line summary, a Markdown note, one row an epoch."""
     last = result.history[-1]
     summary = (
         f"{params.pretrain.dataset}: {len(result.history)} epochs in {seconds:.1f} s, "
@@ -112,9 +144,9 @@ def pretrain_simclr(params: Params) -> Path:
             f"- device {result.device}, precision {result.precision}, wall time {seconds:.1f} s",
             f"- final loss {last['loss']:.4f}"
             + (f", kNN accuracy {last['knn_accuracy']:.4f}" if "knn_accuracy" in last else ""),
-            f"- checkpoint `{CHECKPOINT}`; curves in `{LIVE_DIR}/plots/metrics`",
+            f"- checkpoint `{CHECKPOINT}`, timings and provenance in `{PRETRAIN_RUN}`; curves in "
+            f"`{PRETRAIN_REPORTS}/plots/metrics`",
         ]
     )
     rows = [{"epoch": i + 1, **m} for i, m in enumerate(result.history)]
     publish(artifact_key("pretrain"), summary, markdown, rows)
-    return CHECKPOINT

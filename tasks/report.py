@@ -16,7 +16,7 @@ from simclr.errors import PipelineError
 from simclr.io import write_text
 from tasks.artifacts import artifact_key, publish
 from tasks.experiments import dvc_exp_show, experiments_table, markdown_table
-from tasks.paths import REPORTS, prepared_root
+from tasks.paths import PRETRAIN_RUN, REPORTS, prepared_root
 from tasks.report_figures import (
     PROTOCOL_LABELS,
     accuracy_vs_fraction,
@@ -198,7 +198,7 @@ def render(params: Params, reports: Path = REPORTS) -> str:
         n: _read(reports / "transfer" / n / "details.json") for n in params.transfer.datasets
     }
     everything = {params.pretrain.dataset: evaluate, **transfers}
-    prov = evaluate["checkpoint"]["provenance"] or {}
+    prov = _read(reports / PRETRAIN_RUN.relative_to(REPORTS))["provenance"]
     figures = reports / "figures"
     pretraining_curves(reports / "pretrain" / "plots" / "metrics", figures / "curves.png")
     accuracy_vs_fraction(everything, figures / "fractions.png")

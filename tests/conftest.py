@@ -1,16 +1,12 @@
-"""Shared fixtures: analytics off, and one real Prefect server per test session."""
+"""Shared fixtures: analytics off, and one real Prefect server per test session. Plain helpers
+that tests import live in helpers.py."""
 
-import json
 import os
-import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from helpers import BIN, api, free_port
 
 for key, value in {
     "DO_NOT_TRACK": "1",
@@ -20,116 +16,11 @@ for key, value in {
 }.items():
     os.environ[key] = value
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-# The whole pipeline in well under a minute: 8 px images, 12 per class, 2 epochs.
-TINY_PARAMS = """\
-seed: 0
-data: {image_size: 8, test_fraction: 0.25, max_per_class: 12}
-datasets:
-  digits: {source: digits}
-  faces: {source: faces}
-validate: {min_rows: 20, max_rows: 1000}
-model: {widths: [8, 16], blocks: [1, 1], proj_hidden_dim: 16, proj_dim: 8}
-pretrain:
-  dataset: digits
-  epochs: 2
-  batch_size: 32
-  warmup_epochs: 1
-  device: cpu
-  precision: auto
-  knn_every: 1
-  augment: {crop_scale: [0.3, 1.0], flip_p: 0.0}
-evaluate:
-  fractions: [0.1, 1.0]
-  seeds: 2
-  finetune: {epochs: 1, min_steps: 2, max_steps: 4}
-transfer: {datasets: [faces]}
-"""
-
-
-def repo_env(**extra: str) -> dict[str, str]:
-    """The environment of a command run in a test repository: the venv's tools first on PATH,
-    a git identity, and `extra`."""
-    return {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@localhost",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@localhost",
-        **extra,
-    }
-
-
-def runner(path: Path, env: dict[str, str], timeout: float = 300):
-    """run(*cmd, check=True) in `path`: the CompletedProcess; a failure fails the test with
-    the command's output."""
-
-    def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-        r = subprocess.run(cmd, cwd=path, env=env, capture_output=True, text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
-        return r
-
-    return run
-
-
-def init_repo(run) -> None:
-    """A Git repository with DVC and one commit of everything in it (DVCLive needs a commit)."""
-    run("git", "init", "-q")
-    run("dvc", "init", "-q")
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "initial")
-
-
-def tiny_prepared(n_train: int = 60, n_test: int = 30, classes: int = 3, seed: int = 0):
-    """A Prepared dataset of 8x8 grayscale images whose class is the bright quadrant: learnable
-    from the pixels, so probes have something to find."""
-    import numpy as np
-
-    from simclr.data.prepared import Prepared, Split
-
-    rng = np.random.default_rng(seed)
-
-    def split(n):
-        y = np.arange(n) % classes
-        x = rng.integers(0, 60, (n, 8, 8, 1))
-        for i, c in enumerate(y):
-            x[i, (c // 2) * 4 : (c // 2) * 4 + 4, (c % 2) * 4 : (c % 2) * 4 + 4] += 150
-        return Split(x.astype(np.uint8), y.astype(np.int64))
-
-    return Prepared(split(n_train), split(n_test), tuple(f"class {i}" for i in range(classes)))
-
-
-def copy_code(path: Path) -> Path:
-    """The pipeline's packages copied into `path`, to run the stages there for real."""
-    for name in ("simclr", "tasks", "flows"):
-        shutil.copytree(ROOT / name, path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def api(url: str, path: str, body: dict | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url + path, data=data, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
 
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
@@ -166,28 +57,3 @@ def report_fixture_dir(tmp_path_factory, prefect_api):
     from report_fixture import render_reports
 
     return render_reports(tmp_path_factory.mktemp("report"), prefect_api)
-
-
-def pretrain_stage(cwd: Path, env: dict, new_session: bool = False) -> subprocess.Popen:
-    """The real pretrain stage command, running; `new_session` puts it (and what it starts) in
-    a process group of its own, for a kill of the whole group."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.pretrain"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=new_session,
-    )
-
-
-def saved_epochs(resume_dir: Path) -> int:
-    """Epochs in the resumable state under `resume_dir` (0 if none yet)."""
-    import torch
-
-    states = list(resume_dir.glob("pretrain-*.pt"))
-    try:
-        return len(torch.load(states[0], weights_only=True)["history"]) if states else 0
-    except (OSError, RuntimeError, EOFError):  # replaced while we read it
-        return 0

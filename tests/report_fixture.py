@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import tiny_prepared
+from helpers import tiny_prepared
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.report import report_flow
@@ -61,7 +61,7 @@ def build_reports(root: Path) -> Params:
             **result,
             "dataset": name,
             "protocol": {"train_images": 40, "test_images": 20, "linear": "probe"},
-            "checkpoint": {"provenance": {"git_commit": "abc", "device": "cpu"}},
+            "checkpoint": {"dataset": "digits"},
         }
         out = "evaluate" if name == "digits" else f"transfer/{name}"
         write_json(root / "reports" / out / "details.json", details)
@@ -88,6 +88,10 @@ def build_reports(root: Path) -> Params:
         (curves / f"{name}.tsv").write_text(f"step\t{name}\n{rows}")
     (root / "reports" / "pretrain" / "metrics.json").write_text(
         json.dumps({"loss": 4.2, "wall_seconds": 3.0, "knn_accuracy": 0.7})
+    )
+    write_json(
+        root / "reports" / "pretrain" / "run.json",
+        {"wall_seconds": 3.0, "provenance": {"git_commit": "abc", "device": "cpu"}},
     )
     return params
 

@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY_PARAMS, copy_code, init_repo, repo_env, runner
+from helpers import ROOT, TINY_PARAMS, copy_code, init_repo, repo_env, runner
 
 pytestmark = pytest.mark.e2e
 

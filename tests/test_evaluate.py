@@ -3,7 +3,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_prepared
+from helpers import tiny_prepared
 from scipy import stats
 
 from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, fraction_label

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, TINY_PARAMS, copy_code
-from test_train import cfg, tiny_images
+from helpers import MODEL, ROOT, TINY_PARAMS, cfg, copy_code, pretrain_run, tiny_images
 
 import flows.cli as cli
 import simclr.train as train_module
@@ -29,7 +28,6 @@ from simclr.models import build_model
 from simclr.train import pretrain
 
 HOOKS = Path(__file__).parent / "fault_hooks"  # sitecustomize.py: SIGKILL / ENOSPC on demand
-MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1), proj_hidden_dim=16, proj_dim=8)
 
 
 def temporaries(root: Path) -> list[Path]:
@@ -54,6 +52,7 @@ OUTPUTS = {
         "models/simclr.pt",
         "reports/pretrain/metrics.json",
         "reports/pretrain/plots/metrics",
+        "reports/pretrain/run.json",
         "reports/figures/views.png",
     ],
     "evaluate": [
@@ -214,7 +213,7 @@ def test_pretrain_rerun_after_a_kill_continues_from_the_saved_state(killed_stage
     assert records.get("pretrain", {}).get("rerun", {}).get("returncode") == 0
     # Killed after its last epoch: the rerun restores all epochs and trains none again.
     state = torch.load(root / "models/simclr.pt", weights_only=True)
-    assert state["resumed_from_epoch"] == len(state["history"]) == 2
+    assert pretrain_run(root)["resumed_from_epoch"] == len(state["history"]) == 2
     assert not list((root / ".resume").glob("*.pt"))
 
 
@@ -436,7 +435,7 @@ import resource, signal, sys
 from pathlib import Path
 import torch
 from simclr.errors import PipelineError
-from test_faults import MODEL, cfg, tiny_images
+from helpers import MODEL, cfg, tiny_images
 
 def limit_writes(nbytes):
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -10,8 +10,8 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import ROOT, TINY_PARAMS, copy_code, init_repo, repo_env, runner
-from conftest import api as _api
+from helpers import ROOT, TINY_PARAMS, copy_code, init_repo, repo_env, runner
+from helpers import api as _api
 
 pytestmark = pytest.mark.e2e
 

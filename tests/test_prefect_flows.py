@@ -8,8 +8,8 @@ import subprocess
 import time
 
 import pytest
-from conftest import BIN, ROOT
-from conftest import api as _api
+from helpers import BIN, ROOT
+from helpers import api as _api
 
 from flows.pipeline import override_args
 from simclr.errors import PipelineError

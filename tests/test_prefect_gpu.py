@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 import yaml
-from conftest import BIN, ROOT, copy_code, init_repo, repo_env, runner
-from conftest import api as _api
+from helpers import BIN, ROOT, copy_code, init_repo, repo_env, runner
+from helpers import api as _api
 
 from flows.pipeline import override_args
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 
 import pytest
-from conftest import BIN, copy_code
+from helpers import BIN, copy_code
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import BIN, ROOT, init_repo, repo_env
+from helpers import BIN, ROOT, init_repo, repo_env
 from PIL import Image
 
 from tasks.report import REPORT, REPORT_HTML
@@ -37,6 +37,7 @@ def test_report_has_every_section_and_its_figures(rendered):
     ):
         assert heading in md, heading
     assert "params that differ from the built-in defaults" in md and "`pretrain.epochs`: 3" in md
+    assert "git commit of the pretraining: `abc`" in md  # from reports/pretrain/run.json
     figures = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
     assert len(figures) == 6
     for f in figures:

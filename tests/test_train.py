@@ -3,10 +3,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import MODEL, cfg, tiny_images
 
 import simclr.train as train_module
 from simclr.checkpoint import load_encoder, save_checkpoint
-from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
 from simclr.data.embedded import load_source
 from simclr.device import bf16_supported, select_device
 from simclr.errors import PipelineError
@@ -14,24 +14,6 @@ from simclr.models import build_model
 from simclr.optim import scaled_lr, warmup_cosine
 from simclr.probe import knn_accuracy
 from simclr.train import Labelled, pretrain
-
-MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1), proj_hidden_dim=16, proj_dim=8)
-
-
-def tiny_images(n=64, size=8):
-    return np.random.default_rng(0).integers(0, 256, (n, size, size, 1), dtype=np.uint8)
-
-
-def cfg(**kw):
-    base = dict(
-        epochs=2,
-        batch_size=32,
-        lr=0.3,
-        warmup_epochs=1,
-        device="cpu",
-        augment=AugmentConfig(crop_scale=(0.3, 1.0)),
-    )
-    return PretrainConfig(**{**base, **kw})
 
 
 def test_schedule_warms_up_then_decays_to_zero():
