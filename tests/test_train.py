@@ -26,9 +26,12 @@ def cfg(**kw):
     base = dict(
         epochs=2,
         batch_size=32,
+        optimizer="lars",
         lr=0.3,
         warmup_epochs=1,
         device="cpu",
+        channels_last=False,
+        knn_every=0,
         augment=AugmentConfig(crop_scale=(0.3, 1.0)),
     )
     return PretrainConfig(**{**base, **kw})
