@@ -49,7 +49,7 @@ def relay(loc: tuple, model: type[BaseModel], error: ValidationError) -> Pydanti
 def one_line(model: type[BaseModel], error: ValidationError, prefix: str = "") -> str:
     """The first error of validating a `model` (keys below `prefix`) as one line."""
     err = error.errors(include_url=False)[0]
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "invalid_key"):  # invalid: not a string
         fields = sorted(_type_at(model, err["loc"][:-1])[0].model_fields)
         key = _dotted(prefix, err["loc"])
         return f"params.yaml: unknown key {key!r}; allowed: {', '.join(fields)}"
@@ -62,7 +62,8 @@ def _parts(model: type[BaseModel], err: dict) -> tuple[tuple, str]:
     loc, ctx = tuple(err["loc"]), err.get("ctx") or {}
     if err["type"] == "params":
         return loc + tuple(ctx["loc"]), ctx["rest"]
-    allowed = describe(*_type_at(model, loc))
+    tp, meta = _type_at(model, loc)
+    allowed = describe(tp, meta) if tp is not None else err["msg"]
     if err["type"] == "missing":
         return loc, f" is required; allowed: {allowed}"
     return loc, f" = {show(err['input'])}; allowed: {allowed}"
@@ -76,12 +77,14 @@ def _dotted(prefix: str, loc: tuple) -> str:
 
 
 def _type_at(model: type[BaseModel], loc: tuple) -> tuple[object, list]:
-    """The annotation and constraints of the value at `loc` in `model`."""
+    """The annotation and constraints of the value at `loc` in `model` (None: no such key)."""
     tp, meta = model, []
     for part in loc:
         tp, meta, _ = _unwrap(tp, meta)
         if _is_model(tp):
-            info = tp.model_fields[part]
+            info = tp.model_fields.get(part)
+            if info is None:  # not a key of the model: nothing to describe
+                return None, []
             tp, meta = info.annotation, list(info.metadata)
         else:  # a dict's value, or a tuple's item
             args = get_args(tp)

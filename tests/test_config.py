@@ -198,6 +198,7 @@ def test_unknown_key_names_the_key_and_allowed_keys(tmp_path):
             "evaluate.fractions = [0.1, 0.1]; allowed: a list without repeats",
         ),
         (ONE_DATASET + "pretrain: {pretrain_typo: 1}\n", "unknown key 'pretrain.pretrain_typo'"),
+        (ONE_DATASET + "1: 2\n", "unknown key '[1]'; allowed: data, datasets, evaluate,"),
         (
             ONE_DATASET + "pretrain: {dataset: mnist}\n",
             "pretrain.dataset = 'mnist'; allowed: digits",
