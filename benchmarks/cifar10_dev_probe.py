@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere, without installing
 
-from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
+from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig  # noqa: E402
 from simclr.data.imagefolder import load_image_folder  # noqa: E402
 from simclr.device import seed_everything  # noqa: E402
 from simclr.features import extract_features  # noqa: E402
@@ -69,7 +69,8 @@ def main() -> None:
         precision=args.precision,
         threads=args.threads,
         knn_every=5,
-        augment=AugmentConfig(jitter_strength=0.5),
+        channels_last=False,
+        augment=PAPER_AUGMENT.model_copy(update={"jitter_strength": 0.5}),
     )
     start = time.perf_counter()
     monitor = Labelled(train.images, train.labels, test.images, test.labels)

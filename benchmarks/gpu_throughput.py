@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
-    from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
+    from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig
     from simclr.io import write_json
     from simclr.train import pretrain
 
@@ -92,9 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         optimizer="lars",
         warmup_epochs=0,
         loader_workers=args.loader_workers,
-        augment=AugmentConfig(),
+        augment=PAPER_AUGMENT,
     )
-    cfg.check("pretrain")
     torch.backends.cudnn.benchmark = True
     sync()
     start = time.perf_counter()

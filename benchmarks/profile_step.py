@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simclr.augment import simclr_view  # noqa: E402
-from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
+from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig  # noqa: E402
 from simclr.device import to_images  # noqa: E402
 from simclr.loss import nt_xent  # noqa: E402
 from simclr.models import build_model  # noqa: E402
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder = encoder.to(memory_format=fmt)
     cfg = PretrainConfig(batch_size=args.batch, optimizer="lars", warmup_epochs=0)
     optimizer = build_optimizer([encoder, head], cfg, args.batch)
-    aug, g = AugmentConfig(), torch.Generator().manual_seed(1)
+    aug, g = PAPER_AUGMENT, torch.Generator().manual_seed(1)
     x_u8 = torch.randint(0, 256, (args.batch, 32, 32, 3), dtype=torch.uint8)
     b = args.batch
 

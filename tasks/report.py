@@ -120,9 +120,12 @@ def _differs_from_defaults(params: Params) -> list[str]:
     compared with a default entry of its own source)."""
     from tasks.experiments import flatten  # one flattening of params everywhere
 
-    sources = {n: DatasetConfig(source=d.source) for n, d in params.datasets.items()}
+    # Built without validation: the default pretrain.dataset need not be one of these.
+    sources = {
+        n: DatasetConfig.model_construct(source=d.source) for n, d in params.datasets.items()
+    }
     ours = flatten(to_dict(params))
-    defaults = flatten(to_dict(Params(datasets=sources)))
+    defaults = flatten(to_dict(Params.model_construct(datasets=sources)))
     return [f"`{k}`: {v}" for k, v in ours.items() if defaults.get(k, object()) != v]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
+from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig
 from tasks.paths import PRETRAIN_RUN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,10 +176,13 @@ def cfg(**kw) -> PretrainConfig:
     base = dict(
         epochs=2,
         batch_size=32,
+        optimizer="lars",
         lr=0.3,
         warmup_epochs=1,
         device="cpu",
-        augment=AugmentConfig(crop_scale=(0.3, 1.0)),
+        channels_last=False,
+        knn_every=0,
+        augment=PAPER_AUGMENT.model_copy(update={"crop_scale": (0.3, 1.0)}),
     )
     return PretrainConfig(**{**base, **kw})
 

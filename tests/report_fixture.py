@@ -24,7 +24,7 @@ from tasks.report_figures import confusion, embedding
 PARAMS = {
     "datasets": {"digits": {"source": "digits"}, "faces": {"source": "faces"}},
     "model": {"widths": [8, 16], "blocks": [1, 1]},
-    "pretrain": {"epochs": 3},
+    "pretrain": {"epochs": 3, "warmup_epochs": 1},
     "evaluate": {
         "fractions": [0.2, 1.0],
         "seeds": 2,

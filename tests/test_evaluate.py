@@ -1,5 +1,3 @@
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -150,7 +148,7 @@ def test_finetune_steps_respect_epochs_and_bounds():
     assert finetune_steps(14, cfg) == (14, 50)  # 20 passes of one batch: raised to min_steps
     assert finetune_steps(400, cfg) == (64, 125)
     assert finetune_steps(4000, cfg) == (64, 200)
-    assert finetune_steps(4000, dataclasses.replace(cfg, max_steps=0)) == (64, 1250)
+    assert finetune_steps(4000, cfg.model_copy(update={"max_steps": 0})) == (64, 1250)
 
 
 def test_feature_extraction_freezes_encoder_in_eval_mode():
@@ -226,7 +224,7 @@ def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinis
 
 
 def test_finetune_off_leaves_the_family_out():
-    cfg = dataclasses.replace(SMALL_EVAL, finetune=FinetuneConfig(epochs=0))
+    cfg = SMALL_EVAL.model_copy(update={"finetune": FinetuneConfig(epochs=0)})
     result = evaluate_representations(tiny_data(), {"simclr": tiny_encoder()}, cfg, 0, CPU)
     assert "finetune" not in result and "finetune" not in result["significance"]
     assert set(result["linear"]) == {"simclr", "raw_pixels"}

@@ -695,17 +695,17 @@ def error_of(path: Path) -> PipelineError:
 # (params, key, value as the message shows it, what is allowed)
 BAD_TYPES = [
     ("pretrain: {temprature: 0.5}", "'pretrain.temprature'", None, "allowed: augment, "),
-    ("pretrain: {batch_size: big}", "pretrain.batch_size", "'big'", "must be int"),
-    ("pretrain: {temperature: [0.5]}", "pretrain.temperature", "[0.5]", "must be float"),
-    ("evaluate: {fractions: 0.1}", "evaluate.fractions", "0.1", "must be a list"),
+    ("pretrain: {batch_size: big}", "pretrain.batch_size", "'big'", "an integer >= 2"),
+    ("pretrain: {temperature: [0.5]}", "pretrain.temperature", "[0.5]", "a finite number"),
+    ("evaluate: {fractions: 0.1}", "evaluate.fractions", "0.1", "a non-empty list of"),
     ("pretrain: {optimizer: adam}", "pretrain.optimizer", "'adam'", "sgd"),
 ]
 OUT_OF_RANGE = [
-    ("pretrain: {temperature: 0}", "pretrain.temperature", "0.0", "a finite number > 0"),
+    ("pretrain: {temperature: 0}", "pretrain.temperature", "0", "a finite number > 0"),
     ("pretrain: {temperature: -0.5}", "pretrain.temperature", "-0.5", "a finite number > 0"),
     ("pretrain: {batch_size: 1}", "pretrain.batch_size", "1", "an integer >= 2"),
-    ("evaluate: {fractions: [0, 0.5]}", "evaluate.fractions", "[0.0, 0.5]", "(0, 1]"),
-    ("evaluate: {fractions: [0.5, 1.5]}", "evaluate.fractions", "[0.5, 1.5]", "(0, 1]"),
+    ("evaluate: {fractions: [0, 0.5]}", "evaluate.fractions[0]", "0", "(0, 1]"),
+    ("evaluate: {fractions: [0.5, 1.5]}", "evaluate.fractions[1]", "1.5", "(0, 1]"),
     ("evaluate: {finetune: {batch_size: 1}}", "evaluate.finetune.batch_size", "1", ">= 2"),
     ("model: {proj_hidden_dim: 0}", "model.proj_hidden_dim", "0", "an integer > 0"),
 ]
@@ -739,4 +739,4 @@ def test_bad_params_stop_a_stage_before_any_work_in_one_line(
 def test_out_of_range_params_name_the_value(tmp_path, text, key, value, allowed):
     (tmp_path / "params.yaml").write_text(ONE_DATASET + text + "\n")
     message = str(error_of(tmp_path / "params.yaml"))
-    assert key in message and allowed in message and f"got {value}" in message
+    assert f"{key} = {value}; allowed: " in message and allowed in message

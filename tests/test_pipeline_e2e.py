@@ -147,7 +147,7 @@ def test_unknown_dataset_stops_with_one_line_and_leaves_lock_intact(repo):
     assert r.returncode != 0
     errors = [line for line in (r.stdout + r.stderr).splitlines() if line.startswith("error:")]
     assert errors == [
-        "error: params.yaml: datasets.faces.source = 'imagenet' is not a known dataset; "
+        "error: params.yaml: datasets.faces.source = 'imagenet'; "
         "allowed: digits, faces, mnist, textures, cifar10, cifar100, stl10, imagefolder, npz"
     ]
     assert (path / "dvc.lock").read_text() == lock
