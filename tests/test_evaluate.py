@@ -15,7 +15,7 @@ from simclr.evaluate import (
     label_subsets,
 )
 from simclr.features import extract_features
-from simclr.finetune import finetune, finetune_steps
+from simclr.finetune import finetune, finetune_optimizer, finetune_steps
 from simclr.models import build_model
 from simclr.probe import accuracies, logistic_probe, validation_split
 from simclr.significance import compare, paired_t_p, permutation_p
@@ -151,6 +151,27 @@ def test_finetune_steps_respect_epochs_and_bounds():
     assert finetune_steps(400, cfg) == (64, 125)
     assert finetune_steps(4000, cfg) == (64, 200)
     assert finetune_steps(4000, dataclasses.replace(cfg, max_steps=0)) == (64, 1250)
+
+
+def test_finetune_optimizer_decays_weights_only_and_follows_the_cosine_without_warmup():
+    model = torch.nn.Sequential(tiny_encoder(), torch.nn.Linear(16, 3))
+    cfg = FinetuneConfig(lr=0.2, momentum=0.9, weight_decay=0.01)
+    optimizer, schedule = finetune_optimizer(model, cfg, steps=7)
+    decayed = {
+        id(p) for g in optimizer.param_groups if g["weight_decay"] == 0.01 for p in g["params"]
+    }
+    for module in model.modules():  # BN scales and shifts, and biases, are not decayed
+        bn = isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+        for name, p in module.named_parameters(recurse=False):
+            assert (id(p) in decayed) == (not bn and name != "bias"), (module, name)
+    assert all(g["nesterov"] and g["momentum"] == 0.9 for g in optimizer.param_groups)
+    lrs = []
+    for _ in range(8):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    expected = 0.2 * 0.5 * (1 + np.cos(np.pi * np.arange(8, dtype=np.float64) / 7))
+    np.testing.assert_allclose(lrs, expected, rtol=1e-15, atol=1e-16)
 
 
 def test_feature_extraction_freezes_encoder_in_eval_mode():
