@@ -77,7 +77,8 @@ def bf16_supported(device: torch.device) -> bool:
     if device.type == "cpu":
         return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        # torch's default also says yes where bf16 is only emulated (before Ampere): slow.
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return device.type == "mps"
 
 
