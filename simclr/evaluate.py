@@ -21,6 +21,7 @@ import torch
 
 from simclr.config import EvaluateConfig
 from simclr.data.prepared import Prepared, read_rows
+from simclr.data.sampling import sample_per_class
 from simclr.device import explain_oom
 from simclr.features import extract_features, raw_pixels
 from simclr.finetune import finetune, predict
@@ -42,24 +43,13 @@ def fraction_key(fraction: float) -> str:
     return str(float(fraction))
 
 
-def balanced_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Indices of `fraction` of each class (at least one image per class), chosen with `seed`."""
-    rng = np.random.default_rng(seed)
-    picked = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        k = max(1, int(round(fraction * len(idx))))
-        picked.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
-    return np.sort(np.concatenate(picked))
-
-
 def label_subsets(labels: np.ndarray, cfg: EvaluateConfig, seed: int) -> dict[str, list]:
-    """{fraction key: [(seed, indices)]}: `cfg.seeds` subsets below 1.0, the whole split at 1.0
-    (one subset, so n = 1 there)."""
+    """{fraction key: [(seed, indices)]}: `cfg.seeds` class-balanced subsets (`sample_per_class`)
+    below 1.0, the whole split at 1.0 (one subset, so n = 1 there)."""
     out = {}
     for fraction in cfg.fractions:
         seeds = [seed] if fraction >= 1.0 else [seed + i for i in range(cfg.seeds)]
-        out[fraction_key(fraction)] = [(s, balanced_subset(labels, fraction, s)) for s in seeds]
+        out[fraction_key(fraction)] = [(s, sample_per_class(labels, fraction, s)) for s in seeds]
     return out
 
 

@@ -9,7 +9,6 @@ from scipy import stats
 from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, fraction_label
 from simclr.errors import PipelineError
 from simclr.evaluate import (
-    balanced_subset,
     evaluate_representations,
     fraction_key,
     label_subsets,
@@ -17,7 +16,7 @@ from simclr.evaluate import (
 from simclr.features import extract_features
 from simclr.finetune import finetune, finetune_optimizer, finetune_steps
 from simclr.models import build_model
-from simclr.probe import accuracies, logistic_probe, validation_split
+from simclr.probe import accuracies, logistic_probe
 from simclr.significance import compare, paired_t_p, permutation_p
 
 CPU = torch.device("cpu")
@@ -34,15 +33,6 @@ def tiny_data(n_train=60, n_test=30, classes=3, seed=0):
     return tiny_prepared(n_train, n_test, classes, seed)
 
 
-def test_balanced_subset_is_per_class_seeded_and_at_least_one():
-    labels = np.repeat(np.arange(5), [100, 50, 20, 10, 3])
-    idx = balanced_subset(labels, 0.1, seed=0)
-    assert np.bincount(labels[idx]).tolist() == [10, 5, 2, 1, 1]
-    assert np.array_equal(idx, balanced_subset(labels, 0.1, seed=0))
-    assert not np.array_equal(idx, balanced_subset(labels, 0.1, seed=1))
-    assert len(np.unique(idx)) == len(idx)
-
-
 def test_label_subsets_come_from_the_training_split_only_with_one_run_at_full():
     labels = np.repeat(np.arange(4), 50)
     cfg = EvaluateConfig(fractions=(0.1, 1.0), seeds=3)
@@ -53,14 +43,6 @@ def test_label_subsets_come_from_the_training_split_only_with_one_run_at_full():
         assert np.bincount(labels[idx]).tolist() == [5, 5, 5, 5]
     [(seed, full)] = subsets["1.0"]
     assert seed == 7 and np.array_equal(full, np.arange(len(labels)))
-
-
-def test_validation_split_is_carved_from_the_subset_and_keeps_every_class():
-    labels = np.repeat(np.arange(4), [10, 5, 2, 1])
-    fit, val = validation_split(labels, 0.2, seed=0)
-    assert set(fit).isdisjoint(val) and sorted([*fit, *val]) == list(range(len(labels)))
-    assert set(labels[fit]) == {0, 1, 2, 3}  # a class's last image is never held out
-    assert np.bincount(labels[val], minlength=4).tolist() == [2, 1, 1, 0]
 
 
 def separable(n=400, dim=20, classes=4, seed=0):
