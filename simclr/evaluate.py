@@ -60,7 +60,7 @@ def _run(seed: int, predictions: np.ndarray, test_y: np.ndarray, **extra) -> dic
         "accuracy": accuracy,
         "mean_per_class": per_class,
         **extra,
-        "correct": predictions == test_y,  # for the permutation test; not written out
+        "correct": predictions == test_y,  # for the McNemar test; not written out
         "predictions": predictions,  # for the confusion matrix; not written out
     }
 
@@ -114,7 +114,7 @@ def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:
             runs["finetune"][method] = tuned
         seconds["finetune"] = time.perf_counter() - start
     out: dict = _summaries(runs, subsets)
-    out["significance"] = _significance(runs, subsets, seed)
+    out["significance"] = _significance(runs, subsets)
     out["seconds"] = seconds
     out["predictions"] = {  # the first run's, for the figures
         family: {
@@ -194,12 +194,12 @@ def _summaries(runs: dict, subsets: dict) -> dict:
     return out
 
 
-def _significance(runs: dict, subsets: dict, seed: int) -> dict:
+def _significance(runs: dict, subsets: dict) -> dict:
     """{family: {baseline: {fraction key: {diff, p, test}}}}: SimCLR against each baseline."""
     return {
         family: {
             baseline: {
-                key: compare(by_method[PRETRAINED][key], by_method[baseline][key], seed)
+                key: compare(by_method[PRETRAINED][key], by_method[baseline][key])
                 for key in subsets
             }
             for baseline in BASELINES

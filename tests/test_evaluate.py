@@ -17,7 +17,7 @@ from simclr.features import extract_features
 from simclr.finetune import finetune, finetune_optimizer, finetune_steps
 from simclr.models import build_model
 from simclr.probe import accuracies, logistic_probe
-from simclr.significance import compare, paired_t_p, permutation_p
+from simclr.significance import compare, mcnemar_p, paired_t_p
 
 CPU = torch.device("cpu")
 TINY_MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1))
@@ -95,22 +95,60 @@ def test_paired_t_p_matches_the_formula():
     assert paired_t_p([0.75, 0.75], [0.5, 0.5]) == 0.5
 
 
-def test_permutation_p_matches_exact_enumeration():
-    rng = np.random.default_rng(0)
-    a = rng.random(40) < 0.8
-    b = rng.random(40) < 0.6
-    d = (a.astype(float) - b)[a != b]
-    signs = np.array(np.meshgrid(*[[-1, 1]] * len(d))).reshape(len(d), -1).T
-    exact = np.mean(np.abs(signs @ d) >= abs(d.sum()) - 1e-9)
-    assert permutation_p(a, b, seed=0) == pytest.approx(exact, abs=0.01)
-    assert permutation_p(a, a) == 1.0
+def paired(only_a: int, only_b: int, both: int = 7, neither: int = 3):
+    """0/1 correctness of two methods with these counts of discordant and concordant images,
+    shuffled together."""
+    a = np.repeat([True, False, True, False], [only_a, only_b, both, neither])
+    b = np.repeat([False, True, True, False], [only_a, only_b, both, neither])
+    order = np.random.default_rng(only_a * 100 + only_b).permutation(len(a))
+    return a[order], b[order]
+
+
+@pytest.mark.parametrize(
+    ("only_a", "only_b", "expected"),
+    [
+        (0, 5, 2 / 2**5),  # all 5 discordant images one way: 2 x (1/2)^5
+        (1, 9, 2 * (1 + 10) / 2**10),  # P(X <= 1) = (1 + 10) / 2^10, twice
+        (9, 1, 2 * (1 + 10) / 2**10),  # symmetric
+        (4, 4, 1.0),
+        (0, 0, 1.0),  # the methods agree everywhere
+    ],
+)
+def test_mcnemar_p_is_the_exact_binomial_test_of_the_discordant_images(only_a, only_b, expected):
+    a, b = paired(only_a, only_b)
+    assert mcnemar_p(a, b) == pytest.approx(expected, rel=1e-12)
+    if only_a + only_b:
+        assert mcnemar_p(a, b) == stats.binomtest(only_a, only_a + only_b, 0.5).pvalue
+
+
+def test_mcnemar_p_is_large_sample_exact_without_a_floor():
+    a, b = paired(3, 60, both=900, neither=37)
+    p = mcnemar_p(a, b)
+    assert p == stats.binomtest(3, 63, 0.5).pvalue and 0 < p < 1e-12  # 1/10001 was the floor
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mcnemar_p_equals_the_full_enumeration_of_sign_flips(seed):
+    """The paired permutation test it replaces, enumerated exactly: every one of the 2^m sign
+    flips of the per-image difference in correctness (m discordant images; concordant ones
+    add 0 whatever their sign), counting those at least as extreme as the observed one."""
+    rng = np.random.default_rng(seed)
+    a = rng.random(24) < 0.7
+    b = rng.random(24) < 0.5
+    d = a.astype(np.int64) - b.astype(np.int64)
+    nonzero = d[d != 0]
+    signs = np.array(np.meshgrid(*[[-1, 1]] * len(nonzero))).reshape(len(nonzero), -1).T
+    extreme = np.sum(np.abs(signs @ nonzero) >= abs(d.sum()))  # integers: no tolerance needed
+    assert 8 <= len(nonzero) <= 18  # a real test, and 2^m stays small
+    # binomtest sums floating-point cdf and sf terms: equal to the exact fraction up to rounding
+    assert mcnemar_p(a, b) == pytest.approx(extreme / 2 ** len(nonzero), rel=1e-12)
 
 
 def test_compare_uses_seeds_when_there_are_several_and_predictions_otherwise():
     runs = lambda accs: [{"accuracy": x, "correct": np.ones(10, bool)} for x in accs]  # noqa: E731
     assert compare(runs([0.9, 0.8]), runs([0.5, 0.45]))["test"].startswith("paired t-test")
     one = compare(runs([0.9]), runs([0.5]))
-    assert one["test"] == "paired permutation test on 10 test predictions"
+    assert one["test"] == "exact McNemar test on 10 test predictions"
     assert one["diff"] == pytest.approx(0.4)
 
 
@@ -209,7 +247,7 @@ def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinis
         "random_init"
     }
     assert sig["linear"]["raw_pixels"]["0.2"]["test"] == "paired t-test over 2 seeds"
-    assert sig["linear"]["raw_pixels"]["1.0"]["test"].startswith("paired permutation test")
+    assert sig["linear"]["raw_pixels"]["1.0"]["test"].startswith("exact McNemar test on")
     assert all(0 < t["p"] <= 1 for fam in sig.values() for b in fam.values() for t in b.values())
     # Raw pixels see the bright quadrant directly: the probe gets it right.
     assert result["linear"]["raw_pixels"]["1.0"]["mean"] >= 0.9
