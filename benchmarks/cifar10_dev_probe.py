@@ -19,8 +19,6 @@ and hundreds of epochs on a GPU).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import logging
 import platform
 import sys
@@ -29,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere, without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import ROOT, dev_data, now, save  # noqa: E402
 
 from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig  # noqa: E402
 from simclr.data.imagefolder import load_image_folder  # noqa: E402
@@ -40,25 +38,23 @@ from simclr.models import build_model  # noqa: E402
 from simclr.probe import accuracies, knn_accuracy, logistic_probe  # noqa: E402
 from simclr.train import Labelled, pretrain  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "datasets" / "cifar10-dev"
+CPU = torch.device("cpu")
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, default=dev_data())
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--encoder", default="small", help="small, resnet18, resnet34, resnet50")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/cifar10_dev_probe.json")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    return ap.parse_args()
 
-    train = load_image_folder(args.data / "train", image_size=32)
-    test = load_image_folder(args.data / "val", image_size=32)
-    model_cfg = ModelConfig(encoder=args.encoder)
-    cfg = PretrainConfig(
+
+def pretrain_config(args: argparse.Namespace) -> PretrainConfig:
+    return PretrainConfig(
         epochs=args.epochs,
         batch_size=256,
         optimizer="lars",
@@ -72,29 +68,39 @@ def main() -> None:
         channels_last=False,
         augment=PAPER_AUGMENT.model_copy(update={"jitter_strength": 0.5}),
     )
+
+
+def scores(encoder, train, test) -> dict[str, float]:
+    """Linear probe and kNN (k 200, T 0.1) accuracy on `encoder`'s frozen features."""
+    encoder = encoder.to("cpu").float()
+    tr = extract_features(encoder, train.images, CPU)
+    te = extract_features(encoder, test.images, CPU)
+    # A fixed C = 1 (a one-value grid), as when the recorded figures were measured.
+    fit = logistic_probe(tr, train.labels, te, (1.0,), 0.2, 1000, seed=0)
+    return {
+        "linear_probe": accuracies(fit.predictions, test.labels)[0],
+        "knn": knn_accuracy(tr, train.labels, te, test.labels, k=200, temperature=0.1),
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    train = load_image_folder(args.data / "train", image_size=32)
+    test = load_image_folder(args.data / "val", image_size=32)
+    model_cfg = ModelConfig(encoder=args.encoder)
     start = time.perf_counter()
     monitor = Labelled(train.images, train.labels, test.images, test.labels)
-    result = pretrain(train.images, model_cfg, cfg, args.seed, monitor=monitor)
+    result = pretrain(train.images, model_cfg, pretrain_config(args), args.seed, monitor=monitor)
     seconds = time.perf_counter() - start
 
-    seed_everything(args.seed, torch.device("cpu"), args.threads)
+    seed_everything(args.seed, CPU, args.threads)
     random_encoder, _ = build_model(model_cfg, 3, 32)
-    scores = {}
-    for name, encoder in (("simclr", result.encoder), ("random_init", random_encoder)):
-        encoder = encoder.to("cpu").float()
-        tr = extract_features(encoder, train.images, torch.device("cpu"))
-        te = extract_features(encoder, test.images, torch.device("cpu"))
-        scores[name] = {
-            # A fixed C = 1 (a one-value grid), as when the recorded figures were measured.
-            "linear_probe": accuracies(
-                logistic_probe(tr, train.labels, te, (1.0,), 0.2, 1000, seed=0).predictions,
-                test.labels,
-            )[0],
-            "knn": knn_accuracy(tr, train.labels, te, test.labels, k=200, temperature=0.1),
-        }
+    encoders = {"simclr": result.encoder, "random_init": random_encoder}
+    by_encoder = {name: scores(encoder, train, test) for name, encoder in encoders.items()}
     report = {
         "command": " ".join(sys.argv),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": now(),
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "train_images": len(train.images),
@@ -104,15 +110,13 @@ def main() -> None:
         "precision": result.precision,
         "pretrain_seconds": round(seconds, 1),
         "history": result.history,
-        "scores": scores,
+        "scores": by_encoder,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{args.encoder}, {args.epochs} epochs, {result.precision}, {seconds:.0f} s")
     print("| encoder | linear probe | kNN (k 200) |\n| --- | ---: | ---: |")
-    for name, s in scores.items():
+    for name, s in by_encoder.items():
         print(f"| {name} | {s['linear_probe']:.4f} | {s['knn']:.4f} |")
-    print(f"-> {args.out}")
+    save(args.out, report)
 
 
 if __name__ == "__main__":

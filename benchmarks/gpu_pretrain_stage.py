@@ -9,16 +9,14 @@ Run from the repository root on a machine with a CUDA GPU:
 It makes a temporary project directory with synthetic 32 px RGB images (an npz source, so no
 download), runs the real stage commands `python -m flows.prepare synthetic` and
 `python -m flows.pretrain` there (one local Prefect server for all of them), and reads the
-per-epoch timings from the `reports/pretrain/run.json` it wrote beside the checkpoint. The first
-epoch (cuDNN autotuning, NCCL setup) is left out of the medians.
-`--device cpu --images 512 --batch 64 --encoder small` is a smoke test of the script, not a
-figure.
+per-epoch timings the stage wrote (reports/pretrain/run.json). The first epoch (cuDNN autotuning,
+NCCL setup) is left out of the medians. `--device cpu --images 512 --batch 64 --encoder small`
+is a smoke test of the script, not a figure.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import statistics
@@ -27,7 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import ROOT, now, save  # noqa: E402
 
 PARAMS = """\
 seed: 0
@@ -51,7 +50,7 @@ transfer: {{datasets: []}}
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=16384, help="synthetic training images")
     p.add_argument("--epochs", type=int, default=3, help="epochs per run (the first untimed)")
@@ -63,15 +62,43 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu_pretrain_stage.json"
     )
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def write_images(work: Path, n: int) -> None:
+    """`n` random 32 px RGB training images and a tenth as many test images (at least 20),
+    ten classes, as the npz source of PARAMS."""
     import numpy as np
+
+    rng = np.random.default_rng(0)
+    n_test = max(n // 10, 20)
+    np.savez(
+        work / "synthetic.npz",
+        x_train=rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+        y_train=np.arange(n) % 10,
+        x_test=rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8),
+        y_test=np.arange(n_test) % 10,
+    )
+
+
+def run_stage(work: Path, args: argparse.Namespace, nproc: int) -> dict | None:
+    """Prepare and pretrain in `work` with `nproc` processes: the medians over the timed epochs
+    from the checkpoint's history, or None (the output printed) when a command failed."""
     import torch
 
-    gpus = torch.cuda.device_count()
-    if args.device == "cuda" and gpus == 0:
-        print("no CUDA GPU on this machine; nothing measured", file=sys.stderr)
-        return 2
+    (work / "params.yaml").write_text(
+        PARAMS.format(
+            encoder=args.encoder,
+            epochs=args.epochs,
+            batch=args.batch,
+            device=args.device,
+            precision=args.precision,
+            nproc=nproc,
+        )
+    )
+    (work / "models/simclr.pt").unlink(missing_ok=True)
+    py = sys.executable
+    script = f"{py} -m flows.prepare synthetic && {py} -m flows.pretrain"
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -79,62 +106,51 @@ def main(argv: list[str] | None = None) -> int:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "GX_ANALYTICS_ENABLED": "false",
     }
+    cmd = [py, "-m", "flows.with_server", "sh", "-c", script]
+    done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stdout[-4000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
+        return None
+    state = torch.load(work / "models/simclr.pt", weights_only=True)
+    run = json.loads((work / "reports/pretrain/run.json").read_text())  # timings, device
+    timed = run["epochs"][1:] or run["epochs"]
+    return {
+        "nproc": nproc,
+        "epoch_seconds": statistics.median(h["epoch_seconds"] for h in timed),
+        "images_per_s": statistics.median(h["images_per_s"] for h in timed),
+        "final_loss": state["history"][-1]["loss"],
+        "precision": state["precision"],
+        "device": run["provenance"].get("device"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if args.device == "cuda" and gpus == 0:
+        print("no CUDA GPU on this machine; nothing measured", file=sys.stderr)
+        return 2
     runs = []
     with tempfile.TemporaryDirectory(prefix="gpu-stage-") as tmp:
         work = Path(tmp)
-        rng = np.random.default_rng(0)
-        n_test = max(args.images // 10, 20)
-        np.savez(
-            work / "synthetic.npz",
-            x_train=rng.integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8),
-            y_train=np.arange(args.images) % 10,
-            x_test=rng.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8),
-            y_test=np.arange(n_test) % 10,
-        )
+        write_images(work, args.images)
         for nproc in [int(k) for k in args.nproc.split(",")]:
             if args.device == "cuda" and nproc > gpus:
                 print(f"{nproc} processes: skipped, this machine has {gpus} GPU(s)")
                 runs.append({"nproc": nproc, "skipped": f"{gpus} GPU(s)"})
                 continue
-            (work / "params.yaml").write_text(
-                PARAMS.format(
-                    encoder=args.encoder,
-                    epochs=args.epochs,
-                    batch=args.batch,
-                    device=args.device,
-                    precision=args.precision,
-                    nproc=nproc,
-                )
-            )
-            for stale in ("models/simclr.pt",):
-                (work / stale).unlink(missing_ok=True)
-            py = sys.executable
-            script = f"{py} -m flows.prepare synthetic && {py} -m flows.pretrain"
-            cmd = [py, "-m", "flows.with_server", "sh", "-c", script]
-            done = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(done.stdout[-4000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
+            r = run_stage(work, args, nproc)
+            if r is None:
                 return 1
-            state = torch.load(work / "models/simclr.pt", weights_only=True)
-            run = json.loads((work / "reports/pretrain/run.json").read_text())
-            timed = run["epochs"][1:] or run["epochs"]
-            runs.append(
-                {
-                    "nproc": nproc,
-                    "epoch_seconds": statistics.median(h["epoch_seconds"] for h in timed),
-                    "images_per_s": statistics.median(h["images_per_s"] for h in timed),
-                    "final_loss": state["history"][-1]["loss"],
-                    "precision": state["precision"],
-                    "device": run["provenance"].get("device"),
-                }
-            )
-            r = runs[-1]
+            runs.append(r)
             print(
                 f"{nproc} process(es): {r['epoch_seconds']:.2f} s/epoch, "
                 f"{r['images_per_s']:.0f} images/s, loss {r['final_loss']:.3f}, {r['precision']}"
             )
     result = {
-        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "when": now(),
         "gpu": torch.cuda.get_device_name(0) if gpus else None,
         "gpus": gpus,
         "torch": torch.__version__,
@@ -144,10 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "runs": runs,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"-> {args.out}")
-    return 0
+    return save(args.out, result)
 
 
 if __name__ == "__main__":

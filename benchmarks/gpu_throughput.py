@@ -21,7 +21,6 @@ Published reference: about 4,200 images/s on an A100 for a ResNet-18 SimCLR at C
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import platform
 import statistics
@@ -29,13 +28,14 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere, without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import ROOT, command, now, save  # noqa: E402
 
 PUBLISHED_A100 = 4200.0  # images/s, dkobak/simclr-cifar10, ResNet-18, CIFAR-10
+MODEL = "resnet18, CIFAR stem, v1 head 512-512-128"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=512, help="source images per step")
     p.add_argument("--steps", type=int, default=20, help="steps per epoch")
@@ -57,30 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if min(args.batch, args.steps, args.epochs) < 1 or args.batch < 2:
         p.error("need --batch >= 2, --steps >= 1, --epochs >= 1")
+    return args
 
+
+def run(args: argparse.Namespace):
+    """`pretrain` on synthetic images, one warm-up epoch and `--epochs` timed ones: (its
+    result, the wall seconds of the whole run, the channels_last it used)."""
     import numpy as np
     import torch
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print(
-            "gpu_throughput: no CUDA device is available to torch "
-            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); "
-            "run this on a machine with an NVIDIA GPU. For CPU figures use "
-            "benchmarks/pretrain_throughput.py.",
-            file=sys.stderr,
-        )
-        return 2
-
     from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig
-    from simclr.io import write_json
     from simclr.train import pretrain
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     n = args.batch * args.steps
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (n, args.image_size, args.image_size, 3), dtype=np.uint8)
-    cuda = args.device == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     model = ModelConfig(encoder="resnet18", head="v1", proj_hidden_dim=512, proj_dim=128)
     cfg = PretrainConfig(
         epochs=args.epochs + 1,
@@ -94,34 +86,35 @@ def main(argv: list[str] | None = None) -> int:
         loader_workers=args.loader_workers,
         augment=PAPER_AUGMENT,
     )
+    cfg.check("pretrain")
     torch.backends.cudnn.benchmark = True
     sync()
     start = time.perf_counter()
     out = pretrain(images, model, cfg, seed=0)
     sync()
-    total_s = time.perf_counter() - start
+    return out, time.perf_counter() - start, cfg.channels_last
 
-    rates = [h["images_per_s"] for h in out.history[1:]]
-    median = statistics.median(rates)
-    device_name = torch.cuda.get_device_name() if cuda else f"CPU smoke test ({platform.machine()})"
-    print(
-        f"\n{device_name}: {median:.0f} source images/s "
-        f"(median of {len(rates)} epochs of {args.steps} steps x {args.batch}; "
-        f"min {min(rates):.0f}, max {max(rates):.0f}; warm-up epoch "
-        f"{out.history[0]['images_per_s']:.0f}); {out.precision}, "
-        f"channels_last={cfg.channels_last}, compile={args.compile}; "
-        f"published ResNet-18 CIFAR-10 on an A100: ~{PUBLISHED_A100:.0f} images/s"
+
+def device_name(device: str) -> str:
+    import torch
+
+    return (
+        torch.cuda.get_device_name()
+        if device == "cuda"
+        else f"CPU smoke test ({platform.machine()})"
     )
-    record = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([sys.executable, *sys.argv]),
-        "device": device_name,
-        "settings": {
-            **vars(args),
-            "out": str(args.out),
-            "model": "resnet18, CIFAR stem, v1 head 512-512-128",
-            "cudnn_benchmark": True,
-        },
+
+
+def as_record(args: argparse.Namespace, out, total_s: float, device: str) -> dict:
+    import torch
+
+    cuda = args.device == "cuda"
+    rates = [h["images_per_s"] for h in out.history[1:]]
+    return {
+        "date": now(),
+        "command": command(),
+        "device": device,
+        "settings": {**vars(args), "out": str(args.out), "model": MODEL, "cudnn_benchmark": True},
         "environment": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -130,16 +123,46 @@ def main(argv: list[str] | None = None) -> int:
             "gpu_count": torch.cuda.device_count(),
             "max_memory_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         },
-        "images_per_s": {"median": median, "min": min(rates), "max": max(rates), "raw": rates},
+        "images_per_s": {
+            "median": statistics.median(rates),
+            "min": min(rates),
+            "max": max(rates),
+            "raw": rates,
+        },
         "warmup_images_per_s": out.history[0]["images_per_s"],
         "epoch_seconds": [h["epoch_seconds"] for h in out.history],
         "loss": [h["loss"] for h in out.history],
         "total_seconds": total_s,
         "published_a100_images_per_s": PUBLISHED_A100,
     }
-    write_json(args.out, record)
-    print(f"wrote {args.out}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(
+            "gpu_throughput: no CUDA device is available to torch "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); "
+            "run this on a machine with an NVIDIA GPU. For CPU figures use "
+            "benchmarks/pretrain_throughput.py.",
+            file=sys.stderr,
+        )
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    out, total_s, channels_last = run(args)
+    result = as_record(args, out, total_s, device_name(args.device))
+    rates = result["images_per_s"]
+    print(
+        f"\n{result['device']}: {rates['median']:.0f} source images/s "
+        f"(median of {len(rates['raw'])} epochs of {args.steps} steps x {args.batch}; "
+        f"min {rates['min']:.0f}, max {rates['max']:.0f}; warm-up epoch "
+        f"{result['warmup_images_per_s']:.0f}); {out.precision}, "
+        f"channels_last={channels_last}, compile={args.compile}; "
+        f"published ResNet-18 CIFAR-10 on an A100: ~{PUBLISHED_A100:.0f} images/s"
+    )
+    return save(args.out, result)
 
 
 if __name__ == "__main__":

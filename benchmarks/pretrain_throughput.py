@@ -28,12 +28,10 @@ This is a benchmark, not a test: it needs the dev data and lightly (`pip install
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,19 +39,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere, without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import ROOT, command, cpu_model, dev_data, git_describe, now, save  # noqa: E402
 
 from simclr.augment import simclr_view  # noqa: E402
 from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig  # noqa: E402
 from simclr.device import to_images  # noqa: E402
-from simclr.io import write_json  # noqa: E402
 from simclr.models import build_model  # noqa: E402
 from simclr.train import pretrain  # noqa: E402
 
-DATA = Path("/work/shared/datasets/cifar10-dev/train")
-if not DATA.is_dir():  # the layout of DESIGN.md: ../shared next to the checkout
-    DATA = ROOT.parent / "shared" / "datasets" / "cifar10-dev" / "train"
+DATA = dev_data() / "train"
 MODEL = ModelConfig(encoder="resnet18", head="v1", proj_hidden_dim=512, proj_dim=128)
 TEMPERATURE = 0.5
 LR, MOMENTUM, WEIGHT_DECAY = 0.3, 0.9, 1e-6  # ours' defaults, given to lightly's LARS too
@@ -212,17 +207,16 @@ def lightly_transform():
     )
 
 
-def measure_lightly(images, args, workers: int) -> dict:
+def lightly_step(args) -> tuple:
+    """lightly's SimCLR example as a step function (each view through the model on its own,
+    then the loss, backward, LARS) and the model it trains."""
     from lightly.loss import NTXentLoss
     from lightly.models.modules import SimCLRProjectionHead
     from lightly.utils.lars import LARS
 
-    torch.use_deterministic_algorithms(False)  # lightly's default; pretrain switched it on
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     encoder = build_model(MODEL, 3, 32)[0]  # the same encoder type: torchvision ResNet-18
-    head = SimCLRProjectionHead(512, 512, 128)
-    model = torch.nn.Sequential(encoder, head)
+    model = torch.nn.Sequential(encoder, SimCLRProjectionHead(512, 512, 128))
     criterion = NTXentLoss(temperature=TEMPERATURE)
     optimizer = LARS(
         model.parameters(),
@@ -230,6 +224,23 @@ def measure_lightly(images, args, workers: int) -> dict:
         momentum=MOMENTUM,
         weight_decay=WEIGHT_DECAY,
     )
+
+    def step(views) -> torch.Tensor:
+        x0, x1 = views
+        z0, z1 = model(x0), model(x1)
+        loss = criterion(z0, z1)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        return loss.detach()
+
+    return step, model
+
+
+def measure_lightly(images, args, workers: int) -> dict:
+    torch.use_deterministic_algorithms(False)  # lightly's default; pretrain switched it on
+    torch.set_num_threads(args.threads)
+    step, model = lightly_step(args)
     loader = torch.utils.data.DataLoader(
         PILDataset(images, lightly_transform()),
         batch_size=args.batch,
@@ -243,16 +254,6 @@ def measure_lightly(images, args, workers: int) -> dict:
     def batches(loader):
         while True:
             yield from loader
-
-    def step(views) -> float:
-        # lightly's SimCLR example: each view through the model on its own, then the loss.
-        x0, x1 = views
-        z0, z1 = model(x0), model(x1)
-        loss = criterion(z0, z1)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        return loss.detach()
 
     model.train()
     it = batches(loader)
@@ -371,16 +372,6 @@ def measure_torchvision_augment(images, args, version: str, workers: int) -> dic
 # --- report -----------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cpu_flags() -> list[str]:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -390,22 +381,6 @@ def cpu_flags() -> list[str]:
     except OSError:
         pass
     return []
-
-
-def shown_path(path: str) -> str:
-    """`path` relative to the repository root when inside it (.venv/bin/python)."""
-    try:
-        return str(Path(path).relative_to(ROOT))
-    except ValueError:
-        return path
-
-
-def git_describe() -> dict:
-    def git(*a):
-        r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=False)
-        return r.stdout.strip()
-
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
 
 
 def table(rows: list[tuple[str, dict]], ref: float, ref_name: str) -> str:
@@ -424,7 +399,53 @@ def table(rows: list[tuple[str, dict]], ref: float, ref_name: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+NAMES = {
+    "ours_fp32": "ours, fp32",
+    "ours_bf16_cl": "ours, bf16 autocast + channels_last",
+    "lightly_fp32_w0": "lightly, fp32, num_workers=0",
+    "lightly_fp32_w2": "lightly, fp32, num_workers=2",
+    "augment_ours": "augment: ours (batched tensor ops, 2 views)",
+    "augment_torchvision_v1_w0": "augment: torchvision v1 per image, in process",
+    "augment_torchvision_v1_w2": "augment: torchvision v1 per image, 2 workers",
+    "augment_torchvision_v2_w0": "augment: torchvision v2 per image, in process",
+    "augment_torchvision_v2_w2": "augment: torchvision v2 per image, 2 workers",
+}
+
+
+def section(title: str, keys: list[str], references: list[str], results: dict) -> tuple:
+    """Print the table of `keys` against the fastest of `references` (or the first key when
+    there is none); (the reference's key, its median)."""
+    ref_key = max(references, key=lambda k: results[k]["median"]) if references else keys[0]
+    ref = results[ref_key]["median"]
+    print(f"\n### {title} (reference: {NAMES[ref_key]})\n")
+    print(table([(NAMES[k], results[k]) for k in keys], ref, "reference"))
+    return ref_key, ref
+
+
+def summarise(results: dict) -> dict:
+    """Print the two tables; the ratios to each reference and whether the targets are met."""
+    out: dict[str, object] = {}
+    train = [k for k in NAMES if k in results and not k.startswith("augment")]
+    ref_train = [k for k in train if k.startswith("lightly")]
+    if train:
+        ref_key, ref = section("End-to-end pretraining", train, ref_train, results)
+        out["pretrain_reference"] = ref_key
+        for k in train:
+            out[f"{k}_ratio"] = results[k]["median"] / ref
+        if "ours_bf16_cl" in results and ref_train:
+            best = max(results[k]["median"] for k in ("ours_fp32", "ours_bf16_cl"))
+            out["target_pretrain_2x_met"] = best / ref >= 2
+    aug = [k for k in NAMES if k in results and k.startswith("augment")]
+    if aug:
+        tv = [k for k in aug if "torchvision" in k]
+        ref_key, ref = section("Augmentation alone", aug, tv, results)
+        out["augment_reference"] = ref_key
+        out["augment_ratio"] = results["augment_ours"]["median"] / ref
+        out["target_augment_3x_met"] = out["augment_ratio"] >= 3
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement")
     p.add_argument("--images", type=int, default=1024, help="source images in the subset")
@@ -444,12 +465,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.repeats < 1 or args.threads < 1 or args.batch < 2 or args.images < args.batch:
         p.error("need --repeats >= 1, --threads >= 1, --batch >= 2 and --images >= --batch")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for name in ("simclr.data.imagefolder",):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    torch.set_num_threads(args.threads)
-    load0 = loadavg()
-    busy0 = busy_cpu_seconds()
+    return args
+
+
+def idle_machine() -> dict:
+    """The load average, and the CPU other processes use in one idle second, before we start;
+    a warning when they use enough to spoil the figures."""
+    load0, busy0 = loadavg(), busy_cpu_seconds()
     time.sleep(1.0)  # idle for a second: what the machine does without us
     busy1 = busy_cpu_seconds()
     others0 = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0)
@@ -459,11 +481,12 @@ def main(argv: list[str] | None = None) -> int:
             "noisy (each measurement records the CPU other processes used meanwhile)",
             others0,
         )
-    t0 = time.perf_counter()
-    images = load_subset(args.data, args.images)
-    log.info("%d images %s from %s", len(images), images.shape[1:], args.data)
-    results: dict[str, dict] = {}
+    return {"loadavg_at_start": load0, "other_processes_cpu_cores_at_start": others0}
 
+
+def measure_all(images: np.ndarray, args: argparse.Namespace) -> dict[str, dict]:
+    """(c), (a) and (b), each unless skipped, keyed as NAMES."""
+    results: dict[str, dict] = {}
     if "augment" not in args.skip:
         log.info("(c) augmentation alone")
         results["augment_ours"] = measured(measure_our_augment, images, args)
@@ -481,45 +504,25 @@ def main(argv: list[str] | None = None) -> int:
         for workers in (0, 2):
             log.info("(b) lightly, fp32, DataLoader num_workers=%d", workers)
             results[f"lightly_fp32_w{workers}"] = measured(measure_lightly, images, args, workers)
-    total_s = time.perf_counter() - t0
+    return results
 
-    names = {
-        "ours_fp32": "ours, fp32",
-        "ours_bf16_cl": "ours, bf16 autocast + channels_last",
-        "lightly_fp32_w0": "lightly, fp32, num_workers=0",
-        "lightly_fp32_w2": "lightly, fp32, num_workers=2",
-        "augment_ours": "augment: ours (batched tensor ops, 2 views)",
-        "augment_torchvision_v1_w0": "augment: torchvision v1 per image, in process",
-        "augment_torchvision_v1_w2": "augment: torchvision v1 per image, 2 workers",
-        "augment_torchvision_v2_w0": "augment: torchvision v2 per image, in process",
-        "augment_torchvision_v2_w2": "augment: torchvision v2 per image, 2 workers",
+
+def settings(args: argparse.Namespace, images: np.ndarray) -> dict:
+    return {
+        "images": args.images,
+        "image_shape": list(images.shape[1:]),
+        "batch": args.batch,
+        "repeats": args.repeats,
+        "threads": args.threads,
+        "data": str(args.data),
+        "model": "resnet18, CIFAR stem, v1 head 512-512-128",
+        "optimizer": f"LARS lr {LR} x batch/256, momentum {MOMENTUM}, wd {WEIGHT_DECAY}",
+        "temperature": TEMPERATURE,
+        "unit": "source images per second (two views each), median over repeats",
     }
-    summary_out: dict[str, object] = {}
-    train = [k for k in names if k in results and not k.startswith("augment")]
-    ref_train = [k for k in train if k.startswith("lightly")]
-    if train:
-        ref_key = max(ref_train, key=lambda k: results[k]["median"]) if ref_train else train[0]
-        ref = results[ref_key]["median"]
-        print(f"\n### End-to-end pretraining (reference: {names[ref_key]})\n")
-        print(table([(names[k], results[k]) for k in train], ref, "reference"))
-        summary_out["pretrain_reference"] = ref_key
-        for k in train:
-            summary_out[f"{k}_ratio"] = results[k]["median"] / ref
-        if "ours_bf16_cl" in results and ref_train:
-            best = max(results[k]["median"] for k in ("ours_fp32", "ours_bf16_cl"))
-            summary_out["target_pretrain_2x_met"] = best / ref >= 2
-    aug = [k for k in names if k in results and k.startswith("augment")]
-    if aug:
-        tv = [k for k in aug if "torchvision" in k]
-        ref_key = max(tv, key=lambda k: results[k]["median"])
-        ref = results[ref_key]["median"]
-        print(f"\n### Augmentation alone (reference: {names[ref_key]})\n")
-        print(table([(names[k], results[k]) for k in aug], ref, "reference"))
-        summary_out["augment_reference"] = ref_key
-        summary_out["augment_ratio"] = results["augment_ours"]["median"] / ref
-        summary_out["target_augment_3x_met"] = summary_out["augment_ratio"] >= 3
-    print(f"\ntotal {total_s:.0f} s")
 
+
+def environment(args: argparse.Namespace) -> dict:
     import torchvision
 
     try:
@@ -528,43 +531,45 @@ def main(argv: list[str] | None = None) -> int:
         lightly_version = lightly.__version__
     except ImportError:
         lightly_version = None
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "lightly": lightly_version,
+        "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": args.threads,
+        "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "platform": platform.platform(),
+        "git": git_describe(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("simclr.data.imagefolder").setLevel(logging.WARNING)
+    torch.set_num_threads(args.threads)
+    machine = idle_machine()
+    t0 = time.perf_counter()
+    images = load_subset(args.data, args.images)
+    log.info("%d images %s from %s", len(images), images.shape[1:], args.data)
+    results = measure_all(images, args)
+    total_s = time.perf_counter() - t0
+    summary_out = summarise(results)
+    print(f"\ntotal {total_s:.0f} s")
     record = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join([shown_path(sys.executable), *sys.argv]),
-        "settings": {
-            "images": args.images,
-            "image_shape": list(images.shape[1:]),
-            "batch": args.batch,
-            "repeats": args.repeats,
-            "threads": args.threads,
-            "data": str(args.data),
-            "model": "resnet18, CIFAR stem, v1 head 512-512-128",
-            "optimizer": f"LARS lr {LR} x batch/256, momentum {MOMENTUM}, wd {WEIGHT_DECAY}",
-            "temperature": TEMPERATURE,
-            "unit": "source images per second (two views each), median over repeats",
-        },
-        "environment": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "lightly": lightly_version,
-            "cpu_model": cpu_model(),
-            "cpu_flags": cpu_flags(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": args.threads,
-            "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-            "platform": platform.platform(),
-            "git": git_describe(),
-        },
+        "date": now(),
+        "command": command(),
+        "settings": settings(args, images),
+        "environment": environment(args),
         "total_seconds": total_s,
-        "loadavg_at_start": load0,
-        "other_processes_cpu_cores_at_start": others0,
+        **machine,
         "summary": summary_out,
         "results": results,
     }
-    write_json(args.out, record)
-    print(f"wrote {args.out}")
-    return 0
+    return save(args.out, record)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simclr.augment import simclr_view  # noqa: E402
-from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig  # noqa: E402
+from simclr.config import PAPER_AUGMENT, AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
 from simclr.device import to_images  # noqa: E402
 from simclr.loss import nt_xent  # noqa: E402
 from simclr.models import build_model  # noqa: E402
@@ -36,7 +37,7 @@ from simclr.optim import build_optimizer  # noqa: E402
 MODEL = ModelConfig(encoder="resnet18", head="v1", proj_hidden_dim=512, proj_dim=128)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--threads", type=int, default=2)
@@ -44,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--skip-ab", action="store_true", help="only the phase breakdown")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def setup(args: argparse.Namespace) -> SimpleNamespace:
+    """The model, optimizer, autocast and memory format of the step, seeded."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    device = torch.device("cpu")
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
@@ -57,78 +60,100 @@ def main(argv: list[str] | None = None) -> int:
     encoder = encoder.to(memory_format=fmt)
     cfg = PretrainConfig(batch_size=args.batch, optimizer="lars", warmup_epochs=0)
     optimizer = build_optimizer([encoder, head], cfg, args.batch)
+    return SimpleNamespace(
+        encoder=encoder,
+        head=head,
+        optimizer=optimizer,
+        autocast=autocast,
+        fmt=fmt,
+        temperature=cfg.temperature,
+        b=args.batch,
+    )
+
+
+def phases(s: SimpleNamespace, x_u8: torch.Tensor, aug: AugmentConfig, g) -> dict[str, float]:
+    """One step of pretrain's loop, each phase timed (seconds)."""
+    t = {}
+
+    def mark(name, start):
+        t[name] = time.perf_counter() - start
+        return time.perf_counter()
+
+    start = time.perf_counter()
+    x = to_images(x_u8, torch.device("cpu"))
+    start = mark("uint8 -> float", start)
+    views = torch.cat([simclr_view(x, aug, g) for _ in range(2)]).contiguous(memory_format=s.fmt)
+    start = mark("augment (2 views)", start)
+    with s.autocast:
+        h = s.encoder(views)
+        start = mark("encoder forward", start)
+        z = s.head(h)
+    start = mark("head forward", start)
+    loss = nt_xent(z[: s.b], z[s.b :], s.temperature)
+    start = mark("NT-Xent", start)
+    s.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    start = mark("backward", start)
+    s.optimizer.step()
+    mark("LARS step", start)
+    return t
+
+
+def phase_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
     aug, g = PAPER_AUGMENT, torch.Generator().manual_seed(1)
-    x_u8 = torch.randint(0, 256, (args.batch, 32, 32, 3), dtype=torch.uint8)
-    b = args.batch
-
-    def phases() -> dict[str, float]:
-        t = {}
-
-        def mark(name, start):
-            t[name] = time.perf_counter() - start
-            return time.perf_counter()
-
-        s = time.perf_counter()
-        x = to_images(x_u8, device)
-        s = mark("uint8 -> float", s)
-        views = torch.cat([simclr_view(x, aug, g) for _ in range(2)]).contiguous(memory_format=fmt)
-        s = mark("augment (2 views)", s)
-        with autocast:
-            h = encoder(views)
-            s = mark("encoder forward", s)
-            z = head(h)
-        s = mark("head forward", s)
-        loss = nt_xent(z[:b], z[b:], cfg.temperature)
-        s = mark("NT-Xent", s)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        s = mark("backward", s)
-        optimizer.step()
-        mark("LARS step", s)
-        return t
-
+    x_u8 = torch.randint(0, 256, (s.b, 32, 32, 3), dtype=torch.uint8)
     torch.use_deterministic_algorithms(True)  # as pretrain does on CPU
-    phases()  # warm-up
-    runs = [phases() for _ in range(args.steps)]
+    phases(s, x_u8, aug, g)  # warm-up
+    runs = [phases(s, x_u8, aug, g) for _ in range(args.steps)]
     total = sum(statistics.median(r[k] for r in runs) for k in runs[0])
     print(
-        f"\nour step, batch {b} ({2 * b} views), {args.precision}, "
+        f"\nour step, batch {s.b} ({2 * s.b} views), {args.precision}, "
         f"channels_last={args.channels_last}, {args.threads} threads: {total:.2f} s "
-        f"= {b / total:.1f} source images/s"
+        f"= {s.b / total:.1f} source images/s"
     )
     print("| phase | seconds (median) | share |\n| --- | ---: | ---: |")
     for k in runs[0]:
         m = statistics.median(r[k] for r in runs)
         print(f"| {k} | {m:.3f} | {100 * m / total:.1f}% |")
-    if args.skip_ab:
-        return 0
 
-    views = torch.rand(2 * b, 3, 32, 32).contiguous(memory_format=fmt)
 
-    def fwd_bwd(split: bool) -> float:
-        start = time.perf_counter()
-        with autocast:
-            if split:  # lightly's example: model(x0), model(x1)
-                z0, z1 = head(encoder(views[:b])), head(encoder(views[b:]))
-            else:  # ours: both views in one forward
-                z = head(encoder(views))
-                z0, z1 = z[:b], z[b:]
-        loss = nt_xent(z0, z1, 0.5)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        return time.perf_counter() - start
+def forward_backward(s: SimpleNamespace, views: torch.Tensor, split: bool) -> float:
+    """Seconds of forward, NT-Xent and backward of the 2N views: in one forward (ours) or as
+    two forwards of N (lightly's example: model(x0), model(x1))."""
+    start = time.perf_counter()
+    with s.autocast:
+        if split:
+            z0, z1 = s.head(s.encoder(views[: s.b])), s.head(s.encoder(views[s.b :]))
+        else:
+            z = s.head(s.encoder(views))
+            z0, z1 = z[: s.b], z[s.b :]
+    loss = nt_xent(z0, z1, 0.5)
+    s.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    return time.perf_counter() - start
 
-    print(f"\nforward + NT-Xent + backward alone, batch {b}, {args.precision}:")
+
+def ab_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
+    views = torch.rand(2 * s.b, 3, 32, 32).contiguous(memory_format=s.fmt)
+    print(f"\nforward + NT-Xent + backward alone, batch {s.b}, {args.precision}:")
     print("| views | deterministic algorithms | seconds (median) | source images/s |")
     print("| --- | --- | ---: | ---: |")
     for det in (True, False):
         torch.use_deterministic_algorithms(det)
         for split in (False, True):
-            fwd_bwd(split)  # warm-up for this shape
-            m = statistics.median(fwd_bwd(split) for _ in range(args.steps))
-            label = f"2 forwards of {b}" if split else f"1 forward of {2 * b}"
-            print(f"| {label} | {'on' if det else 'off'} | {m:.3f} | {b / m:.1f} |")
+            forward_backward(s, views, split)  # warm-up for this shape
+            m = statistics.median(forward_backward(s, views, split) for _ in range(args.steps))
+            label = f"2 forwards of {s.b}" if split else f"1 forward of {2 * s.b}"
+            print(f"| {label} | {'on' if det else 'off'} | {m:.3f} | {s.b / m:.1f} |")
     torch.use_deterministic_algorithms(False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    s = setup(args)
+    phase_table(s, args)
+    if not args.skip_ab:
+        ab_table(s, args)
     return 0
 
 

@@ -72,10 +72,13 @@ def to_images(x: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tenso
 
 
 def bf16_supported(device: torch.device) -> bool:
+    """Whether `device` computes in bf16 natively: CPUs with oneDNN's bf16 support (AVX512-BF16,
+    AMX), CUDA GPUs of Ampere and later, and Apple GPUs (MPS)."""
     if device.type == "cpu":
         return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        # torch's default also says yes where bf16 is only emulated (before Ampere): slow.
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return device.type == "mps"
 
 
@@ -93,14 +96,7 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
                 "params.yaml: pretrain.precision = 'fp16' needs a GPU; use bf16 or fp32 on CPU"
             )
         return torch.float16
-    supported = {
-        "cpu": lambda: (
-            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        ),
-        "cuda": lambda: torch.cuda.is_bf16_supported(),
-        "mps": lambda: True,
-    }[device.type]()
-    if not supported:
+    if not bf16_supported(device):
         raise PipelineError(
             f"params.yaml: pretrain.precision = 'bf16' is not supported by this {device.type}; "
             "use fp32" + (" or fp16" if device.type == "cuda" else "")

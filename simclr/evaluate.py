@@ -21,6 +21,7 @@ import torch
 
 from simclr.config import EvaluateConfig
 from simclr.data.prepared import Prepared, read_rows
+from simclr.data.sampling import sample_per_class
 from simclr.device import explain_oom
 from simclr.features import extract_features, raw_pixels
 from simclr.finetune import finetune, predict
@@ -42,24 +43,13 @@ def fraction_key(fraction: float) -> str:
     return str(float(fraction))
 
 
-def balanced_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Indices of `fraction` of each class (at least one image per class), chosen with `seed`."""
-    rng = np.random.default_rng(seed)
-    picked = []
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        k = max(1, int(round(fraction * len(idx))))
-        picked.append(rng.choice(idx, size=min(k, len(idx)), replace=False))
-    return np.sort(np.concatenate(picked))
-
-
 def label_subsets(labels: np.ndarray, cfg: EvaluateConfig, seed: int) -> dict[str, list]:
-    """{fraction key: [(seed, indices)]}: `cfg.seeds` subsets below 1.0, the whole split at 1.0
-    (one subset, so n = 1 there)."""
+    """{fraction key: [(seed, indices)]}: `cfg.seeds` class-balanced subsets (`sample_per_class`)
+    below 1.0, the whole split at 1.0 (one subset, so n = 1 there)."""
     out = {}
     for fraction in cfg.fractions:
         seeds = [seed] if fraction >= 1.0 else [seed + i for i in range(cfg.seeds)]
-        out[fraction_key(fraction)] = [(s, balanced_subset(labels, fraction, s)) for s in seeds]
+        out[fraction_key(fraction)] = [(s, sample_per_class(labels, fraction, s)) for s in seeds]
     return out
 
 
@@ -70,7 +60,7 @@ def _run(seed: int, predictions: np.ndarray, test_y: np.ndarray, **extra) -> dic
         "accuracy": accuracy,
         "mean_per_class": per_class,
         **extra,
-        "correct": predictions == test_y,  # for the permutation test; not written out
+        "correct": predictions == test_y,  # for the McNemar test; not written out
         "predictions": predictions,  # for the confusion matrix; not written out
     }
 
@@ -109,12 +99,36 @@ def evaluate_representations(
 
 
 def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:
-    train_y, test_y = data.train.labels, data.test.labels
-    subsets = label_subsets(train_y, cfg, seed)
+    subsets = label_subsets(data.train.labels, cfg, seed)
     runs: dict[str, dict[str, dict[str, list]]] = {f: {} for f in FAMILIES}
     seconds = {}
-
     start = time.perf_counter()
+    for method, (train_x, test_x) in _features(data, encoders, cfg, device).items():
+        linear, knn = _frozen_runs(train_x, test_x, data, subsets, cfg)
+        runs["linear"][method], runs["knn"][method] = linear, knn
+    seconds["linear+knn"] = time.perf_counter() - start
+    if cfg.finetune.epochs > 0:
+        start = time.perf_counter()
+        for method, encoder in encoders.items():
+            tuned = _finetune_runs(encoder, data, subsets, cfg, device, amp_dtype)
+            runs["finetune"][method] = tuned
+        seconds["finetune"] = time.perf_counter() - start
+    out: dict = _summaries(runs, subsets)
+    out["significance"] = _significance(runs, subsets)
+    out["seconds"] = seconds
+    out["predictions"] = {  # the first run's, for the figures
+        family: {
+            method: {key: r[0]["predictions"] for key, r in by_fraction.items()}
+            for method, by_fraction in by_method.items()
+        }
+        for family, by_method in runs.items()
+        if by_method
+    }
+    return out
+
+
+def _features(data: Prepared, encoders: dict[str, Encoder], cfg, device) -> dict[str, tuple]:
+    """{method: (train features, test features)}: h of every encoder, then the raw pixels."""
     features = {
         name: (
             extract_features(enc, data.train.images, device, cfg.batch_size),
@@ -123,73 +137,74 @@ def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:
         for name, enc in encoders.items()
     }
     features["raw_pixels"] = (raw_pixels(data.train.images), raw_pixels(data.test.images))
-    for method, (train_x, test_x) in features.items():
-        linear, knn = runs["linear"].setdefault(method, {}), runs["knn"].setdefault(method, {})
-        for key, subs in subsets.items():
-            for s, idx in subs:
-                fit = logistic_probe(
-                    train_x[idx], train_y[idx], test_x, cfg.C, cfg.val_fraction, cfg.max_iter, s
-                )
-                linear.setdefault(key, []).append(
-                    _run(s, fit.predictions, test_y, C=fit.C, C_validated=fit.validated)
-                )
-                pred = knn_predict(
-                    train_x[idx], train_y[idx], test_x, cfg.knn_k, cfg.knn_temperature
-                )
-                knn.setdefault(key, []).append(_run(s, pred, test_y))
-    seconds["linear+knn"] = time.perf_counter() - start
+    return features
 
-    if cfg.finetune.epochs > 0:
-        start = time.perf_counter()
-        for method, encoder in encoders.items():
-            tuned = runs["finetune"].setdefault(method, {})
-            for key, subs in subsets.items():
-                for s, idx in subs:
-                    model = finetune(
-                        encoder,
-                        read_rows(data.train.images, idx),
-                        train_y[idx],
-                        len(data.class_names),
-                        cfg.finetune,
-                        s,
-                        device,
-                        amp_dtype,
-                    )
-                    pred = predict(model, data.test.images, device, cfg.batch_size)
-                    tuned.setdefault(key, []).append(_run(s, pred, test_y))
-        seconds["finetune"] = time.perf_counter() - start
 
-    out: dict = {}
-    for family in FAMILIES:
-        if runs[family]:
-            out[family] = {
-                method: {
-                    key: summarise(r, len(subsets[key][0][1])) for key, r in by_fraction.items()
-                }
-                for method, by_fraction in runs[family].items()
-            }
-            for method, by_fraction in out[family].items():
-                summary = ", ".join(f"{k}: {v['mean']:.4f}" for k, v in by_fraction.items())
-                log.info("%s %s: %s", family, method, summary)
-    out["significance"] = {
+def _frozen_runs(train_x, test_x, data: Prepared, subsets: dict, cfg) -> tuple[dict, dict]:
+    """({fraction key: [run]} of the linear probe, the same of kNN) on one method's features."""
+    train_y, test_y = data.train.labels, data.test.labels
+    linear: dict[str, list] = {}
+    knn: dict[str, list] = {}
+    for key, subs in subsets.items():
+        for s, idx in subs:
+            fit = logistic_probe(
+                train_x[idx], train_y[idx], test_x, cfg.C, cfg.val_fraction, cfg.max_iter, s
+            )
+            linear.setdefault(key, []).append(
+                _run(s, fit.predictions, test_y, C=fit.C, C_validated=fit.validated)
+            )
+            pred = knn_predict(train_x[idx], train_y[idx], test_x, cfg.knn_k, cfg.knn_temperature)
+            knn.setdefault(key, []).append(_run(s, pred, test_y))
+    return linear, knn
+
+
+def _finetune_runs(encoder, data: Prepared, subsets: dict, cfg, device, amp_dtype) -> dict:
+    """{fraction key: [run]} of fine-tuning a copy of `encoder` on each label subset."""
+    tuned: dict[str, list] = {}
+    for key, subs in subsets.items():
+        for s, idx in subs:
+            model = finetune(
+                encoder,
+                read_rows(data.train.images, idx),
+                data.train.labels[idx],
+                len(data.class_names),
+                cfg.finetune,
+                s,
+                device,
+                amp_dtype,
+            )
+            pred = predict(model, data.test.images, device, cfg.batch_size)
+            tuned.setdefault(key, []).append(_run(s, pred, data.test.labels))
+    return tuned
+
+
+def _summaries(runs: dict, subsets: dict) -> dict:
+    """{family: {method: {fraction key: summary}}} for every family that ran, logged."""
+    out = {}
+    for family, by_method in runs.items():
+        if not by_method:
+            continue
+        out[family] = {
+            method: {key: summarise(r, len(subsets[key][0][1])) for key, r in by_fraction.items()}
+            for method, by_fraction in by_method.items()
+        }
+        for method, by_fraction in out[family].items():
+            summary = ", ".join(f"{k}: {v['mean']:.4f}" for k, v in by_fraction.items())
+            log.info("%s %s: %s", family, method, summary)
+    return out
+
+
+def _significance(runs: dict, subsets: dict) -> dict:
+    """{family: {baseline: {fraction key: {diff, p, test}}}}: SimCLR against each baseline."""
+    return {
         family: {
             baseline: {
-                key: compare(runs[family][PRETRAINED][key], runs[family][baseline][key], seed)
+                key: compare(by_method[PRETRAINED][key], by_method[baseline][key])
                 for key in subsets
             }
             for baseline in BASELINES
-            if baseline in runs[family]
+            if baseline in by_method
         }
-        for family in FAMILIES
-        if PRETRAINED in runs[family]
+        for family, by_method in runs.items()
+        if PRETRAINED in by_method
     }
-    out["seconds"] = seconds
-    out["predictions"] = {
-        family: {
-            method: {key: r[0]["predictions"] for key, r in by_fraction.items()}
-            for method, by_fraction in runs[family].items()
-        }
-        for family in FAMILIES
-        if runs[family]
-    }
-    return out

@@ -19,7 +19,9 @@ from simclr.augment import random_resized_crop_flip
 from simclr.config import FinetuneConfig
 from simclr.data.prepared import read_rows
 from simclr.device import to_images
+from simclr.lars import lars_param_groups
 from simclr.models import Encoder
+from simclr.optim import warmup_cosine
 
 log = logging.getLogger("simclr.finetune")
 
@@ -33,6 +35,21 @@ def finetune_steps(n_images: int, cfg: FinetuneConfig) -> tuple[int, int]:
     batch = min(cfg.batch_size, n_images)
     steps = max(cfg.min_steps, math.ceil(cfg.epochs * n_images / batch))
     return batch, min(steps, cfg.max_steps) if cfg.max_steps else steps
+
+
+def finetune_optimizer(
+    model: nn.Module, cfg: FinetuneConfig, steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """Nesterov SGD (plain momentum when momentum is 0) with pretraining's parameter groups
+    (BN and biases not decayed) and its cosine schedule without warmup, over `steps` updates."""
+    optimizer = torch.optim.SGD(
+        lars_param_groups([model], cfg.weight_decay),
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.momentum > 0,
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, 0, steps))
+    return optimizer, schedule
 
 
 def finetune(
@@ -51,18 +68,8 @@ def finetune(
     nn.init.zeros_(model[1].weight)  # as the official code's head: no random direction to undo
     nn.init.zeros_(model[1].bias)
     model.to(device).train()
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]  # BN and biases: no decay
-    optimizer = torch.optim.SGD(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0}],
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=cfg.momentum > 0,
-    )
     batch, steps = finetune_steps(len(images), cfg)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps))
-    )
+    optimizer, schedule = finetune_optimizer(model, cfg, steps)
     rng = np.random.default_rng(seed)
     view_gen = torch.Generator(device=device).manual_seed(seed)
     targets = torch.as_tensor(labels, dtype=torch.long)

@@ -13,6 +13,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from simclr.data.sampling import sample_per_class
+
 
 @dataclass(frozen=True)
 class ProbeFit:
@@ -23,16 +25,10 @@ class ProbeFit:
 
 
 def validation_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, ...]:
-    """(fit, val) indices: `fraction` of each class held out, but never a class's last image,
-    so every class that has one stays in the fit part."""
-    rng = np.random.default_rng(seed)
-    fit, val = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        k = min(max(int(round(fraction * len(idx))), 1), len(idx) - 1)
-        val.append(idx[:k])
-        fit.append(idx[k:])
-    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
+    """(fit, val) indices, sorted: `fraction` of each class held out (`sample_per_class`), but
+    never a class's last image, so every class that has one stays in the fit part."""
+    val = sample_per_class(labels, fraction, seed, spare=1)
+    return np.setdiff1d(np.arange(len(labels)), val), val
 
 
 def _regularisation_path(

@@ -83,7 +83,7 @@ def evaluate_on(
             "finetune": "encoder + linear head, random resized crop and flip only, Nesterov SGD, "
             "cosine decay",
             "significance": "SimCLR vs baseline: paired t-test over seeds (same label subsets); "
-            "a paired permutation test on test predictions where there is one run",
+            "the exact McNemar test on the test predictions where there is one run",
             "evaluate": to_dict(params.evaluate),
             "train_images": int(len(data.train.labels)),
             "test_images": int(len(data.test.labels)),

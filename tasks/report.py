@@ -91,7 +91,7 @@ def evaluation_section(title: str, details: dict) -> list[str]:
         f"{protocol['train_images']} training and {protocol['test_images']} test images. "
         "Test top-1 accuracy, mean ± std over label subsets (n seeds; 100% is one run); best "
         "bold. p: two-sided, SimCLR vs that baseline: a paired t-test over the seeds (the "
-        "same label subsets), or a paired permutation test on the test predictions where n=1.",
+        "same label subsets), or the exact McNemar test on the test predictions where n=1.",
     ]
     significance = details.get("significance", {})
     for family, name in FAMILY_NAMES.items():

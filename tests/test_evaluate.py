@@ -7,16 +7,15 @@ from scipy import stats
 from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, fraction_label
 from simclr.errors import PipelineError
 from simclr.evaluate import (
-    balanced_subset,
     evaluate_representations,
     fraction_key,
     label_subsets,
 )
 from simclr.features import extract_features
-from simclr.finetune import finetune, finetune_steps
+from simclr.finetune import finetune, finetune_optimizer, finetune_steps
 from simclr.models import build_model
-from simclr.probe import accuracies, logistic_probe, validation_split
-from simclr.significance import compare, paired_t_p, permutation_p
+from simclr.probe import accuracies, logistic_probe
+from simclr.significance import compare, mcnemar_p, paired_t_p
 
 CPU = torch.device("cpu")
 TINY_MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1))
@@ -32,15 +31,6 @@ def tiny_data(n_train=60, n_test=30, classes=3, seed=0):
     return tiny_prepared(n_train, n_test, classes, seed)
 
 
-def test_balanced_subset_is_per_class_seeded_and_at_least_one():
-    labels = np.repeat(np.arange(5), [100, 50, 20, 10, 3])
-    idx = balanced_subset(labels, 0.1, seed=0)
-    assert np.bincount(labels[idx]).tolist() == [10, 5, 2, 1, 1]
-    assert np.array_equal(idx, balanced_subset(labels, 0.1, seed=0))
-    assert not np.array_equal(idx, balanced_subset(labels, 0.1, seed=1))
-    assert len(np.unique(idx)) == len(idx)
-
-
 def test_label_subsets_come_from_the_training_split_only_with_one_run_at_full():
     labels = np.repeat(np.arange(4), 50)
     cfg = EvaluateConfig(fractions=(0.1, 1.0), seeds=3)
@@ -51,14 +41,6 @@ def test_label_subsets_come_from_the_training_split_only_with_one_run_at_full():
         assert np.bincount(labels[idx]).tolist() == [5, 5, 5, 5]
     [(seed, full)] = subsets["1.0"]
     assert seed == 7 and np.array_equal(full, np.arange(len(labels)))
-
-
-def test_validation_split_is_carved_from_the_subset_and_keeps_every_class():
-    labels = np.repeat(np.arange(4), [10, 5, 2, 1])
-    fit, val = validation_split(labels, 0.2, seed=0)
-    assert set(fit).isdisjoint(val) and sorted([*fit, *val]) == list(range(len(labels)))
-    assert set(labels[fit]) == {0, 1, 2, 3}  # a class's last image is never held out
-    assert np.bincount(labels[val], minlength=4).tolist() == [2, 1, 1, 0]
 
 
 def separable(n=400, dim=20, classes=4, seed=0):
@@ -111,22 +93,60 @@ def test_paired_t_p_matches_the_formula():
     assert paired_t_p([0.75, 0.75], [0.5, 0.5]) == 0.5
 
 
-def test_permutation_p_matches_exact_enumeration():
-    rng = np.random.default_rng(0)
-    a = rng.random(40) < 0.8
-    b = rng.random(40) < 0.6
-    d = (a.astype(float) - b)[a != b]
-    signs = np.array(np.meshgrid(*[[-1, 1]] * len(d))).reshape(len(d), -1).T
-    exact = np.mean(np.abs(signs @ d) >= abs(d.sum()) - 1e-9)
-    assert permutation_p(a, b, seed=0) == pytest.approx(exact, abs=0.01)
-    assert permutation_p(a, a) == 1.0
+def paired(only_a: int, only_b: int, both: int = 7, neither: int = 3):
+    """0/1 correctness of two methods with these counts of discordant and concordant images,
+    shuffled together."""
+    a = np.repeat([True, False, True, False], [only_a, only_b, both, neither])
+    b = np.repeat([False, True, True, False], [only_a, only_b, both, neither])
+    order = np.random.default_rng(only_a * 100 + only_b).permutation(len(a))
+    return a[order], b[order]
+
+
+@pytest.mark.parametrize(
+    ("only_a", "only_b", "expected"),
+    [
+        (0, 5, 2 / 2**5),  # all 5 discordant images one way: 2 x (1/2)^5
+        (1, 9, 2 * (1 + 10) / 2**10),  # P(X <= 1) = (1 + 10) / 2^10, twice
+        (9, 1, 2 * (1 + 10) / 2**10),  # symmetric
+        (4, 4, 1.0),
+        (0, 0, 1.0),  # the methods agree everywhere
+    ],
+)
+def test_mcnemar_p_is_the_exact_binomial_test_of_the_discordant_images(only_a, only_b, expected):
+    a, b = paired(only_a, only_b)
+    assert mcnemar_p(a, b) == pytest.approx(expected, rel=1e-12)
+    if only_a + only_b:
+        assert mcnemar_p(a, b) == stats.binomtest(only_a, only_a + only_b, 0.5).pvalue
+
+
+def test_mcnemar_p_is_large_sample_exact_without_a_floor():
+    a, b = paired(3, 60, both=900, neither=37)
+    p = mcnemar_p(a, b)
+    assert p == stats.binomtest(3, 63, 0.5).pvalue and 0 < p < 1e-12  # 1/10001 was the floor
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mcnemar_p_equals_the_full_enumeration_of_sign_flips(seed):
+    """The paired permutation test it replaces, enumerated exactly: every one of the 2^m sign
+    flips of the per-image difference in correctness (m discordant images; concordant ones
+    add 0 whatever their sign), counting those at least as extreme as the observed one."""
+    rng = np.random.default_rng(seed)
+    a = rng.random(24) < 0.7
+    b = rng.random(24) < 0.5
+    d = a.astype(np.int64) - b.astype(np.int64)
+    nonzero = d[d != 0]
+    signs = np.array(np.meshgrid(*[[-1, 1]] * len(nonzero))).reshape(len(nonzero), -1).T
+    extreme = np.sum(np.abs(signs @ nonzero) >= abs(d.sum()))  # integers: no tolerance needed
+    assert 8 <= len(nonzero) <= 18  # a real test, and 2^m stays small
+    # binomtest sums floating-point cdf and sf terms: equal to the exact fraction up to rounding
+    assert mcnemar_p(a, b) == pytest.approx(extreme / 2 ** len(nonzero), rel=1e-12)
 
 
 def test_compare_uses_seeds_when_there_are_several_and_predictions_otherwise():
     runs = lambda accs: [{"accuracy": x, "correct": np.ones(10, bool)} for x in accs]  # noqa: E731
     assert compare(runs([0.9, 0.8]), runs([0.5, 0.45]))["test"].startswith("paired t-test")
     one = compare(runs([0.9]), runs([0.5]))
-    assert one["test"] == "paired permutation test on 10 test predictions"
+    assert one["test"] == "exact McNemar test on 10 test predictions"
     assert one["diff"] == pytest.approx(0.4)
 
 
@@ -149,6 +169,27 @@ def test_finetune_steps_respect_epochs_and_bounds():
     assert finetune_steps(400, cfg) == (64, 125)
     assert finetune_steps(4000, cfg) == (64, 200)
     assert finetune_steps(4000, cfg.model_copy(update={"max_steps": 0})) == (64, 1250)
+
+
+def test_finetune_optimizer_decays_weights_only_and_follows_the_cosine_without_warmup():
+    model = torch.nn.Sequential(tiny_encoder(), torch.nn.Linear(16, 3))
+    cfg = FinetuneConfig(lr=0.2, momentum=0.9, weight_decay=0.01)
+    optimizer, schedule = finetune_optimizer(model, cfg, steps=7)
+    decayed = {
+        id(p) for g in optimizer.param_groups if g["weight_decay"] == 0.01 for p in g["params"]
+    }
+    for module in model.modules():  # BN scales and shifts, and biases, are not decayed
+        bn = isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+        for name, p in module.named_parameters(recurse=False):
+            assert (id(p) in decayed) == (not bn and name != "bias"), (module, name)
+    assert all(g["nesterov"] and g["momentum"] == 0.9 for g in optimizer.param_groups)
+    lrs = []
+    for _ in range(8):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    expected = 0.2 * 0.5 * (1 + np.cos(np.pi * np.arange(8, dtype=np.float64) / 7))
+    np.testing.assert_allclose(lrs, expected, rtol=1e-15, atol=1e-16)
 
 
 def test_feature_extraction_freezes_encoder_in_eval_mode():
@@ -204,7 +245,7 @@ def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinis
         "random_init"
     }
     assert sig["linear"]["raw_pixels"]["0.2"]["test"] == "paired t-test over 2 seeds"
-    assert sig["linear"]["raw_pixels"]["1.0"]["test"].startswith("paired permutation test")
+    assert sig["linear"]["raw_pixels"]["1.0"]["test"].startswith("exact McNemar test on")
     assert all(0 < t["p"] <= 1 for fam in sig.values() for b in fam.values() for t in b.values())
     # Raw pixels see the bright quadrant directly: the probe gets it right.
     assert result["linear"]["raw_pixels"]["1.0"]["mean"] >= 0.9

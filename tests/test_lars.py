@@ -1,15 +1,20 @@
-"""LARS against a float64 transcription of the official SimCLR update rule."""
+"""LARS against a float64 transcription of the official SimCLR update rule; the parameter
+groups and the warmup-cosine schedule that pretraining and fine-tuning share."""
 
 from __future__ import annotations
 
 import copy
 import io
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from simclr.config import ModelConfig
 from simclr.lars import EETA_DEFAULT, LARS, lars_param_groups
+from simclr.models import build_model
+from simclr.optim import warmup_cosine
 
 
 def _model(seed: int = 0) -> nn.Module:
@@ -273,3 +278,34 @@ def test_lars_param_groups_split_and_work_for_sgd_and_adamw():
         sd = opt.state_dict()
         assert [g["lars_exclude"] for g in sd["param_groups"]] == [False, True]
         opt.load_state_dict(sd)
+
+
+@pytest.mark.parametrize("head", ["v1", "v2"])
+def test_param_groups_of_the_real_model_exclude_exactly_bn_and_biases(head):
+    encoder, projection = build_model(ModelConfig(head=head), in_channels=3, image_size=16)
+    model = nn.ModuleDict({"f": encoder, "g": projection})
+    name = {id(p): n for n, p in model.named_parameters()}
+    excluded = {
+        f"{m}.{n}"
+        for m, module in model.named_modules()
+        for n, _ in module.named_parameters(recurse=False)
+        if n == "bias" or isinstance(module, nn.modules.batchnorm._BatchNorm)
+    }
+    assert any(".bn" in n for n in excluded) and any(n.startswith("g.") for n in excluded)
+    adapted_group, excluded_group = lars_param_groups([encoder, projection], 1e-6)
+    assert {name[id(p)] for p in excluded_group["params"]} == excluded
+    assert {name[id(p)] for p in adapted_group["params"]} == set(name.values()) - excluded
+    assert (excluded_group["weight_decay"], excluded_group["lars_exclude"]) == (0.0, True)
+    assert (adapted_group["weight_decay"], adapted_group["lars_exclude"]) == (1e-6, False)
+
+
+@pytest.mark.parametrize(("warmup", "total"), [(0, 1), (0, 7), (3, 10), (10, 100)])
+def test_warmup_cosine_matches_the_float64_formula(warmup, total):
+    """Linear from 1/warmup to 1 over the warmup steps, then 0.5 (1 + cos(pi t)) with t going
+    from 0 to 1 over the rest: 0 at `total`."""
+    s = np.arange(total + 1, dtype=np.float64)
+    cosine = 0.5 * (1 + np.cos(np.pi * (s - warmup) / (total - warmup)))
+    expected = np.where(s < warmup, (s + 1) / max(warmup, 1), cosine)
+    got = np.array([warmup_cosine(int(k), warmup, total) for k in s])
+    np.testing.assert_allclose(got, expected, rtol=1e-15, atol=1e-16)
+    assert got[max(warmup - 1, 0)] == 1.0 and got[-1] == pytest.approx(0.0, abs=1e-16)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,45 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.rint(x / 257).astype(np.uint8), "L")
 
 
+def _check_options(image_size: int | None, channels: int, workers: int | None, resize: str) -> int:
+    """The number of decoding threads; a one-line error for an option out of range."""
+    if resize not in ("stretch", "crop"):
+        raise PipelineError(f"resize={resize!r}: must be stretch or crop")
+    if channels not in MODES:
+        raise PipelineError(f"channels={channels}: must be 1 (grayscale) or 3 (RGB)")
+    if image_size is not None and image_size < 1:
+        raise PipelineError(f"image_size={image_size}: must be a positive number of pixels")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise PipelineError(f"workers={workers}: must be at least 1")
+    return workers
+
+
+def _in_chunks(fill: Callable[[range], None], start: int, n: int, workers: int) -> None:
+    """`fill` over the indices start..n-1 in chunks of CHUNK, on `workers` threads."""
+    chunks = [range(i, min(i + CHUNK, n)) for i in range(start, n, CHUNK)]
+    if workers == 1:
+        for chunk in chunks:
+            fill(chunk)
+        return
+    # Threads share the arrays without copies; Pillow releases the GIL while decoding and
+    # resizing, so they pay off as images grow (tiny images are bound by Python overhead).
+    with ThreadPoolExecutor(workers) as pool:
+        # map yields in order, so the error raised is the one for the first bad file.
+        for _ in pool.map(fill, chunks):
+            pass
+
+
+def _without_failed(folder: ImageFolder, failed: dict[int, str]) -> ImageFolder:
+    """`folder` without the images that did not decode, listed in `rejected` with the reason."""
+    if not failed:
+        return folder
+    rejected = [(folder.paths[i], int(folder.labels[i]), failed[i]) for i in sorted(failed)]
+    keep = np.setdiff1d(np.arange(len(folder.labels)), sorted(failed))
+    paths = [folder.paths[i] for i in keep]
+    return ImageFolder(folder.images[keep], folder.labels[keep], folder.classes, paths, rejected)
+
+
 def load_image_folder(
     root: str | Path,
     image_size: int | None = None,
@@ -140,15 +180,7 @@ def load_image_folder(
     per CPU). A file that does not decode raises, or with `strict=False` is left out and listed
     in `rejected`.
     """
-    if resize not in ("stretch", "crop"):
-        raise PipelineError(f"resize={resize!r}: must be stretch or crop")
-    if channels not in MODES:
-        raise PipelineError(f"channels={channels}: must be 1 (grayscale) or 3 (RGB)")
-    if image_size is not None and image_size < 1:
-        raise PipelineError(f"image_size={image_size}: must be a positive number of pixels")
-    workers = (os.cpu_count() or 1) if workers is None else workers
-    if workers < 1:
-        raise PipelineError(f"workers={workers}: must be at least 1")
+    workers = _check_options(image_size, channels, workers, resize)
     root = Path(root)
     start = time.perf_counter()
     classes, paths, labels = scan(root)
@@ -188,24 +220,9 @@ def load_image_folder(
             images[i] = img.reshape(h, w, channels)
 
     n = len(paths)
-    chunks = [range(i, min(i + CHUNK, n)) for i in range(start_at, n, CHUNK)]
-    if workers == 1:
-        for chunk in chunks:
-            fill(chunk)
-    else:
-        # Threads share the arrays without copies; Pillow releases the GIL while decoding and
-        # resizing, so they pay off as images grow (tiny images are bound by Python overhead).
-        with ThreadPoolExecutor(workers) as pool:
-            # map yields in order, so the error raised is the one for the first bad file.
-            for _ in pool.map(fill, chunks):
-                pass
-    labels_arr = np.array(labels, dtype=np.int64)
-    rejected = [(paths[i], int(labels_arr[i]), failed[i]) for i in sorted(failed)]
-    if failed:
-        keep = np.setdiff1d(np.arange(n), sorted(failed))
-        images, labels_arr = images[keep], labels_arr[keep]
-        paths = [paths[i] for i in keep]
-
+    _in_chunks(fill, start_at, n, workers)
+    folder = ImageFolder(images, np.array(labels, dtype=np.int64), classes, paths, [])
+    folder = _without_failed(folder, failed)
     seconds = time.perf_counter() - start
     log.info(
         "%s: %d images of %d classes in %.1f s (%.0f images/s)",
@@ -215,4 +232,4 @@ def load_image_folder(
         seconds,
         n / max(seconds, 1e-9),
     )
-    return ImageFolder(images, labels_arr, classes, paths, rejected)
+    return folder

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from simclr.data.sampling import sample_per_class
 from simclr.data.source import Rejected, Source
 from simclr.errors import PipelineError
 from simclr.io import atomic_path
@@ -71,20 +71,6 @@ class Prepared:
         return self.unlabeled if self.unlabeled is not None else self.train
 
 
-def subset(labels: np.ndarray, fraction: float, max_per_class: int | None, seed: int) -> np.ndarray:
-    """Sorted indices keeping `fraction` of each class (at least one image), at most
-    `max_per_class`, chosen with `seed`."""
-    if fraction == 1.0 and max_per_class is None:
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    keep = []
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        n = max(1, math.ceil(fraction * len(members)))
-        keep.append(members[: n if max_per_class is None else min(n, max_per_class)])
-    return np.sort(np.concatenate(keep))
-
-
 def _take(source: Source, idx: np.ndarray) -> Split:
     paths = None if source.paths is None else source.paths[idx]
     return Split(source.images[idx], source.labels[idx], paths)
@@ -98,7 +84,8 @@ def split_source(
     max_per_class: int | None = None,
 ) -> Prepared:
     """Train/test (and unlabelled) splits: the source's own, or a seeded stratified split.
-    `fraction` and `max_per_class` subset each class, seeded; each split is shuffled."""
+    `fraction` and `max_per_class` subset each class first (`sample_per_class`, seeded); each
+    split is shuffled."""
     labels = source.labels
     if source.split is not None:
         parts = {}
@@ -107,13 +94,13 @@ def split_source(
             if name == "unlabeled" and not len(idx):
                 continue
             cap = None if name == "unlabeled" else max_per_class
-            idx = idx[subset(labels[idx], fraction, cap, seed)]
+            idx = idx[sample_per_class(labels[idx], fraction, seed, cap)]
             parts[name] = _take(source, np.random.default_rng(seed).permutation(idx))
         return Prepared(
             parts["train"], parts["test"], source.class_names, parts.get("unlabeled"),
             source.rejected,
         )
-    idx = subset(labels, fraction, max_per_class, seed)
+    idx = sample_per_class(labels, fraction, seed, max_per_class)
     counts = np.bincount(labels[idx], minlength=len(source.class_names))
     if counts[counts > 0].min() < 2:
         lonely = [source.class_names[c] for c in np.flatnonzero(counts == 1)]

@@ -1,0 +1,62 @@
+"""Every third-party package the code imports is declared in pyproject.toml: the library's,
+tasks' and flows' in [project] dependencies, the tests' and benchmarks' there or in the dev
+extra. An undeclared import works here only because another package pulled it in."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+
+from conftest import ROOT
+
+LIBRARY = ("simclr", "tasks", "flows")
+DEV = ("tests", "benchmarks")
+
+
+def _name(requirement: str) -> str:
+    """The normalised distribution name of a requirement ("scikit-learn>=1.5" -> scikit-learn)."""
+    return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", requirement)[0]).lower()
+
+
+def _imported(folder: str) -> dict[str, str]:
+    """{top-level module: the first file importing it} over the .py files under `folder`."""
+    found: dict[str, str] = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                found.setdefault(name.split(".")[0], str(path.relative_to(ROOT)))
+    return found
+
+
+def _local() -> set[str]:
+    """Modules of this repository: its packages and the scripts tests and benchmarks import."""
+    return {*LIBRARY, *(p.stem for d in DEV for p in (ROOT / d).glob("*.py"))}
+
+
+def _undeclared(folders: tuple[str, ...], declared: set[str]) -> list[str]:
+    provided_by = packages_distributions()
+    missing = []
+    for module, where in sorted({k: v for f in folders for k, v in _imported(f).items()}.items()):
+        if module in sys.stdlib_module_names or module in _local() or module == "__future__":
+            continue
+        dists = {_name(d) for d in provided_by.get(module, [module])}
+        if not dists & declared:
+            missing.append(f"{module} (imported by {where}; from {', '.join(sorted(dists))})")
+    return missing
+
+
+def test_every_imported_package_is_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {_name(r) for r in project["dependencies"]}
+    dev = {_name(r) for r in project["optional-dependencies"]["dev"]}
+    assert not _undeclared(LIBRARY, runtime), "not in [project] dependencies"
+    assert not _undeclared(DEV, runtime | dev), "in neither dependencies nor the dev extra"
