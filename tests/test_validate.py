@@ -14,7 +14,13 @@ from PIL import Image
 
 from simclr.config import load_params
 from simclr.data.load import load_dataset
-from simclr.data.prepared import load_manifest, save_prepared, skip_rejected, split_source
+from simclr.data.prepared import (
+    load_manifest,
+    load_prepared,
+    save_prepared,
+    skip_rejected,
+    split_source,
+)
 from tasks.validate import Suites, summary_line, summary_markdown, validate_manifest
 
 CLASSES = ("cat", "dog", "fox")
@@ -65,7 +71,7 @@ def validate(p, tmp_path, tamper=None) -> dict:
     manifest = load_manifest(root)
     if tamper:
         tamper(manifest)
-    classes = json.loads((root / "classes.json").read_text())
+    classes = list(load_prepared(root).class_names)
     suites = Suites.create()
     try:
         return validate_manifest("pets", p, manifest, classes, suites)
