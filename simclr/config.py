@@ -275,11 +275,6 @@ class FinetuneConfig:
         _require(0 <= self.flip_p <= 1, f"{key}.flip_p", "a probability in [0, 1]")
 
 
-def fraction_label(fraction: float | str) -> str:
-    """A label fraction as people read it: 0.01 -> "1%", 0.005 -> "0.5%", "1.0" -> "100%"."""
-    return f"{float(fraction) * 100:g}%"
-
-
 @dataclass(frozen=True)
 class EvaluateConfig:
     fractions: tuple[float, ...] = (0.01, 0.1, 1.0)  # of each class in the training split

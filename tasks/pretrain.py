@@ -18,7 +18,7 @@ from simclr.launch import pretrain_distributed
 from simclr.provenance import provenance
 from simclr.train import Labelled, pretrain
 from tasks.artifacts import artifact_key, publish
-from tasks.figures import view_pairs_figure
+from tasks.figures.views import view_pairs_figure
 from tasks.paths import CHECKPOINT, FIGURES, REPORTS, RESUME, prepared_root
 from tasks.retries import TRANSIENT
 

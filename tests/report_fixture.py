@@ -18,8 +18,8 @@ from simclr.data.prepared import save_prepared
 from simclr.evaluate import evaluate_representations
 from simclr.io import write_json
 from simclr.models import build_model
-from tasks.figures import view_pairs_figure
-from tasks.report_figures import confusion, embedding
+from tasks.figures.evaluation import confusion, embedding
+from tasks.figures.views import view_pairs_figure
 
 PARAMS = {
     "datasets": {"digits": {"source": "digits"}, "faces": {"source": "faces"}},

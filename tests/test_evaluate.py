@@ -6,7 +6,7 @@ import torch
 from conftest import tiny_prepared
 from scipy import stats
 
-from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, fraction_label
+from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig
 from simclr.errors import PipelineError
 from simclr.evaluate import (
     balanced_subset,
@@ -19,6 +19,7 @@ from simclr.finetune import finetune, finetune_steps
 from simclr.models import build_model
 from simclr.probe import accuracies, logistic_probe, validation_split
 from simclr.significance import compare, paired_t_p, permutation_p
+from tasks.labels import fraction_label
 
 CPU = torch.device("cpu")
 TINY_MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1))

@@ -13,7 +13,7 @@ import pytest
 from conftest import BIN, ROOT, init_repo, repo_env
 from PIL import Image
 
-from tasks.report import REPORT, REPORT_HTML
+from tasks.paths import REPORT_HTML, REPORT_MD
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def rendered(report_fixture_dir):
 
 
 def test_report_has_every_section_and_its_figures(rendered):
-    md = (rendered / REPORT).read_text()
+    md = (rendered / REPORT_MD).read_text()
     for heading in (
         "## Run",
         "## Data",
@@ -46,7 +46,7 @@ def test_report_has_every_section_and_its_figures(rendered):
 
 def test_html_is_self_contained_and_every_figure_is_embedded(rendered):
     html = (rendered / REPORT_HTML).read_text()
-    md = (rendered / REPORT).read_text()
+    md = (rendered / REPORT_MD).read_text()
     # No external reference of any kind: every src/href a data: URI, no URL, no CSS url().
     assert not re.search(r"""(?:src|href)\s*=\s*["'](?!data:)""", html)
     assert not re.search(r"https?:|ftp:|url\(|@import", html)
