@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.output is not None:
             write_output(rows, args.output)
-            print(f"wrote {args.output}: {len(rows)} experiments")
+            print(f"wrote {args.output}: {len(rows)} rows")
             return 0
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)

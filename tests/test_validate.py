@@ -96,6 +96,26 @@ def test_clean_dataset_passes_every_check(tmp_path, folder):
     assert "all 21 checks passed" in summary_line(report)
 
 
+def test_data_docs_are_published_with_every_check(tmp_path, folder):
+    p = params(tmp_path)
+    prepare(p, tmp_path)
+    root = tmp_path / "data/prepared/pets"
+    suites = Suites.create()
+    report = validate_manifest("pets", p, load_manifest(root), ["cat", "dog", "fox"], suites)
+    built = suites.docs
+    suites.publish(tmp_path / "docs")
+    assert not built.exists()  # moved, not copied: no temporary left behind
+    index = (tmp_path / "docs" / "index.html").read_text()
+    assert "pets" in index and "pets-class-counts" in index
+    pages = [p.read_text() for p in (tmp_path / "docs").rglob("*.html") if "validations" in str(p)]
+    assert len(pages) == 2  # one validation result page per suite
+    # The checks restricted to some rows show their conditions.
+    (page,) = [p for p in pages if "pets-class-counts" not in p]
+    for condition in ("error IS NULL", "split != unlabeled", "split == test"):
+        assert f">{condition}</span>, then values" in page, condition
+    assert report["success"]
+
+
 def test_too_few_rows(tmp_path, folder):
     report = validate(params(tmp_path, validate={"min_rows": 100}), tmp_path)
     assert set(failed(report)) == {"row count in range"}
