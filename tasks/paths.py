@@ -15,10 +15,10 @@ VALIDATION = REPORTS / "validation"
 VALIDATION_RESULTS = VALIDATION / "results"
 VALIDATION_DOCS = VALIDATION / "docs"  # Great Expectations Data Docs
 
-# pretrain (DVCLive's directory)
-PRETRAIN = REPORTS / "pretrain"
-PRETRAIN_METRICS = PRETRAIN / "metrics.json"
-PRETRAIN_CURVES = PRETRAIN / "plots" / "metrics"  # one <metric>.tsv per logged metric
+# pretrain
+PRETRAIN_REPORTS = REPORTS / "pretrain"  # DVCLive's per-epoch metrics and curves
+PRETRAIN_METRICS = PRETRAIN_REPORTS / "metrics.json"
+PRETRAIN_CURVES = PRETRAIN_REPORTS / "plots" / "metrics"  # one <metric>.tsv per logged metric
 
 # evaluate and transfer@<dataset>: metrics.json (headline numbers) and details.json beside it
 EVALUATE = REPORTS / "evaluate"
