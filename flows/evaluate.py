@@ -5,12 +5,12 @@ from prefect import flow
 from flows.cli import run_stage
 from simclr.config import Params
 from tasks.evaluate import evaluate_on
-from tasks.paths import CHECKPOINT, REPORTS
+from tasks.paths import CHECKPOINT, EVALUATE
 
 
 @flow(name="evaluate")
 def evaluate_flow(params: Params) -> None:
-    evaluate_on(params.pretrain.dataset, CHECKPOINT, REPORTS / "evaluate", params, figures=True)
+    evaluate_on(params.pretrain.dataset, CHECKPOINT, EVALUATE, params, figures=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from flows.cli import run_tags
 from simclr.errors import PipelineError
 from simclr.processes import run_streaming
 from tasks.artifacts import artifact_key, publish
-from tasks.experiments import dvc_exp_show, experiments_table, flatten
+from tasks.dotted import flatten
+from tasks.experiments import dvc_exp_show, experiments_table
 from tasks.retries import TRANSIENT
 
 DVC_BUSY = "Unable to acquire lock"

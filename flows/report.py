@@ -1,4 +1,4 @@
-"""Stage report: every stage's metrics -> reports/report.md."""
+"""Stage report: every stage's outputs -> reports/report.md, report.html and their figures."""
 
 from prefect import flow
 

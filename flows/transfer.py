@@ -6,7 +6,7 @@ from flows.cli import run_stage, stage_arg
 from simclr.config import Params
 from simclr.errors import PipelineError
 from tasks.evaluate import evaluate_on
-from tasks.paths import CHECKPOINT, REPORTS
+from tasks.paths import CHECKPOINT, transfer_dir
 
 
 @flow(name="transfer")
@@ -16,7 +16,7 @@ def transfer_flow(dataset: str, params: Params) -> None:
             f"params.yaml: transfer.datasets has no {dataset!r}; "
             f"allowed: {', '.join(params.transfer.datasets)}"
         )
-    evaluate_on(dataset, CHECKPOINT, REPORTS / "transfer" / dataset, params)
+    evaluate_on(dataset, CHECKPOINT, transfer_dir(dataset), params)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from prefect import flow
 from flows.cli import run_stage
 from simclr.config import Params
 from simclr.errors import PipelineError
-from tasks.validate import DOCS_DIR, RESULTS_DIR, Suites, summary_line, validate_dataset
+from tasks.paths import VALIDATION_DOCS, VALIDATION_RESULTS
+from tasks.validate import Suites, summary_line, validate_dataset
 
 
 @flow(name="validate")
@@ -14,13 +15,13 @@ def validate_flow(params: Params) -> None:
     try:
         reports = [validate_dataset(name, params, suites) for name in params.datasets]
     finally:
-        suites.publish(DOCS_DIR)
+        suites.publish(VALIDATION_DOCS)
     failed = [r for r in reports if not r["success"]]
     if failed:
         raise PipelineError(
             "data validation failed: "
             + " | ".join(summary_line(r) for r in failed)
-            + f"; details in {RESULTS_DIR}/<dataset>.json and {DOCS_DIR}/index.html"
+            + f"; details in {VALIDATION_RESULTS}/<dataset>.json and {VALIDATION_DOCS}/index.html"
         )
 
 

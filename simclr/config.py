@@ -302,11 +302,6 @@ class FinetuneConfig(_Model):
     """digits are not mirror-symmetric"""
 
 
-def fraction_label(fraction: float | str) -> str:
-    """A label fraction as people read it: 0.01 -> "1%", 0.005 -> "0.5%", "1.0" -> "100%"."""
-    return f"{float(fraction) * 100:g}%"
-
-
 class EvaluateConfig(_Model):
     fractions: Shares = (0.01, 0.1, 1.0)
     """labelled share of each class (class-balanced, >= 1 image)"""

@@ -33,7 +33,7 @@ log = logging.getLogger("simclr.evaluate")
 
 PRETRAINED = "simclr"
 BASELINES = ("random_init", "raw_pixels")
-FAMILIES = ("linear", "knn", "finetune")
+PROTOCOLS = ("linear", "knn", "finetune")
 SUMMARY_KEYS = ("mean", "std", "n", "mean_per_class")  # what metrics.json keeps of each cell
 IN_MEMORY = ("correct", "predictions")  # per-run arrays, not summarised
 
@@ -87,10 +87,10 @@ def evaluate_representations(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
 ) -> dict:
-    """Every family x method x fraction x seed, and the significance of SimCLR vs each
+    """Every protocol x method x fraction x seed, and the significance of SimCLR vs each
     baseline. Returns {"linear"|"knn"|"finetune": {method: {fraction: summary}},
-    "significance": {family: {baseline: {fraction: {diff, p, test}}}}, "seconds": {family: s},
-    "predictions": {family: {method: {fraction: test predictions of the first run}}}} (arrays,
+    "significance": {protocol: {baseline: {fraction: {diff, p, test}}}}, "seconds": {protocol: s},
+    "predictions": {protocol: {method: {fraction: test predictions of the first run}}}} (arrays,
     for figures; not JSON).
     `encoders` maps a method name to a frozen encoder; none of them is modified."""
     lower = f"evaluate.batch_size (now {cfg.batch_size}) or evaluate.finetune.batch_size"
@@ -100,7 +100,7 @@ def evaluate_representations(
 
 def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:
     subsets = label_subsets(data.train.labels, cfg, seed)
-    runs: dict[str, dict[str, dict[str, list]]] = {f: {} for f in FAMILIES}
+    runs: dict[str, dict[str, dict[str, list]]] = {f: {} for f in PROTOCOLS}
     seconds = {}
     start = time.perf_counter()
     for method, (train_x, test_x) in _features(data, encoders, cfg, device).items():
@@ -117,11 +117,11 @@ def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:
     out["significance"] = _significance(runs, subsets)
     out["seconds"] = seconds
     out["predictions"] = {  # the first run's, for the figures
-        family: {
+        protocol: {
             method: {key: r[0]["predictions"] for key, r in by_fraction.items()}
             for method, by_fraction in by_method.items()
         }
-        for family, by_method in runs.items()
+        for protocol, by_method in runs.items()
         if by_method
     }
     return out
@@ -179,25 +179,25 @@ def _finetune_runs(encoder, data: Prepared, subsets: dict, cfg, device, amp_dtyp
 
 
 def _summaries(runs: dict, subsets: dict) -> dict:
-    """{family: {method: {fraction key: summary}}} for every family that ran, logged."""
+    """{protocol: {method: {fraction key: summary}}} for every protocol that ran, logged."""
     out = {}
-    for family, by_method in runs.items():
+    for protocol, by_method in runs.items():
         if not by_method:
             continue
-        out[family] = {
+        out[protocol] = {
             method: {key: summarise(r, len(subsets[key][0][1])) for key, r in by_fraction.items()}
             for method, by_fraction in by_method.items()
         }
-        for method, by_fraction in out[family].items():
+        for method, by_fraction in out[protocol].items():
             summary = ", ".join(f"{k}: {v['mean']:.4f}" for k, v in by_fraction.items())
-            log.info("%s %s: %s", family, method, summary)
+            log.info("%s %s: %s", protocol, method, summary)
     return out
 
 
 def _significance(runs: dict, subsets: dict) -> dict:
-    """{family: {baseline: {fraction key: {diff, p, test}}}}: SimCLR against each baseline."""
+    """{protocol: {baseline: {fraction key: {diff, p, test}}}}: SimCLR against each baseline."""
     return {
-        family: {
+        protocol: {
             baseline: {
                 key: compare(by_method[PRETRAINED][key], by_method[baseline][key])
                 for key in subsets
@@ -205,6 +205,6 @@ def _significance(runs: dict, subsets: dict) -> dict:
             for baseline in BASELINES
             if baseline in by_method
         }
-        for family, by_method in runs.items()
+        for protocol, by_method in runs.items()
         if PRETRAINED in by_method
     }

@@ -14,18 +14,79 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from simclr.checkpoint import load_encoder
-from simclr.config import Params, fraction_label, to_dict
-from simclr.data.prepared import load_prepared
+from simclr.config import Params, to_dict
+from simclr.data.prepared import Prepared, load_prepared
 from simclr.device import autocast_dtype, seed_everything, select_device
 from simclr.errors import PipelineError
-from simclr.evaluate import FAMILIES, SUMMARY_KEYS, evaluate_representations
+from simclr.evaluate import PROTOCOLS, SUMMARY_KEYS, evaluate_representations
 from simclr.features import extract_features
 from simclr.io import write_json
 from simclr.models import build_model
 from simclr.provenance import provenance
 from tasks.artifacts import artifact_key, publish
-from tasks.paths import FIGURES, REPORTS, prepared_root
+from tasks.figures.evaluation import confusion, embedding
+from tasks.labels import fraction_label, method_label
+from tasks.paths import (
+    CONFUSION_FIGURE,
+    DETAILS,
+    EMBEDDING_FIGURE,
+    METRICS,
+    REPORTS,
+    prepared_root,
+)
 from tasks.retries import TRANSIENT
+
+
+def load_checked(dataset: str, checkpoint: Path, device) -> tuple[Prepared, torch.nn.Module, dict]:
+    """The prepared dataset and the pretrained encoder, checked to fit each other."""
+    data = load_prepared(prepared_root(dataset))
+    encoder, meta = load_encoder(checkpoint, device)
+    if data.train.images.shape[-1] != meta["in_channels"]:
+        raise PipelineError(
+            f"{prepared_root(dataset)}: images have {data.train.images.shape[-1]} channels but "
+            f"the checkpoint expects {meta['in_channels']}; prepare both with the same channels"
+        )
+    return data, encoder, meta
+
+
+def random_baseline(params: Params, meta: dict, device) -> torch.nn.Module:
+    """The same architecture with random weights (seeded), evaluated as frozen as SimCLR's."""
+    torch.manual_seed(params.seed)
+    encoder, _ = build_model(params.model, meta["in_channels"], meta["image_size"])
+    return encoder.to(device)
+
+
+def headline_metrics(result: dict) -> dict:
+    """metrics.json: the headline numbers of every cell (what `dvc exp show` lists) and the
+    significance tests; per-seed runs, protocol and provenance go to details.json."""
+    metrics = {
+        protocol: {
+            method: {f: {k: r[k] for k in SUMMARY_KEYS} for f, r in by_fraction.items()}
+            for method, by_fraction in result[protocol].items()
+        }
+        for protocol in PROTOCOLS
+        if protocol in result
+    }
+    metrics["significance"] = result["significance"]
+    return metrics
+
+
+def protocol_notes(params: Params, data: Prepared) -> dict:
+    """How each protocol ran, in words, with the evaluate params and the split sizes."""
+    cfg = params.evaluate
+    return {
+        "linear": "standardized frozen h + multinomial logistic regression (L-BFGS), L2 "
+        f"strength from C in {list(cfg.C)} chosen on {cfg.val_fraction:.0%} of each labelled "
+        "subset, then refitted on all of it",
+        "knn": f"weighted cosine kNN on frozen h, k={cfg.knn_k}, T={cfg.knn_temperature}",
+        "finetune": "encoder + linear head, random resized crop and flip only, Nesterov SGD, "
+        "cosine decay",
+        "significance": "SimCLR vs baseline: paired t-test over seeds (same label subsets); "
+        "the exact McNemar test on the test predictions where there is one run",
+        "evaluate": to_dict(cfg),
+        "train_images": int(len(data.train.labels)),
+        "test_images": int(len(data.test.labels)),
+    }
 
 
 @task(name="evaluation", cache_policy=NONE, **TRANSIENT)
@@ -34,23 +95,12 @@ def evaluate_on(
 ) -> dict:
     """Write <out>/metrics.json and <out>/details.json; return the details. With `figures`,
     also the t-SNE of the test features and the linear probe's confusion matrix."""
-    log = get_run_logger()
     device = select_device(params.pretrain.device)
     seed_everything(params.seed, device)
-    data = load_prepared(prepared_root(dataset))
-    encoder, meta = load_encoder(checkpoint, device)
-    if data.train.images.shape[-1] != meta["in_channels"]:
-        raise PipelineError(
-            f"data/prepared/{dataset}: images have {data.train.images.shape[-1]} channels but "
-            f"the checkpoint expects {meta['in_channels']}; prepare both with the same channels"
-        )
-    # Baseline: the same architecture with random weights (seeded), equally frozen.
-    torch.manual_seed(params.seed)
-    random_encoder, _ = build_model(params.model, meta["in_channels"], meta["image_size"])
-    random_encoder = random_encoder.to(device)
+    data, encoder, meta = load_checked(dataset, checkpoint, device)
     result = evaluate_representations(
         data,
-        {"simclr": encoder, "random_init": random_encoder},
+        {"simclr": encoder, "random_init": random_baseline(params, meta, device)},
         params.evaluate,
         params.seed,
         device,
@@ -59,41 +109,17 @@ def evaluate_on(
     predictions = result.pop("predictions")
     if figures:
         write_figures(encoder, data, predictions, params, device)
-    # metrics.json holds the headline numbers (what `dvc exp show` lists); per-seed runs,
-    # protocol and provenance go beside it in details.json.
-    metrics = {
-        family: {
-            method: {f: {k: r[k] for k in SUMMARY_KEYS} for f, r in by_fraction.items()}
-            for method, by_fraction in result[family].items()
-        }
-        for family in FAMILIES
-        if family in result
-    }
-    metrics["significance"] = result["significance"]
+    metrics = headline_metrics(result)
     details = {
         "dataset": dataset,
         **result,
-        "protocol": {
-            "linear": "standardized frozen h + multinomial logistic regression (L-BFGS), L2 "
-            f"strength from C in {list(params.evaluate.C)} chosen on "
-            f"{params.evaluate.val_fraction:.0%} of each labelled subset, then refitted on all "
-            "of it",
-            "knn": f"weighted cosine kNN on frozen h, k={params.evaluate.knn_k}, "
-            f"T={params.evaluate.knn_temperature}",
-            "finetune": "encoder + linear head, random resized crop and flip only, Nesterov SGD, "
-            "cosine decay",
-            "significance": "SimCLR vs baseline: paired t-test over seeds (same label subsets); "
-            "the exact McNemar test on the test predictions where there is one run",
-            "evaluate": to_dict(params.evaluate),
-            "train_images": int(len(data.train.labels)),
-            "test_images": int(len(data.test.labels)),
-        },
+        "protocol": protocol_notes(params, data),
         "checkpoint": {"dataset": meta.get("dataset")},
         "provenance": provenance(str(device)),
     }
-    write_json(out / "details.json", details)
-    write_json(out / "metrics.json", metrics)
-    log.info("wrote %s", out / "metrics.json")
+    write_json(out / DETAILS, details)
+    write_json(out / METRICS, metrics)
+    get_run_logger().info("wrote %s", out / METRICS)
     publish_metrics(artifact_key(*out.relative_to(REPORTS).parts), dataset, metrics)
     return details
 
@@ -102,11 +128,9 @@ EMBEDDING_POINTS = 2000  # t-SNE is quadratic-ish: a seeded subsample of larger 
 
 
 def write_figures(encoder, data, predictions: dict, params: Params, device) -> None:
-    """reports/figures/embedding.png (t-SNE of SimCLR's h on the test split, by class) and
-    confusion.png (the SimCLR linear probe at the largest label fraction)."""
+    """The embedding figure (t-SNE of SimCLR's h on the test split, by class) and the confusion
+    figure (the SimCLR linear probe at the largest label fraction)."""
     from sklearn.manifold import TSNE
-
-    from tasks.report_figures import confusion, embedding
 
     labels = data.test.labels
     idx = np.arange(len(labels))
@@ -125,7 +149,7 @@ def write_figures(encoder, data, predictions: dict, params: Params, device) -> N
         labels[idx],
         names,
         f"t-SNE of SimCLR h, {dataset} test split",
-        FIGURES / "embedding.png",
+        EMBEDDING_FIGURE,
     )
     fraction = max(predictions["linear"]["simclr"], key=float)
     confusion(
@@ -133,7 +157,7 @@ def write_figures(encoder, data, predictions: dict, params: Params, device) -> N
         predictions["linear"]["simclr"][fraction],
         names,
         f"SimCLR linear probe, {fraction_label(fraction)} labels, {dataset} test split",
-        FIGURES / "confusion.png",
+        CONFUSION_FIGURE,
     )
 
 
@@ -142,13 +166,13 @@ def publish_metrics(key: str, dataset: str, metrics: dict) -> None:
     baseline, and a markdown headline of SimCLR vs the best baseline at each fraction."""
     significance = metrics["significance"]
     rows, headline = [], []
-    for family in FAMILIES:
-        for method, by_fraction in metrics.get(family, {}).items():
+    for protocol in PROTOCOLS:
+        for method, by_fraction in metrics.get(protocol, {}).items():
             for fraction, r in by_fraction.items():
-                test = significance.get(family, {}).get(method, {}).get(fraction)
+                test = significance.get(protocol, {}).get(method, {}).get(fraction)
                 rows.append(
                     {
-                        "protocol": family,
+                        "protocol": protocol,
                         "method": method,
                         "labels": fraction,
                         **{k: round(r[k], 4) for k in ("mean", "std", "mean_per_class")},
@@ -163,7 +187,7 @@ def publish_metrics(key: str, dataset: str, metrics: dict) -> None:
         p = significance["linear"][base][fraction]["p"]
         headline.append(
             f"| {fraction_label(fraction)} | {r['mean']:.3f} ± {r['std']:.3f} | "
-            f"{base} {b['mean']:.3f} ± {b['std']:.3f} | {p:.2g} |"
+            f"{method_label(base)} {b['mean']:.3f} ± {b['std']:.3f} | {p:.2g} |"
         )
     summary = f"{dataset}: linear probe " + ", ".join(
         f"{fraction_label(f)} {r['mean']:.3f}" for f, r in linear["simclr"].items()

@@ -3,18 +3,22 @@ experiment with the params that vary and the headline metrics."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-from simclr.config import fraction_label
 from simclr.errors import PipelineError
+from tasks.dotted import flatten
+from tasks.labels import fraction_label
+from tasks.paths import EVALUATE, METRICS, PRETRAIN_METRICS, TRANSFER
 
 # Headline metrics: (metrics file, path in it) -> column name.
 HEADLINES = {
-    ("reports/pretrain/metrics.json", ("loss",)): "pretrain loss",
-    ("reports/pretrain/metrics.json", ("knn_accuracy",)): "pretrain kNN",
+    (PRETRAIN_METRICS.as_posix(), ("loss",)): "pretrain loss",
+    (PRETRAIN_METRICS.as_posix(), ("knn_accuracy",)): "pretrain kNN",
 }
 
 
@@ -29,16 +33,6 @@ def dvc_exp_show(repo: Path, all_commits: bool = False) -> list[dict]:
     return json.loads(r.stdout)
 
 
-def flatten(tree, prefix: str = "") -> dict:
-    """Nested mappings as one level of dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
-    if isinstance(tree, dict):
-        out = {}
-        for k, v in tree.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: tree}
-
-
 def _entries(exp_show: list[dict]):
     """(name, rev, data) of the workspace, every baseline commit and every experiment on it."""
     for baseline in exp_show:
@@ -49,6 +43,17 @@ def _entries(exp_show: list[dict]):
         for exp in baseline.get("experiments") or []:
             for rev in exp.get("revs") or []:
                 yield rev.get("name") or rev["rev"][:7], rev["rev"], rev["data"]
+
+
+def _evaluated_on(path: str) -> str | None:
+    """ "evaluate" for the evaluate stage's metrics file, the dataset for a transfer stage's,
+    None for any other file."""
+    path = Path(path)
+    if path.name != METRICS:
+        return None
+    if path.parent == EVALUATE:
+        return "evaluate"
+    return path.parent.name if path.parent.parent == TRANSFER else None
 
 
 def _headlines(metrics: dict) -> dict:
@@ -63,9 +68,8 @@ def _headlines(metrics: dict) -> dict:
                 if isinstance(value, int | float):
                     out[column] = value
         # Linear probe of SimCLR at each fraction, on the pretraining set and every transfer.
-        parts = Path(path).parts
-        if len(parts) >= 3 and parts[-1] == "metrics.json" and parts[1] in ("evaluate", "transfer"):
-            where = "evaluate" if parts[1] == "evaluate" else parts[2]
+        where = _evaluated_on(path)
+        if where is not None:
             for fraction, cell in (data.get("linear", {}).get("simclr") or {}).items():
                 out[f"{where} linear {fraction_label(fraction)}"] = cell.get("mean")
     return out
@@ -148,3 +152,12 @@ def markdown_table(rows: list[dict], mark_best: bool = True) -> str:
             cells.append(f"**{text}**" if c in best and r.get(c) == best[c] else text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def csv_table(rows: list[dict]) -> str:
+    """`rows` as CSV, the union of their columns."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

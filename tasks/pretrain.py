@@ -25,8 +25,15 @@ from simclr.launch import pretrain_distributed
 from simclr.provenance import provenance
 from simclr.train import TIMINGS, Labelled, Pretrained, pretrain
 from tasks.artifacts import artifact_key, publish
-from tasks.figures import view_pairs_figure
-from tasks.paths import CHECKPOINT, FIGURES, PRETRAIN_REPORTS, PRETRAIN_RUN, RESUME, prepared_root
+from tasks.figures.views import view_pairs_figure
+from tasks.paths import (
+    CHECKPOINT,
+    PRETRAIN_REPORTS,
+    PRETRAIN_RUN,
+    RESUME,
+    VIEWS_FIGURE,
+    prepared_root,
+)
 from tasks.retries import TRANSIENT
 
 
@@ -54,9 +61,7 @@ def resume_key(params: Params) -> str:
 def pretrain_simclr(params: Params) -> Path:
     log = get_run_logger()
     data = load_prepared(prepared_root(params.pretrain.dataset))
-    view_pairs_figure(
-        data.pretraining.images, params.pretrain.augment, params.seed, FIGURES / "views.png"
-    )
+    view_pairs_figure(data.pretraining.images, params.pretrain.augment, params.seed, VIEWS_FIGURE)
     resume = RESUME / f"pretrain-{resume_key(params)}.pt"
     result, seconds = _train(params, data, resume, log)
     _save(params, data, result, seconds)

@@ -1,11 +1,12 @@
 """Great Expectations on each prepared dataset: its manifest (one row per image or undecodable
 file) and its class counts. Results go to reports/validation/results/<ds>.json, GX Data Docs to
-reports/validation/docs/, and a markdown summary to Prefect."""
+reports/validation/docs/ (tasks/paths.py), and a markdown summary to Prefect."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,22 +15,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from simclr.config import DataConfig, DatasetConfig, Params, ValidateConfig
-from simclr.data.prepared import load_manifest, load_skipped
+from simclr.data.prepared import load_manifest, load_prepared, load_skipped
 from simclr.io import atomic_path, write_json
 from tasks.artifacts import artifact_key, publish
-from tasks.paths import REPORTS, prepared_root
+from tasks.paths import VALIDATION_DOCS, prepared_root, validation_result
 from tasks.retries import TRANSIENT
 
-REPORT_DIR = REPORTS / "validation"
-RESULTS_DIR = REPORT_DIR / "results"
-DOCS_DIR = REPORT_DIR / "docs"
 EXAMPLES = 20  # failing rows kept per expectation (GX's partial_unexpected_count)
-LABELLED = 'split != "unlabeled"'
-DECODED = "decoded == True"
-
-
-def results_path(dataset: str) -> Path:
-    return RESULTS_DIR / f"{dataset}.json"
+DOCS_SITE = "local_site"  # the one Data Docs site of a validate run
 
 
 def _check(name: str, expectation):
@@ -38,44 +31,19 @@ def _check(name: str, expectation):
     return expectation
 
 
-def manifest_expectations(
-    v: ValidateConfig, opts: DataConfig, cfg: DatasetConfig, n_classes: int
-) -> list:
-    import great_expectations as gx
-
-    e = gx.expectations
-    size = opts.image_size
-    # Without `channels`, a source keeps its own: image folders are read as RGB, others either.
-    native = [3] if cfg.source == "imagefolder" else [1, 3]
-    channels = [opts.channels] if opts.channels else native
-    where = {"condition_parser": "pandas"}
-    not_null = [
+def _not_null(e, decoded) -> list:
+    """Every identifying value present; every measured value present where the file decoded."""
+    return [
         _check(f"no missing {c}", e.ExpectColumnValuesToNotBeNull(column=c))
         for c in ("split", "index", "label")
     ] + [
-        _check(
-            f"no missing {c}",
-            e.ExpectColumnValuesToNotBeNull(column=c, row_condition=DECODED, **where),
-        )
+        _check(f"no missing {c}", e.ExpectColumnValuesToNotBeNull(column=c, row_condition=decoded))
         for c in ("height", "width", "channels", "pixel_mean", "pixel_std", "sha256")
     ]
+
+
+def _shape(e, size: int, channels: list[int]) -> list:
     return [
-        _check(
-            "row count in range",
-            e.ExpectTableRowCountToBeBetween(min_value=v.min_rows, max_value=v.max_rows),
-        ),
-        _check("every file decodable", e.ExpectColumnValuesToBeNull(column="error")),
-        *not_null,
-        _check(
-            "split is train, test or unlabeled",
-            e.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "test", "unlabeled"]),
-        ),
-        _check(
-            "labels in the class set",
-            e.ExpectColumnValuesToBeInSet(
-                column="label", value_set=list(range(n_classes)), row_condition=LABELLED, **where
-            ),
-        ),
         _check(
             "height as configured", e.ExpectColumnValuesToBeInSet(column="height", value_set=[size])
         ),
@@ -86,6 +54,12 @@ def manifest_expectations(
             "channels as configured",
             e.ExpectColumnValuesToBeInSet(column="channels", value_set=channels),
         ),
+    ]
+
+
+def _content(e, v: ValidateConfig, decoded, test) -> list:
+    """No near-blank image, no duplicate within a split, no test image also trained on."""
+    return [
         _check(
             "no near-blank images",
             e.ExpectColumnValuesToBeBetween(column="pixel_std", min_value=v.min_pixel_std),
@@ -93,18 +67,51 @@ def manifest_expectations(
         _check(
             "no duplicate images within a split",
             e.ExpectCompoundColumnsToBeUnique(
-                column_list=["split", "sha256"], row_condition=DECODED, **where
+                column_list=["split", "sha256"], row_condition=decoded
             ),
         ),
         _check(
             "no test image also in a training split",
             e.ExpectColumnValuesToBeInSet(
-                column="also_in_training",
-                value_set=[False],
-                row_condition='split == "test"',
-                **where,
+                column="also_in_training", value_set=[False], row_condition=test
             ),
         ),
+    ]
+
+
+def manifest_expectations(
+    v: ValidateConfig, opts: DataConfig, cfg: DatasetConfig, n_classes: int
+) -> list:
+    import great_expectations as gx
+    from great_expectations.expectations.row_conditions import Column
+
+    e = gx.expectations
+    # Without `channels`, a source keeps its own: image folders are read as RGB, others either.
+    native = [3] if cfg.source == "imagefolder" else [1, 3]
+    # Rows that some checks are about: files that decoded (they have measurements), images
+    # with a label, test images.
+    decoded = Column("error").is_null()
+    labelled = Column("split") != "unlabeled"
+    test = Column("split") == "test"
+    return [
+        _check(
+            "row count in range",
+            e.ExpectTableRowCountToBeBetween(min_value=v.min_rows, max_value=v.max_rows),
+        ),
+        _check("every file decodable", e.ExpectColumnValuesToBeNull(column="error")),
+        *_not_null(e, decoded),
+        _check(
+            "split is train, test or unlabeled",
+            e.ExpectColumnValuesToBeInSet(column="split", value_set=["train", "test", "unlabeled"]),
+        ),
+        _check(
+            "labels in the class set",
+            e.ExpectColumnValuesToBeInSet(
+                column="label", value_set=list(range(n_classes)), row_condition=labelled
+            ),
+        ),
+        *_shape(e, opts.image_size, [opts.channels] if opts.channels else native),
+        *_content(e, v, decoded, test),
     ]
 
 
@@ -125,11 +132,10 @@ def class_count_expectations(v: ValidateConfig) -> list:
 
 
 def manifest_table(manifest: pd.DataFrame) -> pd.DataFrame:
-    """The manifest plus what the expectations read: `decoded`, and for each test image whether
-    its pixels also occur in a training split (train or unlabeled)."""
+    """The manifest plus what the expectations read: for each test image, whether its pixels
+    also occur in a training split (train or unlabeled)."""
     training = set(manifest.loc[manifest["split"] != "test", "sha256"].dropna())
     return manifest.assign(
-        decoded=manifest["error"].isna(),
         also_in_training=(manifest["split"] == "test") & manifest["sha256"].isin(training),
     )
 
@@ -167,14 +173,31 @@ class Suites:
     @classmethod
     def create(cls) -> Suites:
         import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
 
-        context = gx.get_context(mode="ephemeral")
-        context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        # The ephemeral context comes with one Data Docs site in a fresh temporary directory;
-        # it is ours to fill and publish.
-        (site,) = context.variables.data_docs_sites.values()
-        docs = Path(site["store_backend"]["base_directory"])
+        config = DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(),  # no Data Docs site of its own
+            progress_bars=ProgressBarsConfig(globally=False),
+        )
+        context = gx.get_context(mode="ephemeral", project_config=config)
+        # Built in a fresh temporary directory, then published in one rename (`publish`).
+        docs = Path(tempfile.mkdtemp(prefix="gx-docs-"))
+        context.add_data_docs_site(
+            site_name=DOCS_SITE,
+            site_config={
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": True,
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
         return cls(context, docs)
 
     def run(self, name: str, table: pd.DataFrame, expectations: list) -> list[dict]:
@@ -264,8 +287,8 @@ def summary_markdown(report: dict) -> str:
     lines = [
         f"# Validation of `{report['dataset']}`: {status}",
         "",
-        f"{report['rows']} manifest rows. Full result: `{results_path(report['dataset'])}`; "
-        f"Data Docs: `{DOCS_DIR / 'index.html'}`.",
+        f"{report['rows']} manifest rows. Full result: `{validation_result(report['dataset'])}`; "
+        f"Data Docs: `{VALIDATION_DOCS / 'index.html'}`.",
         "",
         "| check | result | failing rows | examples |",
         "| --- | --- | ---: | --- |",
@@ -308,9 +331,9 @@ def validate_dataset(name: str, params: Params, suites: Suites) -> dict:
     log = get_run_logger()
     root = prepared_root(name)
     manifest = load_manifest(root)
-    class_names = json.loads((root / "classes.json").read_text())
+    class_names = list(load_prepared(root).class_names)
     report = validate_manifest(name, params, manifest, class_names, suites)
-    write_json(results_path(name), report)
+    write_json(validation_result(name), report)
     rows = [
         {k: o[k] for k in ("check", "success", "unexpected_count")} for o in report["expectations"]
     ]

@@ -18,8 +18,8 @@ from simclr.data.prepared import save_prepared
 from simclr.evaluate import evaluate_representations
 from simclr.io import write_json
 from simclr.models import build_model
-from tasks.figures import view_pairs_figure
-from tasks.report_figures import confusion, embedding
+from tasks.figures.evaluation import confusion, embedding
+from tasks.figures.views import view_pairs_figure
 
 PARAMS = {
     "datasets": {"digits": {"source": "digits"}, "faces": {"source": "faces"}},
@@ -36,10 +36,14 @@ PARAMS = {
 }
 
 
+def fixture_params() -> Params:
+    return from_dict(Params, PARAMS, "")
+
+
 def build_reports(root: Path) -> Params:
     """Prepared data, validation results, pretraining metrics and curves, evaluate and transfer
     details and the stages' figures under `root` (which must be the working directory)."""
-    params = from_dict(Params, PARAMS, "")
+    params = fixture_params()
     torch.manual_seed(0)
     encoder, _ = build_model(ModelConfig(widths=(8, 16), blocks=(1, 1)), 1, 8)
     cfg = EvaluateConfig(

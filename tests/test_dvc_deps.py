@@ -71,3 +71,12 @@ def test_every_imported_project_file_is_a_dep(stage, module, deps):
         p for p in project_imports(module) if not covered(p) and not _docstring_only(ROOT / p)
     )
     assert not missing, f"dvc.yaml stage {stage} imports but does not list: {missing}"
+
+
+@pytest.mark.parametrize(("stage", "module", "deps"), list(_stages()), ids=lambda v: str(v)[:20])
+def test_every_listed_module_is_imported(stage, module, deps):
+    """The other way round: a listed module the stage no longer imports would re-run it for
+    changes that cannot touch its result."""
+    imported = project_imports(module)
+    stale = sorted(d for d in deps if d.endswith(".py") and d not in imported)
+    assert not stale, f"dvc.yaml stage {stage} lists modules it does not import: {stale}"

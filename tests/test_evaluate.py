@@ -4,7 +4,7 @@ import torch
 from helpers import tiny_prepared
 from scipy import stats
 
-from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, fraction_label
+from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig
 from simclr.errors import PipelineError
 from simclr.evaluate import (
     evaluate_representations,
@@ -16,6 +16,7 @@ from simclr.finetune import finetune, finetune_optimizer, finetune_steps
 from simclr.models import build_model
 from simclr.probe import accuracies, logistic_probe
 from simclr.significance import compare, mcnemar_p, paired_t_p
+from tasks.labels import fraction_label
 
 CPU = torch.device("cpu")
 TINY_MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1))
@@ -230,8 +231,8 @@ def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinis
             assert torch.equal(v, before[name][k]), (name, k)
     assert set(result["linear"]) == set(result["knn"]) == {"simclr", "random_init", "raw_pixels"}
     assert set(result["finetune"]) == {"simclr", "random_init"}  # raw pixels cannot be tuned
-    for family in ("linear", "knn", "finetune"):
-        for by_fraction in result[family].values():
+    for protocol in ("linear", "knn", "finetune"):
+        for by_fraction in result[protocol].values():
             assert list(by_fraction) == ["0.2", "1.0"]
             assert by_fraction["0.2"]["n"] == 2 and by_fraction["1.0"]["n"] == 1
             for cell in by_fraction.values():
@@ -258,10 +259,10 @@ def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinis
         device=CPU,
     )
     assert strip_timing(again) == strip_timing(result)
-    for family, by_method in result["predictions"].items():
+    for protocol, by_method in result["predictions"].items():
         for method, by_fraction in by_method.items():
             for key, predictions in by_fraction.items():
-                assert np.array_equal(predictions, again["predictions"][family][method][key])
+                assert np.array_equal(predictions, again["predictions"][protocol][method][key])
 
 
 def test_finetune_off_leaves_the_family_out():

@@ -61,13 +61,13 @@ def test_repro_writes_every_output_within_two_minutes(repo):
             set(metrics["linear"]) == set(metrics["knn"]) == {"simclr", "random_init", "raw_pixels"}
         )
         assert set(metrics["finetune"]) == {"simclr", "random_init"}
-        for family in ("linear", "knn", "finetune"):
-            for by_fraction in metrics[family].values():
+        for protocol in ("linear", "knn", "finetune"):
+            for by_fraction in metrics[protocol].values():
                 assert set(by_fraction) == {"0.1", "1.0"}
                 for r in by_fraction.values():
                     assert set(r) == {"mean", "std", "n", "mean_per_class"}
                     assert 0 <= r["mean"] <= 1 and r["std"] >= 0 and r["n"] >= 1
-            for by_fraction in metrics["significance"][family].values():
+            for by_fraction in metrics["significance"][protocol].values():
                 assert all(0 < t["p"] <= 1 for t in by_fraction.values())
     loss = (path / "reports/pretrain/plots/metrics/loss.tsv").read_text().splitlines()
     assert len(loss) == 3  # header + 2 epochs

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
-from tasks.report import IMAGE_CHECK, REPORT_HTML
+from tasks.paths import REPORT_HTML
+from tasks.report_html import IMAGE_CHECK
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "test-artifacts"  # git-ignored; CI keeps what lands here

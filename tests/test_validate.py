@@ -14,7 +14,13 @@ from PIL import Image
 
 from simclr.config import load_params
 from simclr.data.load import load_dataset
-from simclr.data.prepared import load_manifest, save_prepared, skip_rejected, split_source
+from simclr.data.prepared import (
+    load_manifest,
+    load_prepared,
+    save_prepared,
+    skip_rejected,
+    split_source,
+)
 from tasks.validate import Suites, summary_line, summary_markdown, validate_manifest
 
 CLASSES = ("cat", "dog", "fox")
@@ -65,7 +71,7 @@ def validate(p, tmp_path, tamper=None) -> dict:
     manifest = load_manifest(root)
     if tamper:
         tamper(manifest)
-    classes = json.loads((root / "classes.json").read_text())
+    classes = list(load_prepared(root).class_names)
     suites = Suites.create()
     try:
         return validate_manifest("pets", p, manifest, classes, suites)
@@ -88,6 +94,26 @@ def test_clean_dataset_passes_every_check(tmp_path, folder):
     assert report["success"], summary_line(report)
     assert len(report["expectations"]) == 21
     assert "all 21 checks passed" in summary_line(report)
+
+
+def test_data_docs_are_published_with_every_check(tmp_path, folder):
+    p = params(tmp_path)
+    prepare(p, tmp_path)
+    root = tmp_path / "data/prepared/pets"
+    suites = Suites.create()
+    report = validate_manifest("pets", p, load_manifest(root), ["cat", "dog", "fox"], suites)
+    built = suites.docs
+    suites.publish(tmp_path / "docs")
+    assert not built.exists()  # moved, not copied: no temporary left behind
+    index = (tmp_path / "docs" / "index.html").read_text()
+    assert "pets" in index and "pets-class-counts" in index
+    pages = [p.read_text() for p in (tmp_path / "docs").rglob("*.html") if "validations" in str(p)]
+    assert len(pages) == 2  # one validation result page per suite
+    # The checks restricted to some rows show their conditions.
+    (page,) = [p for p in pages if "pets-class-counts" not in p]
+    for condition in ("error IS NULL", "split != unlabeled", "split == test"):
+        assert f">{condition}</span>, then values" in page, condition
+    assert report["success"]
 
 
 def test_too_few_rows(tmp_path, folder):

@@ -1,4 +1,4 @@
-"""Figures the stages write for people: PNG files under reports/figures/."""
+"""The pretrain stage's figure: SimCLR view pairs of training images."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure  # no pyplot: no global state, no display backend
+from matplotlib.figure import Figure
 
 from simclr.augment import simclr_view
 from simclr.config import AugmentConfig
 from simclr.device import to_images
-from simclr.io import write_atomic
+from tasks.figures import save_png
 
 
 def view_pairs_figure(
@@ -34,9 +34,4 @@ def view_pairs_figure(
             if c == 0:
                 ax.set_ylabel(label)
     fig.suptitle("SimCLR view pairs of training images")
-    fig.tight_layout()
-
-    def save(p: Path) -> None:
-        fig.savefig(p, format="png", dpi=100)
-
-    return write_atomic(path, save)
+    return save_png(fig, path)

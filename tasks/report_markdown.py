@@ -1,0 +1,244 @@
+"""reports/report.md's text, rendered from the report's inputs (tasks/report_inputs.py): a pure
+function of them, reading and writing nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tasks.dotted import changed_params
+from tasks.labels import (
+    METHOD_LABELS,
+    PROTOCOL_LABELS,
+    PROTOCOL_TITLES,
+    fraction_label,
+    method_label,
+    methods_in_order,
+)
+from tasks.paths import (
+    CONFUSION_FIGURE,
+    CURVES_FIGURE,
+    EMBEDDING_FIGURE,
+    EXPERIMENTS_TABLE,
+    FRACTIONS_FIGURE,
+    REPORT_MD,
+    SAMPLES_FIGURE,
+    VIEWS_FIGURE,
+)
+from tasks.report_inputs import ReportInputs
+
+
+def figure(alt: str, path: Path) -> str:
+    """A Markdown image of a figure, linked relative to report.md."""
+    return f"![{alt}]({path.relative_to(REPORT_MD.parent).as_posix()})"
+
+
+def _p(p: float) -> str:
+    return f"p={p:.2g}" if p >= 1e-4 else "p<1e-4"
+
+
+def _cell(r: dict, key: str, best: float, test: dict | None) -> str:
+    cell = f"{r[key]:.3f}"
+    if key == "mean":
+        cell += f" ± {r['std']:.3f} (n={r['n']})"
+    if r[key] == best:
+        cell = f"**{cell}**"
+    if key == "mean" and test is not None:
+        cell += f", {_p(test['p'])}"
+    return cell
+
+
+def accuracy_table(by_method: dict, significance: dict | None = None, key: str = "mean") -> str:
+    """Markdown table: one row per method, one column per label fraction, mean ± std (n); the
+    best in each column bold; a baseline's cells carry the p-value of SimCLR vs it."""
+    fractions = list(next(iter(by_method.values())).keys())
+    best = {f: max(by_method[m][f][key] for m in by_method) for f in fractions}
+    head = "| method | " + " | ".join(f"{fraction_label(f)} labels" for f in fractions) + " |"
+    rows = [head, "|---|" + "---|" * len(fractions)]
+    for method in methods_in_order(by_method):
+        tests = (significance or {}).get(method, {})
+        cells = [_cell(by_method[method][f], key, best[f], tests.get(f)) for f in fractions]
+        rows.append(f"| {method_label(method)} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def evaluation_section(title: str, details: dict) -> list[str]:
+    """The tables of one evaluated dataset (evaluate or a transfer@<dataset>)."""
+    about = details["protocol"]
+    lines = [
+        "",
+        f"## {title}",
+        "",
+        f"{about['train_images']} training and {about['test_images']} test images. "
+        "Test top-1 accuracy, mean ± std over label subsets (n seeds; 100% is one run); best "
+        "bold. p: two-sided, SimCLR vs that baseline: a paired t-test over the seeds (the "
+        "same label subsets), or the exact McNemar test on the test predictions where n=1.",
+    ]
+    significance = details.get("significance", {})
+    for protocol, name in PROTOCOL_TITLES.items():
+        if protocol not in details:
+            continue
+        lines += [
+            "",
+            f"### {name}",
+            "",
+            f"Protocol: {about.get(protocol, about.get('probe', ''))}.",
+            "",
+            accuracy_table(details[protocol], significance.get(protocol)),
+        ]
+        if protocol == "linear":
+            lines += [
+                "",
+                "Mean per-class accuracy of the linear probe:",
+                "",
+                accuracy_table(details[protocol], key="mean_per_class"),
+            ]
+    return lines
+
+
+def transfer_table(results: dict[str, dict]) -> list[str]:
+    """Datasets x (protocol, method) at the largest label fraction, protocols named."""
+    columns = [
+        (protocol, method)
+        for protocol in PROTOCOL_LABELS
+        for method in METHOD_LABELS
+        if any(method in d.get(protocol, {}) for d in results.values())
+    ]
+    head = "| dataset | labels | " + " | ".join(
+        f"{PROTOCOL_LABELS[p]}: {method_label(m)}" for p, m in columns
+    )
+    lines = [head + " |", "|---|---|" + "---|" * len(columns)]
+    for dataset, details in results.items():
+        fraction = max(details["linear"]["simclr"], key=float)
+        cells = []
+        for protocol, method in columns:
+            r = details.get(protocol, {}).get(method, {}).get(fraction)
+            cells.append("" if r is None else f"{r['mean']:.3f}")
+        role = "pretraining set" if dataset == next(iter(results)) else "transfer"
+        lines.append(
+            f"| {dataset} ({role}) | {fraction_label(fraction)} | " + " | ".join(cells) + " |"
+        )
+    return lines
+
+
+def run_section(inputs: ReportInputs) -> list[str]:
+    """What ran: pretraining, wall times, provenance, datasets, params that are not defaults."""
+    params, pretrain = inputs.params, inputs.pretrain
+    prov = inputs.evaluate["checkpoint"]["provenance"] or {}
+    seconds = sum(sum(d.get("seconds", {}).values()) for d in inputs.evaluations.values())
+    changed = [f"`{k}`: {v}" for k, v in changed_params(params).items()]
+    return [
+        "## Run",
+        "",
+        f"- pretraining set: `{params.pretrain.dataset}`, {params.pretrain.epochs} epochs, "
+        f"batch {params.pretrain.batch_size}, temperature {params.pretrain.temperature}, "
+        f"final loss {pretrain.get('loss', float('nan')):.4f}",
+        f"- wall time: pretraining {pretrain.get('wall_seconds', float('nan')):.1f} s, "
+        f"evaluation and transfer {seconds:.1f} s (inside the protocols)",
+        f"- git commit of the pretraining: `{prov.get('git_commit')}`"
+        + (" (uncommitted changes)" if prov.get("git_dirty") else ""),
+        f"- device: {prov.get('device')}; python {prov.get('python')}; {prov.get('platform')}",
+        "- packages: "
+        + ", ".join(f"{k} {v}" for k, v in (prov.get("packages") or {}).items() if v),
+        "- datasets: "
+        + ", ".join(f"`{n}` ({d.source})" for n, d in params.datasets.items())
+        + f"; pretraining on `{params.pretrain.dataset}`, transfer to "
+        + ", ".join(f"`{n}`" for n in params.transfer.datasets),
+        "- params that differ from the built-in defaults: "
+        + ("; ".join(changed) if changed else "none"),
+        "",
+    ]
+
+
+def data_section(inputs: ReportInputs) -> list[str]:
+    lines = [
+        "## Data",
+        "",
+        "| dataset | validation | classes | train images | test images | per class (train) |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for name, data in inputs.datasets.items():
+        v = inputs.validation[name]
+        passed = sum(o["success"] for o in v["expectations"])
+        status = "passed" if v["success"] else "**FAILED**"
+        counts = np.bincount(data.train.labels, minlength=len(data.class_names))
+        lines.append(
+            f"| {name} | {status} ({passed}/{len(v['expectations'])} checks) | "
+            f"{len(data.class_names)} | {len(data.train.labels)} | {len(data.test.labels)} | "
+            f"{counts.min()}–{counts.max()} |"
+        )
+    return [*lines, "", figure("Training images", SAMPLES_FIGURE), ""]
+
+
+def figures_section() -> list[str]:
+    """Augmentation, pretraining curves and accuracy against the labelled fraction."""
+    return [
+        "## Augmentation",
+        "",
+        "Two SimCLR views of each of eight pretraining images, as the pretrain stage draws them.",
+        "",
+        figure("View pairs", VIEWS_FIGURE),
+        "",
+        "## Pretraining",
+        "",
+        figure("Pretraining curves", CURVES_FIGURE),
+        "",
+        "## Accuracy against labelled fraction",
+        "",
+        "Colour: method; line style: protocol (solid linear probe, dotted kNN, dashed "
+        "fine-tune); bars: ± std over label subsets.",
+        "",
+        figure("Accuracy against the labelled fraction", FRACTIONS_FIGURE),
+        "",
+    ]
+
+
+def transfer_section(inputs: ReportInputs) -> list[str]:
+    dataset = inputs.params.pretrain.dataset
+    return [
+        "## Transfer",
+        "",
+        "Test top-1 at the largest label fraction; protocols as below (linear: logistic "
+        "regression on frozen h with the L2 strength chosen on a validation split; kNN: weighted "
+        "cosine on frozen h; fine-tune: encoder + linear head trained on the labels).",
+        "",
+        *transfer_table(inputs.evaluations),
+        "",
+        f"## Embedding and errors on `{dataset}`",
+        "",
+        figure("t-SNE of the test features", EMBEDDING_FIGURE),
+        "",
+        figure("Confusion matrix of the linear probe", CONFUSION_FIGURE),
+    ]
+
+
+def experiments_section() -> list[str]:
+    """Where the comparison of experiments is: not in this report, whose inputs are this run's
+    stage outputs only (DVC's experiment refs are no stage's dependency)."""
+    return [
+        "## Experiments",
+        "",
+        "This report shows the workspace's run. To compare it with the repository's DVC "
+        "experiments (the params that differ between them and their headline metrics, the best "
+        "of each metric column in bold), run `python -m flows.compare`; "
+        f"`python -m flows.compare --output {EXPERIMENTS_TABLE.as_posix()}` (or `.html`, "
+        "`.csv`) writes the table to a file.",
+    ]
+
+
+def render(inputs: ReportInputs) -> str:
+    """reports/report.md's text."""
+    lines = [
+        "# SimCLR pipeline report",
+        "",
+        *run_section(inputs),
+        *data_section(inputs),
+        *figures_section(),
+        *transfer_section(inputs),
+        *evaluation_section(f"Evaluation on `{inputs.evaluate['dataset']}`", inputs.evaluate),
+    ]
+    for name, details in inputs.transfers.items():
+        lines += evaluation_section(f"Transfer to `{name}`", details)
+    lines += ["", *experiments_section()]
+    return "\n".join(lines) + "\n"
