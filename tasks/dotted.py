@@ -18,6 +18,9 @@ def flatten(tree, prefix: str = "") -> dict:
 def changed_params(params: Params) -> dict:
     """Dotted key -> value of every param whose value is not the built-in default (each dataset
     is compared with a default entry of its own source)."""
-    sources = {n: DatasetConfig(source=d.source) for n, d in params.datasets.items()}
-    defaults = flatten(to_dict(Params(datasets=sources)))
+    # Built without validation: the default pretrain.dataset need not be one of these.
+    sources = {
+        n: DatasetConfig.model_construct(source=d.source) for n, d in params.datasets.items()
+    }
+    defaults = flatten(to_dict(Params.model_construct(datasets=sources)))
     return {k: v for k, v in flatten(to_dict(params)).items() if defaults.get(k, object()) != v}

@@ -18,6 +18,7 @@ from tasks.paths import (
     EVALUATE,
     PRETRAIN_CURVES,
     PRETRAIN_METRICS,
+    PRETRAIN_RUN,
     prepared_root,
     transfer_dir,
     validation_result,
@@ -28,6 +29,7 @@ from tasks.paths import (
 class ReportInputs:
     params: Params
     pretrain: dict  # the pretrain stage's metrics.json
+    run: dict  # how pretraining ran: timings, provenance (the pretrain stage's run.json)
     curves: dict[str, tuple[np.ndarray, np.ndarray]]  # DVCLive metric -> (steps, values)
     evaluate: dict  # the evaluate stage's details.json (the pretraining set)
     transfers: dict[str, dict]  # dataset -> its transfer stage's details.json
@@ -58,6 +60,7 @@ def read_inputs(params: Params) -> ReportInputs:
     return ReportInputs(
         params=params,
         pretrain=read_json(PRETRAIN_METRICS),
+        run=read_json(PRETRAIN_RUN),
         curves={p.stem: read_curve(p) for p in sorted(PRETRAIN_CURVES.glob("*.tsv"))},
         evaluate=read_json(EVALUATE / DETAILS),
         transfers={n: read_json(transfer_dir(n) / DETAILS) for n in params.transfer.datasets},

@@ -125,7 +125,7 @@ def transfer_table(results: dict[str, dict]) -> list[str]:
 def run_section(inputs: ReportInputs) -> list[str]:
     """What ran: pretraining, wall times, provenance, datasets, params that are not defaults."""
     params, pretrain = inputs.params, inputs.pretrain
-    prov = inputs.evaluate["checkpoint"]["provenance"] or {}
+    prov = inputs.run["provenance"]
     seconds = sum(sum(d.get("seconds", {}).values()) for d in inputs.evaluations.values())
     changed = [f"`{k}`: {v}" for k, v in changed_params(params).items()]
     return [
