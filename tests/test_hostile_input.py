@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, tiny_prepared
+from helpers import ROOT, copy_code, tiny_prepared
 from PIL import Image
 
 from simclr.config import DataConfig, DatasetConfig, load_params
@@ -326,3 +326,25 @@ def test_an_unreadable_image_folder_is_one_line(tmp_path):
         os.chmod(tmp_path / "img", 0o755)
     assert ": cannot list the image folder: Permission denied (" in str(e.value)
     assert "check its permissions" in str(e.value)
+
+
+@pytest.mark.e2e
+def test_validate_of_an_unprepared_dataset_says_so_and_keeps_the_previous_data_docs(
+    tmp_path, prefect_api
+):
+    copy_code(tmp_path)
+    (tmp_path / "params.yaml").write_text(
+        "datasets: {pets: {source: digits}}\npretrain: {dataset: pets}\ntransfer: {datasets: []}\n"
+    )
+    docs = tmp_path / "reports" / "validation" / "docs"
+    docs.mkdir(parents=True)
+    (docs / "index.html").write_text("previous")
+    r = subprocess.run(
+        [sys.executable, "-m", "flows.validate"], cwd=tmp_path, capture_output=True, text=True,
+        env={**os.environ, "PREFECT_API_URL": prefect_api}, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: data/prepared/pets"), r.stderr
+    assert "re-run the prepare stage" in errors[0], errors
+    assert (docs / "index.html").read_text() == "previous"
