@@ -1,25 +1,34 @@
-"""Entry point shared by the stage flows: validate params first, run the flow, and turn a
-PipelineError into one line on stderr and a non-zero exit."""
+"""Entry points: the boundary every `main()` of the pipeline runs inside, and the runner shared
+by the stage flows (validate params first, then run the flow against a Prefect API).
+
+`boundary()` (a `with` block or a decorator) is simclr.errors.user_errors plus Prefect's log
+handlers told to leave out the traceback of such an error: any error a user can cause or fix is
+one line, `error: <what> (<where>); <what to do>`, and exit status 2; Ctrl-C one line and 130;
+a bug of ours keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+from flows.with_server import local_server
 from simclr.config import load_params
-from simclr.errors import PipelineError
+from simclr.errors import PipelineError, explain, user_errors
 from simclr.provenance import git_commit
 
 PARAMS = "params.yaml"
 
 
 class _HideUserErrorTraceback(logging.Filter):
-    """A PipelineError's message says what to do; its traceback would only bury it."""
+    """An error the user can fix says what to do in one line; its traceback would bury it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], PipelineError):
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and (isinstance(error, KeyboardInterrupt) or explain(error)):
             record.exc_info = None
             record.exc_text = None
         return True
@@ -32,6 +41,14 @@ def _quiet_user_errors() -> None:
     for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
         for handler in logging.getLogger(name).handlers:
             handler.addFilter(hide)
+
+
+@contextmanager
+def boundary() -> Iterator[None]:
+    """The boundary of an entry point; see the module docstring."""
+    _quiet_user_errors()
+    with user_errors():
+        yield
 
 
 def run_tags() -> list[str]:
@@ -56,7 +73,7 @@ def check_api() -> None:
 
     url = PREFECT_API_URL.value()
     if not url:
-        return  # no server configured: Prefect starts a temporary local one
+        return  # no server configured: the stage starts its own (prefect_api)
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=API_TIMEOUT_SECONDS):
             return
@@ -68,18 +85,35 @@ def check_api() -> None:
         ) from None
 
 
+@contextmanager
+def prefect_api() -> Iterator[None]:
+    """The configured Prefect API, checked; without one, a local server owned by this process
+    (flows/with_server.py): it survives a Ctrl-C at the terminal long enough to record the
+    interrupted run, and dies with this process however it ends."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        check_api()
+        yield
+        return
+    with local_server() as url, temporary_settings({PREFECT_API_URL: url}):
+        try:
+            yield
+        finally:
+            # The run's last logs and events reach the server before it stops.
+            for worker in (APILogWorker, EventsWorker):
+                worker.drain_all(timeout=5)
+
+
 def run_stage(flow: Callable[..., object], *args: str) -> None:
-    _quiet_user_errors()
     from prefect import tags
 
-    try:
-        check_api()
+    with boundary():
         params = load_params(PARAMS)
-        with tags(*run_tags()):
+        with prefect_api(), tags(*run_tags()):
             flow(*args, params=params)
-    except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 
 def stage_arg(usage: str) -> str:

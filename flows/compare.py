@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from flows.cli import boundary
 from simclr.errors import PipelineError
 from simclr.io import write_text
 from tasks.experiments import (
@@ -65,21 +66,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@boundary()
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        rows = sort_rows(
-            experiments_table(dvc_exp_show(Path(args.repo), args.all_commits)),
-            args.sort,
-            args.ascending,
-        )
-        if args.output is not None:
-            write_output(rows, args.output)
-            print(f"wrote {args.output}: {len(rows)} rows")
-            return 0
-    except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rows = sort_rows(
+        experiments_table(dvc_exp_show(Path(args.repo), args.all_commits)),
+        args.sort,
+        args.ascending,
+    )
+    if args.output is not None:
+        write_output(rows, args.output)
+        print(f"wrote {args.output}: {len(rows)} rows")
+        return 0
     if args.format == "md":
         print(markdown_table(rows))
     else:

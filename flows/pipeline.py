@@ -24,7 +24,7 @@ from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
 import flows  # noqa: F401  (sets the analytics opt-outs before prefect runs anything)
-from flows.cli import run_tags
+from flows.cli import boundary, prefect_api, run_tags
 from simclr.errors import PipelineError
 from simclr.processes import run_streaming
 from tasks.artifacts import artifact_key, publish
@@ -126,4 +126,5 @@ def pipeline_flow(
 
 
 if __name__ == "__main__":
-    pipeline_flow()
+    with boundary(), prefect_api():
+        pipeline_flow()

@@ -9,26 +9,43 @@ from __future__ import annotations
 import argparse
 import json
 
+from flows.cli import boundary, prefect_api
 from flows.pipeline import pipeline_flow
 
 DEFAULT_CRON = "0 3 * * *"  # every night at 03:00, server time zone UTC
 
 
+def _overrides(text: str) -> dict:
+    """--overrides: a JSON object (argparse turns a refusal into its one-line usage error)."""
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('a JSON object of params, e.g. {"pretrain.epochs": 100}')
+    return value
+
+
+@boundary()
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__)
     parser.add_argument("--name", default="simclr-serve", help="deployment name")
     parser.add_argument("--cron", default=DEFAULT_CRON, help="schedule (cron, UTC)")
     parser.add_argument(
-        "--overrides", default="{}", help="params for every run, JSON: '{\"pretrain.epochs\": 100}'"
+        "--overrides",
+        default={},
+        type=_overrides,
+        help="params for every run, JSON: '{\"pretrain.epochs\": 100}'",
     )
     args = parser.parse_args(argv)
-    pipeline_flow.serve(
-        name=args.name,
-        cron=args.cron,
-        parameters={"overrides": json.loads(args.overrides)},
-        tags=["simclr"],
-        limit=1,  # one run at a time: a second scheduled run waits for the first
-    )
+    with prefect_api():  # PREFECT_API_URL's server, else one of its own until stopped
+        pipeline_flow.serve(
+            name=args.name,
+            cron=args.cron,
+            parameters={"overrides": args.overrides},
+            tags=["simclr"],
+            limit=1,  # one run at a time: a second scheduled run waits for the first
+        )
 
 
 if __name__ == "__main__":

@@ -14,8 +14,11 @@ def validate_flow(params: Params) -> None:
     suites = Suites.create()
     try:
         reports = [validate_dataset(name, params, suites) for name in params.datasets]
-    finally:
+        # Published once every dataset was checked (passed or failed): a stage stopped by an
+        # error keeps the previous Data Docs, and the error is what the user sees.
         suites.publish(VALIDATION_DOCS)
+    finally:
+        suites.discard()
     failed = [r for r in reports if not r["success"]]
     if failed:
         raise PipelineError(

@@ -70,6 +70,17 @@ Shares = Annotated[tuple[Share, ...], Field(min_length=1), AfterValidator(_uniqu
 Positives = Annotated[tuple[FinitePositive, ...], Field(min_length=1)]
 
 
+# Upper bounds of the params that multiply memory (pixels per image, images per batch, channels,
+# processes): far above any real setting (ImageNet on GPUs: 224 px, batch 4096, ResNet-50 4x,
+# heads of 8192), low enough that a typo is refused in one line instead of filling the memory
+# until the kernel kills the stage. knn_k needs none (k is capped at the labelled images), nor
+# epochs (the schedule is computed step by step).
+MAX_IMAGE_SIZE = 1024  # 3 MiB an RGB image; 20000 px would be 1.2 GB each
+MAX_BATCH = 65_536  # the paper's largest is 8192
+MAX_CHANNELS = 32_768  # widths and head dims; ResNet-50 8x has 16384
+MAX_PROCESSES = 256  # decoding threads, loader processes, processes per machine
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
@@ -77,7 +88,7 @@ class _Model(BaseModel):
 class DataConfig(_Model):
     """Defaults for every dataset; a dataset's own entry in `datasets` may override each."""
 
-    image_size: Int = Field(16, ge=4)
+    image_size: Int = Field(16, ge=4, le=MAX_IMAGE_SIZE)
     """square side every image is resized to"""
     resize: Literal["stretch", "crop"] = "stretch"
     """stretch to the square, or crop (shorter side, then centre crop)"""
@@ -91,7 +102,7 @@ class DataConfig(_Model):
     """cap images per class (tiny runs); null = all"""
     skip_corrupt: Bool = False
     """true: drop undecodable files (listed in skipped.json) instead of failing"""
-    workers: Int | None = Field(None, ge=1)
+    workers: Int | None = Field(None, ge=1, le=MAX_PROCESSES)
     """image decoding threads; null = one per CPU"""
 
 
@@ -170,7 +181,12 @@ class ValidateConfig(_Model):
         return self
 
 
-PositiveInts = Annotated[tuple[Annotated[Int, Field(gt=0)], ...], Field(min_length=1)]
+Widths = Annotated[
+    tuple[Annotated[Int, Field(gt=0, le=MAX_CHANNELS)], ...], Field(min_length=1, max_length=8)
+]
+Blocks = Annotated[
+    tuple[Annotated[Int, Field(gt=0, le=64)], ...], Field(min_length=1, max_length=8)
+]
 
 
 class ModelConfig(_Model):
@@ -180,14 +196,14 @@ class ModelConfig(_Model):
     """channel multiplier of the torchvision ResNets (1x, 2x, 4x)"""
     stem: Literal["auto", "cifar", "imagenet"] = "auto"
     """auto = CIFAR stem (3x3, no max-pool) up to 64 px, else ImageNet"""
-    widths: PositiveInts = (32, 64, 128)
+    widths: Widths = (32, 64, 128)
     """small: channels per stage; h has widths[-1] dimensions"""
-    blocks: PositiveInts = (1, 1, 1)
+    blocks: Blocks = (1, 1, 1)
     """small: BasicBlocks per stage"""
     head: Literal["v1", "v2"] = "v1"
     """projection head: v1 = 2-layer MLP, v2 = 3-layer MLP"""
-    proj_hidden_dim: Int = Field(128, gt=0)
-    proj_dim: Int = Field(64, gt=0)
+    proj_hidden_dim: Int = Field(128, gt=0, le=MAX_CHANNELS)
+    proj_dim: Int = Field(64, gt=0, le=MAX_CHANNELS)
 
     @model_validator(mode="after")
     def _stages(self) -> ModelConfig:
@@ -224,7 +240,7 @@ class DistributedConfig(_Model):
 
     nnodes: Int = Field(1, ge=1)
     """machines; > 1: run README "Several machines" on the others"""
-    nproc_per_node: Int = Field(1, ge=1)
+    nproc_per_node: Int = Field(1, ge=1, le=MAX_PROCESSES)
     """processes per machine: one per GPU (CPU: gloo, for testing)"""
     master_addr: Str = Field("127.0.0.1", min_length=1)
     """node 0's address, reachable from the others (nnodes > 1)"""
@@ -238,7 +254,7 @@ class DistributedConfig(_Model):
 class PretrainConfig(_Model):
     dataset: Str = "digits"
     epochs: Int = Field(50, ge=1)
-    batch_size: Int = Field(256, ge=2)
+    batch_size: Int = Field(256, ge=2, le=MAX_BATCH)
     optimizer: Literal["sgd", "lars", "adamw"] = "sgd"
     """sgd (Nesterov), lars (the paper's) or adamw; see README"""
     lr: FinitePositive = 0.5
@@ -260,7 +276,7 @@ class PretrainConfig(_Model):
     """torch.compile encoder and head"""
     threads: Int | None = Field(None, ge=1)
     """torch CPU threads; null = torch's default"""
-    loader_workers: Int = Field(0, ge=0)
+    loader_workers: Int = Field(0, ge=0, le=MAX_PROCESSES)
     """processes reading batches (a GPU may want 4-8)"""
     knn_every: Int = Field(10, ge=0)
     """kNN monitor on the labelled split every K epochs; 0 = off"""
@@ -290,7 +306,7 @@ class FinetuneConfig(_Model):
     """tiny subsets still get this many updates"""
     max_steps: Int = Field(200, ge=0)
     """0 = no cap; bounds the cost of the 100 % runs"""
-    batch_size: Int = Field(64, ge=2)
+    batch_size: Int = Field(64, ge=2, le=MAX_BATCH)
     lr: FinitePositive = 0.2
     """used as given (not rescaled by the batch); cosine decay"""
     momentum: Float = Field(0.9, ge=0, lt=1)
@@ -305,7 +321,7 @@ class FinetuneConfig(_Model):
 class EvaluateConfig(_Model):
     fractions: Shares = (0.01, 0.1, 1.0)
     """labelled share of each class (class-balanced, >= 1 image)"""
-    seeds: Int = Field(5, ge=1)
+    seeds: Int = Field(5, ge=1, le=1000)
     """label subsets per fraction below 1.0 (1.0 is the whole split)"""
     val_fraction: Float = Field(0.2, gt=0, lt=1)
     """of each subset, held out to choose the probe's L2 strength"""
@@ -313,7 +329,7 @@ class EvaluateConfig(_Model):
     """inverse L2 strengths tried (log-spaced grid)"""
     max_iter: Int = Field(1000, ge=1)
     """L-BFGS iterations per fit"""
-    batch_size: Int = Field(512, ge=1)
+    batch_size: Int = Field(512, ge=1, le=MAX_BATCH)
     """feature extraction"""
     knn_k: Int = Field(20, ge=1)
     """neighbours that vote in the kNN classifier"""

@@ -25,7 +25,7 @@ from ruamel.yaml.events import (
     ScalarEvent,
 )
 
-from simclr.errors import PipelineError
+from simclr.errors import PipelineError, single_line
 
 MAX_DEPTH = 10  # params.yaml nests 4 deep; ruamel builds a tree recursively, one call per level
 MAX_SHOWN = 200  # characters of a value in a message
@@ -200,6 +200,10 @@ def read_yaml(path: Path):
         where = f" at line {mark.line + 1}" if mark else ""
         problem = " ".join(str(getattr(e, "problem", None) or "syntax error").split())
         raise PipelineError(f"{path}: not valid YAML{where}: {problem}; fix the syntax") from None
+    except (ValueError, TypeError) as e:  # building values: a 5000-digit integer, a list as key
+        raise PipelineError(
+            f"{path}: cannot read a value ({single_line(str(e), MAX_SHOWN)}); fix it"
+        ) from None
 
 
 def _check_depth(events) -> None:

@@ -8,11 +8,8 @@ statistics are all-reduced here (sums with gradients); on CUDA torch's own is us
 
 from __future__ import annotations
 
-import ctypes
 import datetime
 import os
-import signal
-import sys
 
 import torch
 import torch.distributed as dist
@@ -53,17 +50,6 @@ def init_from_env(device: torch.device) -> torch.device:
         device_id=device if device.type == "cuda" else None,
     )
     return device
-
-
-def die_with_parent(sig: int = signal.SIGKILL) -> None:
-    """Linux: the kernel sends `sig` to this process when its parent dies. torchrun starts its
-    workers in sessions of their own, so without this a killed launcher leaves them training
-    on, writing the resumable state that the rerun reads. The setting survives exec."""
-    if _prctl is not None:
-        _prctl(1, int(sig))  # PR_SET_PDEATHSIG
-
-
-_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
 
 
 def rank_device(device: torch.device) -> torch.device:

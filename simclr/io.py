@@ -143,7 +143,13 @@ def write_atomic(target: str | Path, write: Callable[[Path], None]) -> Path:
 
 
 def write_json(target: str | Path, obj) -> Path:
-    return write_atomic(target, lambda p: p.write_text(json.dumps(obj, indent=2, sort_keys=True)))
+    """`obj` as strict JSON: NaN and infinities, which json.dumps would write as tokens no JSON
+    parser but Python's reads, are refused (a bug of the writer: give a number or null)."""
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError as e:
+        raise ValueError(f"{target}: {e}; write finite numbers or null") from None
+    return write_text(target, text)
 
 
 def write_text(target: str | Path, text: str) -> Path:

@@ -24,15 +24,12 @@ import torch
 
 from simclr.checkpoint import load_state, save_state, unseal
 from simclr.config import DistributedConfig, Params, from_dict, load_params, to_dict
-from simclr.distributed import die_with_parent
-from simclr.errors import PipelineError
+from simclr.errors import PipelineError, user_errors
 from simclr.models import build_model
-from simclr.processes import run_streaming
+from simclr.processes import EXEC_PID, die_with_parent, run_streaming, with_parent_death
 from simclr.train import EpochCallback, Labelled, Pretrained, pretrain
 
 log = logging.getLogger("simclr.launch")
-EXEC_WITH_PARENT = "--exec-with-parent"
-LAUNCHER_PID = "SIMCLR_TORCHRUN_PID"
 # A worker's one-line PipelineError, or the last line of an uncaught exception's traceback
 _ERROR = re.compile(r"^(?:\[rank\d+\]: )?(?:error: (.+)|([\w.]*(?:Error|Exception): .+))$")
 
@@ -110,8 +107,8 @@ def _read_result(path: Path, params: Params, image_shape: tuple[int, ...]) -> Pr
 
 
 def _run(cmd: list[str], on_line: Callable[[str], None]) -> None:
-    # Through `--exec-with-parent`: if the stage dies, torchrun gets SIGTERM and stops its workers.
-    wrapped = [sys.executable, "-m", "simclr.launch", EXEC_WITH_PARENT, str(os.getpid()), *cmd]
+    # If the stage dies, torchrun gets SIGTERM and stops its workers.
+    wrapped = with_parent_death(cmd, signal.SIGTERM)
     rc, tail = run_streaming(wrapped, on_line, keep=200)  # torchrun passes SIGTERM on
     if rc != 0:  # our one-line error, else the first process's exception, else the tail
         found = [m.groups() for ln in tail if (m := _ERROR.match(ln))]
@@ -125,7 +122,7 @@ def _worker(args: argparse.Namespace) -> None:
     from simclr.device import select_device
     from simclr.distributed import init_from_env, world
 
-    parent = int(os.environ.get(LAUNCHER_PID, os.getppid()))
+    parent = int(os.environ.get(EXEC_PID, os.getppid()))
     die_with_parent()  # torchrun killed: stop at once, leave the resumable state alone
     if os.getppid() != parent:  # it died before the line above
         raise PipelineError("torchrun exited before this process started")
@@ -154,20 +151,7 @@ def _worker(args: argparse.Namespace) -> None:
         _save_result(result, args.result)
 
 
-def _exec_with_parent(parent: str, cmd: list[str]) -> int:
-    """Become `cmd` (torchrun), to be sent SIGTERM when `parent` (the stage) dies."""
-    die_with_parent(signal.SIGTERM)  # kept across exec
-    if os.getppid() != int(parent):  # the stage died before the line above
-        return 1
-    os.environ[LAUNCHER_PID] = str(os.getpid())  # exec keeps the pid: the workers' parent
-    os.execv(cmd[0], cmd)
-    return 1  # not reached
-
-
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == [EXEC_WITH_PARENT]:
-        return _exec_with_parent(argv[1], argv[2:])
     parser = argparse.ArgumentParser(description="one pretraining process under torchrun")
     parser.add_argument("--params", required=True, help="params.yaml (or its JSON)")
     parser.add_argument("--data", required=True, help="the prepared pretraining set's folder")
@@ -175,11 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", help="where rank 0 writes the trained weights")
     args = parser.parse_args(argv)
     try:
-        _worker(args)
-    except PipelineError as e:
-        sys.stderr.write(f"error: {e}\n")  # one write: the processes share the stream
-        sys.stderr.flush()
-        return 1
+        with user_errors():  # one line for an error the user can fix, exit status 2
+            _worker(args)
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -40,6 +40,11 @@ from tasks.retries import TRANSIENT
 def load_checked(dataset: str, checkpoint: Path, device) -> tuple[Prepared, torch.nn.Module, dict]:
     """The prepared dataset and the pretrained encoder, checked to fit each other."""
     data = load_prepared(prepared_root(dataset))
+    if len(data.class_names) < 2:  # every method would score 1.0, every p-value be 1
+        raise PipelineError(
+            f"{prepared_root(dataset)}: {len(data.class_names)} class; evaluation needs at least "
+            "2 classes (the validate stage checks this too)"
+        )
     encoder, meta = load_encoder(checkpoint, device)
     if data.train.images.shape[-1] != meta["in_channels"]:
         raise PipelineError(

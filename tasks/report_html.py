@@ -7,8 +7,7 @@ import base64
 import html
 import re
 from collections.abc import Mapping
-
-from simclr.errors import PipelineError
+from html.parser import HTMLParser
 
 IMAGE_CHECK = """<script>
 // Marks the page once loaded: how many images decoded (used by the headless-browser test).
@@ -31,7 +30,9 @@ img { max-width: 100%; border: 1px solid #eee; }
 code { background: #f6f6f6; padding: 0 0.2em; }
 </style>"""
 
-FIGURE_LINK = re.compile(r"!\[[^\]]*\]\(([^):]+\.png)\)")
+# A figure as report_markdown.figure writes it: an image alone on its line. Anchored, so that a
+# value in the text (a param, a name) that looks like one is never read as a figure.
+FIGURE_LINK = re.compile(r"^!\[[^\]\n]*\]\(([^):\n]+\.png)\)$", re.M)
 
 
 def figure_links(markdown_text: str) -> list[str]:
@@ -41,23 +42,96 @@ def figure_links(markdown_text: str) -> list[str]:
 
 def to_html(markdown_text: str, title: str, figures: Mapping[str, bytes] | None = None) -> str:
     """The page: `markdown_text` rendered, each figure it links replaced by its bytes from
-    `figures` (relative path -> PNG), as a data URI."""
+    `figures` (relative path -> PNG), as a data URI.
+
+    Nothing in the text becomes active content, whatever a user put in a value: Markdown is
+    rendered with raw HTML off (a `<tag>` shows as text), then the HTML is rebuilt from an
+    allowlist (`sanitize`): known tags and attributes only, links to http(s), mailto or
+    relative targets, images from inlined PNG data only."""
     import markdown
 
     figures = figures or {}
-    # Escaped first: text from params or experiment names must not become markup in the page.
-    body = markdown.markdown(html.escape(markdown_text, quote=False), extensions=["tables"])
+    md = markdown.Markdown(extensions=["tables"])
+    md.preprocessors.deregister("html_block")
+    md.inlinePatterns.deregister("html")
+    body = md.convert(markdown_text)
 
     def inline(match: re.Match) -> str:
-        link = match.group(1)
-        if link not in figures:
-            raise PipelineError(f"{link}: figure missing; re-run the stage that writes it")
-        data = base64.b64encode(figures[link]).decode()
+        data = base64.b64encode(figures[match.group(1)]).decode()
         return f'src="data:image/png;base64,{data}"'
 
-    body = re.sub(r'src="([^":]+\.png)"', inline, body)
+    links = "|".join(re.escape(link) for link in figures)
+    if links:
+        body = re.sub(f'src="({links})"', inline, body)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title>"
-        f"{STYLE}</head><body>\n{body}\n{IMAGE_CHECK}</body></html>\n"
+        f"{STYLE}</head><body>\n{sanitize(body)}\n{IMAGE_CHECK}</body></html>\n"
     )
+
+
+# What Markdown (with tables) writes, and the attributes each tag may keep.
+TAGS = {
+    **dict.fromkeys(["h1", "h2", "h3", "h4", "h5", "h6", "p", "ul", "ol", "li", "blockquote"]),
+    **dict.fromkeys(["table", "thead", "tbody", "tr", "code", "pre", "em", "strong", "br", "hr"]),
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "th": {"style"},
+    "td": {"style"},
+}
+VOID = {"img", "br", "hr"}
+SAFE_SCHEMES = {"http", "https", "mailto"}
+SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
+ALIGN = re.compile(r"text-align: (left|right|center);")
+
+
+def _safe(attribute: str, value: str) -> bool:
+    if attribute == "style":
+        return ALIGN.fullmatch(value) is not None
+    if attribute == "src":
+        return value.startswith("data:image/png;base64,")
+    if attribute == "href":
+        # Browsers ignore spaces and control characters in a URL's scheme ("java\tscript:").
+        scheme = SCHEME.match("".join(c for c in value if c > " "))
+        return scheme is None or scheme.group(1).lower() in SAFE_SCHEMES
+    return True
+
+
+class _Sanitizer(HTMLParser):
+    """Rebuilds HTML from its parse: allowed tags with their allowed, safe attributes; any other
+    tag written out as text; comments and declarations dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag not in TAGS:
+            self.out.append(html.escape(self.get_starttag_text() or ""))
+            return
+        kept = [
+            f' {k}="{html.escape(v)}"'
+            for k, v in attrs
+            if k in (TAGS[tag] or ()) and v is not None and _safe(k, v)
+        ]
+        self.out.append(f"<{tag}{''.join(kept)}>")
+
+    def handle_startendtag(self, tag: str, attrs: list) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in TAGS and tag not in VOID:
+            self.out.append(f"</{tag}>")
+        elif tag not in TAGS:
+            self.out.append(html.escape(f"</{tag}>"))
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(html.escape(data, quote=False))
+
+
+def sanitize(fragment: str) -> str:
+    """`fragment` with only allowlisted tags, attributes and URLs left as markup."""
+    parser = _Sanitizer()
+    parser.feed(fragment)
+    parser.close()
+    return "".join(parser.out)

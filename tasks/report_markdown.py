@@ -3,6 +3,7 @@ function of them, reading and writing nothing."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,18 @@ from tasks.paths import (
     VIEWS_FIGURE,
 )
 from tasks.report_inputs import ReportInputs
+
+
+def literal(value: object) -> str:
+    """`value` (anything a user controls: a param, a name) as a Markdown code span, shown
+    exactly as it is: no link, image, emphasis or HTML in it becomes markup. The fence is a run
+    of backticks longer than any inside; a line break shows as \\n, so the value stays on its
+    line (and in its table cell)."""
+    text = str(value).replace("\r", "\\r").replace("\n", "\\n")
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def figure(alt: str, path: Path) -> str:
@@ -127,7 +140,7 @@ def run_section(inputs: ReportInputs) -> list[str]:
     params, pretrain = inputs.params, inputs.pretrain
     prov = inputs.run["provenance"]
     seconds = sum(sum(d.get("seconds", {}).values()) for d in inputs.evaluations.values())
-    changed = [f"`{k}`: {v}" for k, v in changed_params(params).items()]
+    changed = [f"{literal(k)}: {literal(v)}" for k, v in changed_params(params).items()]
     return [
         "## Run",
         "",

@@ -4,7 +4,8 @@ reports/validation/docs/ (tasks/paths.py), and a markdown summary to Prefect."""
 
 from __future__ import annotations
 
-import json
+import html
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from tasks.paths import VALIDATION_DOCS, prepared_root, validation_result
 from tasks.retries import TRANSIENT
 
 EXAMPLES = 20  # failing rows kept per expectation (GX's partial_unexpected_count)
+MIN_CLASSES = 2
 DOCS_SITE = "local_site"  # the one Data Docs site of a validate run
 
 
@@ -120,6 +122,11 @@ def class_count_expectations(v: ValidateConfig) -> list:
 
     e = gx.expectations
     return [
+        # One class would pass every other check, and every classifier would score 1.0 on it.
+        _check(
+            f"at least {MIN_CLASSES} classes",
+            e.ExpectColumnUniqueValueCountToBeBetween(column="label", min_value=MIN_CLASSES),
+        ),
         _check(
             f"every class has at least {v.min_per_class} images in each split",
             e.ExpectColumnValuesToBeBetween(column="count", min_value=v.min_per_class),
@@ -226,13 +233,18 @@ class Suites:
             )
         )
         frame = table.reset_index(drop=True).assign(row=range(len(table)))
-        (result,) = checkpoint.run(batch_parameters={"dataframe": frame}).run_results.values()
+        shown = _escaped(frame)  # GX renders values into Data Docs as they are
+        (result,) = checkpoint.run(batch_parameters={"dataframe": shown}).run_results.values()
         return [_outcome(r, frame) for r in result.results]
 
     def publish(self, target: Path) -> None:
         """Move the Data Docs site to `target` in one rename."""
         with atomic_path(target) as tmp:
             shutil.copytree(self.docs, tmp)
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove the site's temporary build directory."""
         shutil.rmtree(self.docs, ignore_errors=True)
 
 
@@ -257,9 +269,32 @@ def _outcome(r, frame: pd.DataFrame) -> dict:
     }
 
 
+def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every text value HTML-escaped. GX puts the values it reports (a file's
+    path and Pillow's message about it, a class name) into the Data Docs pages unescaped, so a
+    file named `x<img src=x onerror=...>.jpg` would run its script there. Escaping the text
+    changes no check: the checks of text columns compare it with null or with itself (split,
+    sha256); the JSON results take their examples from the unescaped frame."""
+    text = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c].dtype)]
+    return frame.assign(
+        **{c: frame[c].map(lambda v: html.escape(v) if isinstance(v, str) else v) for c in text}
+    )
+
+
 def _plain(x):
-    """GX results hold numpy scalars and NaN; make them JSON-able."""
-    return json.loads(json.dumps(x, default=str).replace("NaN", "null"))
+    """GX results as strict JSON data: numpy scalars as Python numbers, NaN and infinities
+    (e.g. `times_smallest` of a missing class) as null, anything else as text."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, str):  # numpy scalar
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if x is None or isinstance(x, str | int | float | bool):
+        return x
+    return None if pd.isna(x) else str(x)
 
 
 def _example(row: dict) -> str:
@@ -277,8 +312,10 @@ def summary_line(report: dict) -> str:
     parts = []
     for o in failed:
         examples = ", ".join(_example(r) for r in o["examples"][:3])
-        detail = f"e.g. {examples}" if examples else f"observed {o['observed_value']}"
-        parts.append(f"{o['check']}: failed for {o['unexpected_count']} rows, {detail}")
+        if examples:
+            parts.append(f"{o['check']}: failed for {o['unexpected_count']} rows, e.g. {examples}")
+        else:
+            parts.append(f"{o['check']}: failed, observed {o['observed_value']}")
     return f"{report['dataset']}: " + "; ".join(parts)
 
 

@@ -3,6 +3,7 @@ data, real Git/DVC repositories and stage commands in temporary directories."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -205,3 +206,46 @@ pretrain:
   augment: {crop_scale: [0.3, 1.0], flip_p: 0.0}
 transfer: {datasets: []}
 """
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def require_chromium() -> None:
+    """At a browser test module's top: skip it without Chromium, except in CI (.ci/run sets
+    REQUIRE_CHROMIUM), where a missing browser must fail rather than skip silently."""
+    if CHROMIUM is None:
+        if os.environ.get("REQUIRE_CHROMIUM"):
+            raise RuntimeError("chromium is not installed; .ci/run installs Debian's package")
+        pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
+
+
+def open_page(html: Path, screenshot: Path | None = None) -> tuple[str, list[str]]:
+    """(the DOM after load, console errors) of `html` in headless Chromium."""
+    base = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+    ]
+    r = subprocess.run(
+        [*base, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    errors = [
+        line
+        for line in r.stderr.splitlines()
+        if "CONSOLE" in line and re.search(r"Uncaught|Error|error|Failed", line)
+    ]
+    if screenshot is not None:
+        subprocess.run(
+            [*base, f"--screenshot={screenshot}", "--window-size=1200,5000", html.as_uri()],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+    return r.stdout, errors

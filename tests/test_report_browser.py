@@ -3,56 +3,16 @@ with no console error, every image decodes, and a screenshot is kept as a test a
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-from helpers import ROOT
+from helpers import ROOT, open_page, require_chromium
 
 from tasks.paths import REPORT_HTML
 from tasks.report_html import IMAGE_CHECK
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "test-artifacts"  # git-ignored; CI keeps what lands here
-
-if CHROMIUM is None:
-    if os.environ.get("REQUIRE_CHROMIUM"):  # set by .ci/run: CI must not skip this silently
-        raise RuntimeError("chromium is not installed; .ci/run installs Debian's package")
-    pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
-
-
-def open_page(html: Path, screenshot: Path | None = None) -> tuple[str, list[str]]:
-    """(the DOM after load, console errors) of `html` in headless Chromium."""
-    base = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--enable-logging=stderr",
-        "--v=0",
-        "--virtual-time-budget=10000",
-    ]
-    r = subprocess.run(
-        [*base, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0, r.stderr[-2000:]
-    errors = [
-        line
-        for line in r.stderr.splitlines()
-        if "CONSOLE" in line and re.search(r"Uncaught|Error|error|Failed", line)
-    ]
-    if screenshot is not None:
-        subprocess.run(
-            [*base, f"--screenshot={screenshot}", "--window-size=1200,5000", html.as_uri()],
-            capture_output=True,
-            timeout=120,
-            check=True,
-        )
-    return r.stdout, errors
+require_chromium()
 
 
 def images_state(dom: str) -> tuple[str, str]:

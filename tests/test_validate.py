@@ -92,8 +92,8 @@ def folder(tmp_path, monkeypatch):
 def test_clean_dataset_passes_every_check(tmp_path, folder):
     report = validate(params(tmp_path), tmp_path)
     assert report["success"], summary_line(report)
-    assert len(report["expectations"]) == 21
-    assert "all 21 checks passed" in summary_line(report)
+    assert len(report["expectations"]) == 22
+    assert "all 22 checks passed" in summary_line(report)
 
 
 def test_data_docs_are_published_with_every_check(tmp_path, folder):

@@ -23,9 +23,15 @@ def load_npz(path: str | Path) -> Source:
     if not path.is_file():
         raise PipelineError(f"{path}: .npz file not found; check datasets.<name>.path")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.load also reads a bare .npy
+            raise PipelineError(
+                f"{path}: a single array, not an .npz archive; save the images and labels "
+                "together: np.savez(path, images=..., labels=...)"
+            )
+        with loaded as f:
             arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise PipelineError(f"{path}: not a readable .npz file ({e})") from None
     layout = next((keys for keys in LAYOUTS if set(keys) <= set(arrays)), None)
     if layout is None:
@@ -40,6 +46,8 @@ def load_npz(path: str | Path) -> Source:
         raise PipelineError(f"{path}: x_train and x_test differ in image shape")
     values, label_ids = np.unique(np.concatenate(labels), return_inverse=True)
     if "class_names" in arrays:
+        if arrays["class_names"].ndim != 1:
+            raise PipelineError(f"{path}: class_names must be a list of names (1-D)")
         names = tuple(str(n) for n in arrays["class_names"])
         if not (len(names) > values.max() and values.min() >= 0):
             raise PipelineError(
@@ -67,6 +75,11 @@ def _images(path: Path, key: str, x: np.ndarray) -> np.ndarray:
         raise PipelineError(
             f"{path}: {key} has shape {x.shape}; expected (N, H, W) or (N, H, W, C) with C 1 or 3 "
             "(channels last)"
+        )
+    if not len(x) or not x.shape[1] or not x.shape[2]:
+        raise PipelineError(
+            f"{path}: {key} has shape {x.shape}: no images, or images of no pixels; store at "
+            "least one image of at least 1x1 pixels"
         )
     return x
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from simclr.errors import PipelineError
+from simclr.errors import MAX_VALUE, PipelineError, explain, single_line
 
 log = logging.getLogger(__name__)
 
@@ -60,27 +60,43 @@ def image_extensions() -> frozenset[str]:
 
 
 def scan(root: Path) -> tuple[list[str], list[str], list[int]]:
-    """Class names, relative image paths and labels, sorted by name; raises on a bad layout."""
+    """Class names, relative image paths and labels, sorted by name; raises on a bad layout.
+
+    A class is a folder directly under `root`; its images are the image files anywhere below it
+    (`cat/2019/x.jpg` is a cat), so that no image is silently left out. An image beside the
+    class folders belongs to no class and is refused, as are names that are not UTF-8."""
+    try:
+        classes, paths, labels = _listing(root)
+    except OSError as e:
+        raise PipelineError(f"{root}: cannot list the image folder: {explain(e)}") from None
+    _check_names(root, [*classes, *paths])
+    return classes, paths, labels
+
+
+def _listing(root: Path) -> tuple[list[str], list[str], list[int]]:
     if not root.exists():
         raise PipelineError(f"{root}: image folder not found; check the path")
     if not root.is_dir():
         raise PipelineError(
             f"{root}: not a directory; pass the folder that holds one subfolder per class"
         )
+    extensions = image_extensions()
     # Hidden entries (.git, .DS_Store, .ipynb_checkpoints) are never classes or images.
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    entries = sorted((e for e in os.scandir(root) if not e.name.startswith(".")), key=_name)
+    classes = [e.name for e in entries if e.is_dir()]
     if not classes:
         raise PipelineError(
             f"{root}: no class subfolders; put the images in {root}/<class name>/ folders"
         )
-    extensions = image_extensions()
+    loose = [e.name for e in entries if e.is_file() and _is_image(e.name, extensions)]
+    if loose:
+        raise PipelineError(
+            f"{root}: {len(loose)} image files lie beside the class folders and belong to no "
+            f"class (e.g. {root / loose[0]}); move them into a class folder or delete them"
+        )
     paths, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(
-            p.name
-            for p in (root / name).iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in extensions
-        )
+        files = _images_below(root / name, extensions)
         if not files:
             raise PipelineError(
                 f"{root / name}: class folder has no images; add images or remove the folder"
@@ -90,38 +106,114 @@ def scan(root: Path) -> tuple[list[str], list[str], list[int]]:
     return classes, paths, labels
 
 
+def _name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def _is_image(name: str, extensions: frozenset[str]) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions
+
+
+def _raise(error: OSError) -> None:
+    raise error
+
+
+def _images_below(folder: Path, extensions: frozenset[str]) -> list[str]:
+    """Image files anywhere below `folder` (symbolic links followed, each folder once, hidden
+    ones skipped), as sorted paths relative to it with "/" separators. Only regular files: a
+    FIFO or device named x.jpg would block or never end."""
+    found, seen = [], set()
+    for top, dirs, files in os.walk(folder, followlinks=True, onerror=_raise):
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:  # a link back to a folder already read
+            dirs.clear()
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = Path(top).relative_to(folder)
+        found += [
+            (rel / f).as_posix()
+            for f in files
+            if _is_image(f, extensions) and os.path.isfile(os.path.join(top, f))
+        ]
+    return sorted(found)
+
+
+def _check_names(root: Path, names: list[str]) -> None:
+    """Refuse names that are not UTF-8 (bytes the file system holds, e.g. Latin-1): they cannot
+    be written to the manifest, the metrics or the report."""
+    bad = []
+    for name in names:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(os.fsencode(root / name).decode("utf-8", "backslashreplace"))
+    if bad:
+        raise PipelineError(
+            f"{root}: {len(bad)} file or folder names are not UTF-8 (e.g. {bad[0]}); rename "
+            f"them to UTF-8 (e.g. convmv -r -f latin1 -t utf8 --notest {root})"
+        )
+
+
 def decode(path: Path, mode: str, size: int | None, policy: str = "stretch") -> np.ndarray:
     """One image, upright per its EXIF orientation, in `mode`, brought to size x size if given:
     `stretch` resizes to the square, `crop` scales the shorter side and centre-crops."""
+    img = _open(path)
+    if not (img.mode in CONVERTIBLE or img.mode.startswith("I")):
+        raise UndecodableImage(
+            path,
+            f"{MODE_NAMES.get(img.mode, img.mode)} images are not supported; "
+            "save it as 8- or 16-bit grayscale, RGB, RGBA or CMYK",
+        )
+    try:
+        if img.mode.startswith("I"):
+            img = _to_8bit(path, img)
+        if img.mode != mode:
+            # Palette, alpha (dropped) and CMYK images convert as Pillow defines.
+            img = img.convert(mode)
+        if size is not None and img.size != (size, size):
+            # Pillow's bilinear filter widens its support when shrinking: antialiased.
+            if policy == "crop":
+                img = ImageOps.fit(img, (size, size), Image.Resampling.BILINEAR)
+            else:
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+        return np.asarray(img)
+    except DECODE_ERRORS as e:
+        raise UndecodableImage(path, _reason(e)) from e
+
+
+def _reason(e: BaseException) -> str:
+    return single_line(" ".join(str(e).split()), MAX_VALUE) or type(e).__name__
+
+
+def _open(path: Path) -> Image.Image:
+    """The file's pixels, decoded and upright. Whatever Pillow raises while it parses and
+    decodes the file means the file cannot be read: its plugins raise OSError and SyntaxError,
+    but for damaged files of some formats also NotImplementedError (DDS), struct.error,
+    IndexError, KeyError, TypeError, ZeroDivisionError, EOFError... Memory is not the file's
+    fault and propagates (as does Ctrl-C, not an Exception)."""
     try:
         with Image.open(path) as f:
-            img = ImageOps.exif_transpose(f)  # cameras store portraits sideways plus a tag
-            if not (img.mode in CONVERTIBLE or img.mode.startswith("I")):
-                raise UndecodableImage(
-                    path,
-                    f"{MODE_NAMES.get(img.mode, img.mode)} images are not supported; "
-                    "save it as 8- or 16-bit grayscale, RGB, RGBA or CMYK",
-                )
-            if img.mode.startswith("I"):
-                img = _to_8bit(img)
-            if img.mode != mode:
-                # Palette, alpha (dropped) and CMYK images convert as Pillow defines.
-                img = img.convert(mode)
-            if size is not None and img.size != (size, size):
-                # Pillow's bilinear filter widens its support when shrinking: antialiased.
-                if policy == "crop":
-                    img = ImageOps.fit(img, (size, size), Image.Resampling.BILINEAR)
-                else:
-                    img = img.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(img)
-    except DECODE_ERRORS as e:
-        raise UndecodableImage(path, " ".join(str(e).split()) or type(e).__name__) from e
+            f.load()
+            return ImageOps.exif_transpose(f)  # cameras store portraits sideways plus a tag
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise UndecodableImage(path, _reason(e)) from e
 
 
-def _to_8bit(img: Image.Image) -> Image.Image:
+def _to_8bit(path: Path, img: Image.Image) -> Image.Image:
     """16-bit grayscale ("I;16*", or "I" holding 0..65535) to 8-bit "L" by scaling, not clipping:
-    Pillow's convert("L") clips every value above 255 to white."""
-    x = np.asarray(img, dtype=np.float64).clip(0, 65535)
+    Pillow's convert("L") clips every value above 255 to white. Values beyond 16 bits (a 32-bit
+    integer TIFF) have no one right 8-bit form: such an image is refused, naming its range."""
+    x = np.asarray(img, dtype=np.int64)
+    low, high = (int(x.min()), int(x.max())) if x.size else (0, 0)
+    if low < 0 or high > 65535:
+        raise UndecodableImage(
+            path,
+            f"32-bit integer (mode {img.mode}) image with values {low}..{high}, beyond 16 bits, "
+            "is not supported; save it as 8- or 16-bit grayscale",
+        )
     return Image.fromarray(np.rint(x / 257).astype(np.uint8), "L")
 
 

@@ -194,35 +194,67 @@ def save_prepared(prepared: Prepared, root: str | Path) -> Path:
 
 
 def load_prepared(root: str | Path, mmap: bool = True) -> Prepared:
-    """Read a prepared dataset; images are memory-mapped unless `mmap` is False."""
+    """Read a prepared dataset; images are memory-mapped unless `mmap` is False. A file that is
+    truncated, damaged or does not fit the others is a PipelineError naming it."""
     root = Path(root)
     if not (root / "classes.json").is_file():
         raise PipelineError(
             f"{root}: no prepared dataset here; run `dvc repro` (or the prepare stage) first"
         )
     mode = "r" if mmap else None
+    names = tuple(_read(root / "classes.json", lambda p: json.loads(p.read_text())))
     splits = {
         name: Split(
-            np.load(root / name / "images.npy", mmap_mode=mode),
-            np.load(root / name / "labels.npy"),
+            _read(root / name / "images.npy", lambda p: np.load(p, mmap_mode=mode)),
+            _read(root / name / "labels.npy", np.load),
         )
         for name in (*SPLITS, "unlabeled")
         if (root / name).is_dir()
     }
-    names = tuple(json.loads((root / "classes.json").read_text()))
+    for name, split in splits.items():
+        _check_split(root / name, split, len(names))
+    if "train" not in splits or "test" not in splits:
+        raise _damaged(root, "no train or no test split")
     return Prepared(splits["train"], splits["test"], names, splits.get("unlabeled"))
+
+
+def _damaged(path: Path, reason: str) -> PipelineError:
+    return PipelineError(
+        f"{path}: damaged prepared data ({reason}); re-run the prepare stage "
+        "(dvc repro -f prepare@<dataset>) or restore it (dvc checkout)"
+    )
+
+
+def _read(path: Path, read):
+    """read(path), a missing, truncated or damaged file raised as a PipelineError naming it."""
+    try:
+        return read(path)
+    except (OSError, ValueError, EOFError) as e:  # np.load's and json's errors of a bad file
+        raise _damaged(path, " ".join(str(e).split()) or type(e).__name__) from None
+
+
+def _check_split(folder: Path, split: Split, n_classes: int) -> None:
+    images, labels = split.images, split.labels
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise _damaged(folder / "images.npy", f"{images.dtype} {images.shape}, not uint8 NHWC")
+    if labels.ndim != 1 or len(labels) != len(images) or labels.dtype.kind not in "iu":
+        raise _damaged(
+            folder / "labels.npy", f"{labels.dtype} {labels.shape} for {len(images)} images"
+        )
+    if len(labels) and (labels.min() < -1 or labels.max() >= n_classes):
+        raise _damaged(folder / "labels.npy", f"labels outside the {n_classes} classes")
 
 
 def load_skipped(root: str | Path) -> list[dict]:
     path = Path(root) / "skipped.json"
-    return json.loads(path.read_text()) if path.is_file() else []
+    return _read(path, lambda p: json.loads(p.read_text())) if path.is_file() else []
 
 
 def load_manifest(root: str | Path) -> pd.DataFrame:
     path = Path(root) / "manifest.parquet"
     if not path.is_file():
         raise PipelineError(f"{path}: manifest missing; re-run the prepare stage for this dataset")
-    return pd.read_parquet(path)
+    return _read(path, pd.read_parquet)  # pyarrow's errors are OSError or ValueError
 
 
 def read_rows(images: np.ndarray, index, chunk: int = 16) -> np.ndarray:

@@ -16,6 +16,13 @@ from simclr.io import write_atomic
 DPI = 100
 
 
+def plain(text: object, limit: int | None = None) -> str:
+    """`text` (a class name, anything a user controls) as matplotlib shows it literally, cut to
+    `limit` characters: a pair of `$` would start mathtext (`$\\foo$` fails to parse, `$x^2$`
+    renders as math), so every `$` is escaped."""
+    return str(text)[:limit].replace("$", r"\$")
+
+
 def save_png(fig: Figure, path: Path, layout: tuple[float, float, float, float] = (0, 0, 1, 1)):
     """Lay `fig` out inside `layout` (figure fractions: left, bottom, right, top) and write it
     to `path` as PNG, atomically."""

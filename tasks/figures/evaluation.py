@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from tasks.figures import save_png
+from tasks.figures import plain, save_png
 
 
 def embedding(
@@ -22,7 +22,7 @@ def embedding(
         points[:, 0], points[:, 1], c=labels, cmap=cmap, s=8, vmin=-0.5, vmax=len(classes) - 0.5
     )
     cbar = fig.colorbar(sc, ax=ax, ticks=range(len(classes)))
-    cbar.ax.set_yticklabels([str(c)[:14] for c in classes], fontsize=7)
+    cbar.ax.set_yticklabels([plain(c, 14) for c in classes], fontsize=7)
     cbar.set_label("class")
     ax.set_xlabel("t-SNE 1")
     ax.set_ylabel("t-SNE 2")
@@ -45,7 +45,7 @@ def confusion(
         for j in range(k):
             color = "white" if rates[i, j] > 0.5 else "black"
             ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=7, color=color)
-    names = [str(c)[:10] for c in classes]
+    names = [plain(c, 10) for c in classes]
     ax.set_xticks(range(k), names, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(k), names, fontsize=7)
     ax.set_xlabel("predicted class")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from tasks.figures import save_png
+from tasks.figures import plain, save_png
 from tasks.labels import PROTOCOL_LABELS, method_label
 
 METHOD_COLORS = {"simclr": "#1f77b4", "random_init": "#ff7f0e", "raw_pixels": "#2ca02c"}
@@ -106,7 +106,7 @@ def sample_grid(
                 continue
             img = images[picks[c]]
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
-            ax.set_title(str(classes[labels[picks[c]]])[:12], fontsize=7)
+            ax.set_title(plain(classes[labels[picks[c]]], 12), fontsize=7)
             if c == 0:
                 ax.set_ylabel(name)
     fig.suptitle("Training images, one per class first")
