@@ -3,7 +3,7 @@ generated image folders of JPEGs.
 
     .venv/bin/python benchmarks/prepare_memory.py [--sizes 5000 100000] \
         [--decode 32:12000 224:3000] [--folders /tmp/simclr-bench-jpegs] \
-        [--out benchmarks/results/prepare_memory.json]
+        [--ref HEAD] [--out benchmarks/results/prepare_memory.json]
 
 Folders of N generated JPEGs (quality 90, 10 class subfolders; each image 4x4 random colour
 blocks upsampled, plus pixel noise, so no two are alike) are written once under `--folders`
@@ -56,13 +56,13 @@ def jpeg_folder(base: Path, n: int, side: int) -> Path:
     return root
 
 
-def measure(folder: Path, side: int) -> dict:
+def measure(folder: Path, side: int, ref: str) -> dict:
     params = load_params()
     entry = {"source": "imagefolder", "root": str(folder), "image_size": side}
     params["datasets"] = {"jpegs": entry}
     params["pretrain"]["dataset"] = "jpegs"
     params["transfer"] = {"datasets": []}
-    path = clone(params)
+    path = clone(params, ref)
     try:
         r = run(path, "python", "-m", "flows.prepare", "jpegs")
         data = path / "data/prepared/jpegs"
@@ -89,13 +89,14 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="*", default=[5_000, 100_000])
     ap.add_argument("--decode", nargs="*", default=["32:12000", "224:3000"], help="SIDE:N")
     ap.add_argument("--folders", type=Path, default=Path("/tmp/simclr-bench-jpegs"))
+    ap.add_argument("--ref", default="HEAD", help="the commit whose prepare is measured")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/prepare_memory.json")
     args = ap.parse_args()
-    memory = [measure(jpeg_folder(args.folders, n, 32), 32) for n in args.sizes]
+    memory = [measure(jpeg_folder(args.folders, n, 32), 32, args.ref) for n in args.sizes]
     decode = []
     for spec in args.decode:
         side, n = (int(v) for v in spec.split(":"))
-        decode.append(measure(jpeg_folder(args.folders, n, side), side))
+        decode.append(measure(jpeg_folder(args.folders, n, side), side, args.ref))
     print("| images | prepared .npy (MiB) | peak RSS (MiB) | peak anonymous (MiB) | s |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     base = memory[0] if memory else None
@@ -112,6 +113,7 @@ def main() -> int:
         "command": command(),
         "cpu": cpu_model(),
         "git": git_describe(),
+        "ref": args.ref,
         "memory": memory,
         "peak_rss_ratio": memory[-1]["peak_rss_mib"] / base["peak_rss_mib"] if base else None,
         "decode": decode,
