@@ -48,6 +48,7 @@ def probe_at(ref: str):
     path.write_text(text)
     spec = importlib.util.spec_from_file_location("probe_before", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
