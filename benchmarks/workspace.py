@@ -17,10 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-def clone(params: dict) -> Path:
-    """A git clone of HEAD (with `dvc init` done there) whose params.yaml is `params`."""
+def clone(params: dict, ref: str = "HEAD") -> Path:
+    """A git clone of `ref` (with `dvc init` done there) whose params.yaml is `params`."""
     path = Path(tempfile.mkdtemp(prefix="simclr-bench-"))
     subprocess.run(["git", "clone", "-q", str(ROOT), str(path)], check=True)
+    if ref != "HEAD":  # another commit of this checkout (e.g. main, to measure "before")
+        sha = subprocess.run(
+            ["git", "rev-parse", ref], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        subprocess.run(["git", "checkout", "-q", sha], cwd=path, check=True)
     yaml = YAML()
     with open(path / "params.yaml", "w") as f:
         yaml.dump(params, f)

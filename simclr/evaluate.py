@@ -26,7 +26,7 @@ from simclr.device import explain_oom
 from simclr.features import extract_features, raw_pixels
 from simclr.finetune import finetune, predict
 from simclr.models import Encoder
-from simclr.probe import accuracies, knn_predict, logistic_probe
+from simclr.probe import accuracies, knn_predict, logistic_probes
 from simclr.significance import compare
 
 log = logging.getLogger("simclr.evaluate")
@@ -103,8 +103,8 @@ def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:
     runs: dict[str, dict[str, dict[str, list]]] = {f: {} for f in PROTOCOLS}
     seconds = {}
     start = time.perf_counter()
-    for method, (train_x, test_x) in _features(data, encoders, cfg, device).items():
-        linear, knn = _frozen_runs(train_x, test_x, data, subsets, cfg)
+    for method, (train_x, test_x) in _features(data, encoders, cfg, device, amp_dtype).items():
+        linear, knn = _frozen_runs(train_x, test_x, data, subsets, cfg, device)
         runs["linear"][method], runs["knn"][method] = linear, knn
     seconds["linear+knn"] = time.perf_counter() - start
     if cfg.finetune.epochs > 0:
@@ -127,12 +127,13 @@ def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:
     return out
 
 
-def _features(data: Prepared, encoders: dict[str, Encoder], cfg, device) -> dict[str, tuple]:
-    """{method: (train features, test features)}: h of every encoder, then the raw pixels."""
+def _features(data: Prepared, encoders: dict, cfg, device, amp_dtype) -> dict[str, tuple]:
+    """{method: (train features, test features)}: h of every encoder (at the training
+    precision), then the raw pixels."""
     features = {
-        name: (
-            extract_features(enc, data.train.images, device, cfg.batch_size),
-            extract_features(enc, data.test.images, device, cfg.batch_size),
+        name: tuple(
+            extract_features(enc, split.images, device, cfg.batch_size, amp_dtype)
+            for split in (data.train, data.test)
         )
         for name, enc in encoders.items()
     }
@@ -140,16 +141,17 @@ def _features(data: Prepared, encoders: dict[str, Encoder], cfg, device) -> dict
     return features
 
 
-def _frozen_runs(train_x, test_x, data: Prepared, subsets: dict, cfg) -> tuple[dict, dict]:
-    """({fraction key: [run]} of the linear probe, the same of kNN) on one method's features."""
+def _frozen_runs(train_x, test_x, data: Prepared, subsets: dict, cfg, device) -> tuple[dict, dict]:
+    """({fraction key: [run]} of the linear probe, the same of kNN) on one method's features;
+    the probes of one fraction's label subsets are fitted together on `device`."""
     train_y, test_y = data.train.labels, data.test.labels
     linear: dict[str, list] = {}
     knn: dict[str, list] = {}
     for key, subs in subsets.items():
-        for s, idx in subs:
-            fit = logistic_probe(
-                train_x[idx], train_y[idx], test_x, cfg.C, cfg.val_fraction, cfg.max_iter, s
-            )
+        fits = logistic_probes(
+            train_x, train_y, subs, test_x, cfg.C, cfg.val_fraction, cfg.max_iter, device
+        )
+        for (s, idx), fit in zip(subs, fits, strict=True):
             linear.setdefault(key, []).append(
                 _run(s, fit.predictions, test_y, C=fit.C, C_validated=fit.validated)
             )
@@ -173,7 +175,7 @@ def _finetune_runs(encoder, data: Prepared, subsets: dict, cfg, device, amp_dtyp
                 device,
                 amp_dtype,
             )
-            pred = predict(model, data.test.images, device, cfg.batch_size)
+            pred = predict(model, data.test.images, device, cfg.batch_size, amp_dtype)
             tuned.setdefault(key, []).append(_run(s, pred, data.test.labels))
     return tuned
 

@@ -10,21 +10,33 @@ from simclr.device import to_images
 from simclr.models import Encoder
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def extract_features(
-    encoder: Encoder, images: np.ndarray, device: torch.device, batch_size: int = 512
+    encoder: Encoder,
+    images: np.ndarray,
+    device: torch.device,
+    batch_size: int = 512,
+    amp_dtype: torch.dtype | None = None,
 ) -> np.ndarray:
-    """h = f(x) for uint8 NHWC images, with the encoder in eval mode (BN uses running stats)."""
+    """h = f(x) for uint8 NHWC images, with the encoder in eval mode (BN uses running stats),
+    read and computed batch by batch (inputs channels_last, faster on every device here) into
+    one float32 array, under `amp_dtype` autocast (the training precision) where one is given."""
     encoder.eval()
-    feats = [
-        encoder(to_images(read_rows(images, slice(i, i + batch_size)), device))
-        .float()
-        .cpu()
-        .numpy()
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(feats)
+    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    out = np.empty((len(images), encoder.out_dim), dtype=np.float32)
+    for i in range(0, len(images), batch_size):
+        x = to_images(read_rows(images, slice(i, i + batch_size)), device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            out[i : i + len(x)] = encoder(x).float().cpu().numpy()
+    return out
 
 
-def raw_pixels(images: np.ndarray) -> np.ndarray:
-    return np.asarray(images, dtype=np.float32).reshape(len(images), -1) / 255
+def raw_pixels(images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The pixels in [0, 1] as float32 vectors (N, H x W x C), read batch by batch so that a
+    memory-mapped array is never resident as a whole."""
+    out = np.empty((len(images), int(np.prod(images.shape[1:]))), dtype=np.float32)
+    for i in range(0, len(images), batch_size):
+        rows = read_rows(images, slice(i, i + batch_size))
+        np.divide(rows.reshape(len(rows), -1), 255, out=out[i : i + len(rows)], dtype=np.float32)
+    return out

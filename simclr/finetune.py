@@ -67,7 +67,7 @@ def finetune(
     model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.out_dim, n_classes))
     nn.init.zeros_(model[1].weight)  # as the official code's head: no random direction to undo
     nn.init.zeros_(model[1].bias)
-    model.to(device).train()
+    model.to(device, memory_format=torch.channels_last).train()
     batch, steps = finetune_steps(len(images), cfg)
     optimizer, schedule = finetune_optimizer(model, cfg, steps)
     rng = np.random.default_rng(seed)
@@ -81,6 +81,7 @@ def finetune(
         idx, order = np.sort(order[:batch]), order[batch:]
         x = to_images(read_rows(images, idx), device)
         x = random_resized_crop_flip(x, cfg.crop_scale, CROP_RATIO, cfg.flip_p, view_gen)
+        x = x.contiguous(memory_format=torch.channels_last)
         with autocast:
             logits = model(x)
         loss = F.cross_entropy(logits.float(), targets[idx].to(device))
@@ -93,12 +94,22 @@ def finetune(
     return model.eval()
 
 
-@torch.no_grad()
-def predict(model: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 512):
-    """Class predictions for uint8 NHWC images, the model in eval mode."""
+@torch.inference_mode()
+def predict(
+    model: nn.Module,
+    images: np.ndarray,
+    device: torch.device,
+    batch_size: int = 512,
+    amp_dtype: torch.dtype | None = None,
+) -> np.ndarray:
+    """Class predictions for uint8 NHWC images, the model in eval mode, batch by batch, inputs
+    channels_last, under `amp_dtype` autocast (the training precision) where one is given."""
     model.eval()
-    out = [
-        model(to_images(read_rows(images, slice(i, i + batch_size)), device)).argmax(1).cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out).numpy()
+    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    out = np.empty(len(images), dtype=np.int64)
+    for i in range(0, len(images), batch_size):
+        x = to_images(read_rows(images, slice(i, i + batch_size)), device)
+        with autocast:
+            logits = model(x.contiguous(memory_format=torch.channels_last))
+        out[i : i + len(x)] = logits.argmax(1).cpu().numpy()
+    return out

@@ -9,7 +9,7 @@ from prefect.cache_policies import NONE
 
 from simclr.config import Params
 from simclr.data.load import load_dataset
-from simclr.data.prepared import save_prepared, skip_rejected, split_source
+from simclr.data.prepared import prepare
 from tasks.artifacts import artifact_key, publish
 from tasks.paths import prepared_root
 from tasks.retries import TRANSIENT
@@ -20,31 +20,42 @@ def prepare_dataset(name: str, params: Params) -> str:
     log = get_run_logger()
     cfg = params.datasets[name]
     opts = cfg.options(params.data)
-    start = time.perf_counter()
-    source = load_dataset(cfg, opts, params.seed)
-    seconds = time.perf_counter() - start
-    files = len(source.labels) + len(source.rejected)
-    log.info(
-        "%s: read %d images from %s in %.1f s (%.0f images/s)",
-        name,
-        files,
-        cfg.source,
-        seconds,
-        files / max(seconds, 1e-9),
+    read = {}
+
+    def load(scratch):  # timed: the read is what the log and the artifact report
+        start = time.perf_counter()
+        source = load_dataset(cfg, opts, params.seed, scratch)
+        read["seconds"] = time.perf_counter() - start
+        read["files"] = len(source.labels) + len(source.rejected)
+        log.info(
+            "%s: read %d images from %s in %.1f s (%.0f images/s)",
+            name,
+            read["files"],
+            cfg.source,
+            read["seconds"],
+            read["files"] / max(read["seconds"], 1e-9),
+        )
+        return source
+
+    root = prepared_root(name)
+    prepared = prepare(
+        root,
+        load,
+        opts.test_fraction,
+        params.seed,
+        opts.fraction,
+        opts.max_per_class,
+        opts.skip_corrupt,
     )
-    prepared = split_source(
-        source, opts.test_fraction, params.seed, opts.fraction, opts.max_per_class
-    )
-    for r in prepared.rejected:
+    files, seconds = read["files"], read["seconds"]
+    for r in prepared.rejected + prepared.skipped:
         log.warning("%s: cannot decode %s (%s)", name, r.path, r.reason)
-    if prepared.rejected and opts.skip_corrupt:
-        prepared = skip_rejected(prepared)
+    if prepared.skipped:
         log.warning(
             "%s: skip_corrupt: dropped %d undecodable files (listed in skipped.json)",
             name,
             len(prepared.skipped),
         )
-    root = save_prepared(prepared, prepared_root(name))
     sizes = ", ".join(f"{len(s.labels)} {k}" for k, s in prepared.splits().items())
     log.info(
         "%s: %s images of %s, %d classes -> %s",
@@ -54,6 +65,12 @@ def prepare_dataset(name: str, params: Params) -> str:
         len(prepared.class_names),
         root,
     )
+    _publish(name, cfg.source, prepared, sizes, files, seconds, root)
+    return str(root)
+
+
+def _publish(name, source, prepared, sizes: str, files: int, seconds: float, root) -> None:
+    """The prepare-<dataset> artifact: images per class and split, and a summary."""
     splits = prepared.splits()
     rows = [
         {"class": c, **{k: int((s.labels == i).sum()) for k, s in splits.items()}}
@@ -64,7 +81,7 @@ def prepare_dataset(name: str, params: Params) -> str:
         [
             f"# Prepared `{name}`",
             "",
-            f"- source: `{cfg.source}`; read {files} files in {seconds:.1f} s",
+            f"- source: `{source}`; read {files} files in {seconds:.1f} s",
             f"- images: {sizes}; shape {tuple(prepared.train.images.shape[1:])} (H, W, C)",
             f"- classes: {len(prepared.class_names)}; undecodable files: "
             f"{len(prepared.rejected) + len(prepared.skipped)}",
@@ -72,4 +89,3 @@ def prepare_dataset(name: str, params: Params) -> str:
         ]
     )
     publish(artifact_key("prepare", name), summary, markdown, rows)
-    return str(root)

@@ -1,17 +1,20 @@
 """Image folders in the layout users bring: ``root/<class>/<image files>``.
 
-`load_image_folder` decodes every image Pillow can read into one uint8 NHWC array, with labels
-indexing the class folder names. Classes and files are taken in sorted name order, so the same
-folder gives the same arrays on every machine and with any number of workers.
+`load_image_folder` decodes every image Pillow can read into one uint8 NHWC array (in memory, or
+appended to a file chunk by chunk), with labels indexing the class folder names. Classes and
+files are taken in sorted name order, so the same folder gives the same arrays on every machine
+and with any number of workers.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,8 @@ MODE_NAMES = {"F": "32-bit floating-point (mode F)", "LAB": "CIELAB", "HSV": "HS
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 # Images per task: a future per image adds overhead comparable to decoding a 32 px JPEG.
 CHUNK = 64
+AHEAD = 4  # chunks in flight per worker: the workers stay busy, memory holds only these
+PROCESSES_FROM = 4096  # files from which decoding runs in processes rather than threads
 
 
 class UndecodableImage(PipelineError):
@@ -231,29 +236,56 @@ def _check_options(image_size: int | None, channels: int, workers: int | None, r
     return workers
 
 
-def _in_chunks(fill: Callable[[range], None], start: int, n: int, workers: int) -> None:
-    """`fill` over the indices start..n-1 in chunks of CHUNK, on `workers` threads."""
-    chunks = [range(i, min(i + CHUNK, n)) for i in range(start, n, CHUNK)]
+def _decode_chunk(
+    root: Path, paths: list[str], mode: str, size: int | None, policy: str
+) -> list[np.ndarray | str]:
+    """Each file decoded, or the reason it could not be (a string): failures come back as
+    values, so that the caller raises the first one in file order, and a worker process never
+    has to pickle an exception."""
+    out: list[np.ndarray | str] = []
+    for p in paths:
+        try:
+            out.append(decode(root / p, mode, size, policy))
+        except UndecodableImage as e:
+            out.append(e.reason)
+    return out
+
+
+def _pool(workers: int, files: int) -> Executor:
+    """Threads, or spawned processes for large folders: decoding a small image is mostly Python
+    work that holds the GIL, so only processes use every core on it; starting them costs a
+    second or two (each imports this module and its caller's), paid back past PROCESSES_FROM
+    files. Spawned rather than forked: the stage runs beside Prefect's threads."""
+    if files >= PROCESSES_FROM:
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return ThreadPoolExecutor(workers)
+
+
+def _decoded(
+    root: Path, paths: list[str], mode: str, size: int | None, policy: str, workers: int
+) -> Iterator[tuple[range, list[np.ndarray | str]]]:
+    """(indices, images or failure reasons) of every CHUNK of files, in file order, decoded on
+    `workers` threads or processes with at most AHEAD chunks per worker in flight, so that
+    memory holds a few chunks, never the folder."""
+    chunks = (range(i, min(i + CHUNK, len(paths))) for i in range(0, len(paths), CHUNK))
     if workers == 1:
-        for chunk in chunks:
-            fill(chunk)
+        for r in chunks:
+            yield r, _decode_chunk(root, paths[r.start : r.stop], mode, size, policy)
         return
-    # Threads share the arrays without copies; Pillow releases the GIL while decoding and
-    # resizing, so they pay off as images grow (tiny images are bound by Python overhead).
-    with ThreadPoolExecutor(workers) as pool:
-        # map yields in order, so the error raised is the one for the first bad file.
-        for _ in pool.map(fill, chunks):
-            pass
-
-
-def _without_failed(folder: ImageFolder, failed: dict[int, str]) -> ImageFolder:
-    """`folder` without the images that did not decode, listed in `rejected` with the reason."""
-    if not failed:
-        return folder
-    rejected = [(folder.paths[i], int(folder.labels[i]), failed[i]) for i in sorted(failed)]
-    keep = np.setdiff1d(np.arange(len(folder.labels)), sorted(failed))
-    paths = [folder.paths[i] for i in keep]
-    return ImageFolder(folder.images[keep], folder.labels[keep], folder.classes, paths, rejected)
+    pool = _pool(workers, len(paths))
+    pending: deque = deque()
+    try:
+        for r in chunks:
+            work = (root, paths[r.start : r.stop], mode, size, policy)
+            pending.append((r, pool.submit(_decode_chunk, *work)))
+            while len(pending) >= AHEAD * workers:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def load_image_folder(
@@ -263,65 +295,91 @@ def load_image_folder(
     workers: int | None = None,
     resize: str = "stretch",
     strict: bool = True,
+    out: Path | None = None,
 ) -> ImageFolder:
     """Decode every image under ``root/<class>/`` into uint8 (N, H, W, channels) arrays.
 
     With `image_size`, each image is brought to image_size x image_size (`resize`: stretch or
     crop); without it, all images must already share one size. `channels` is 1 (grayscale) or
-    3 (RGB); images are converted as needed. Decoding runs on `workers` threads (default: one
-    per CPU). A file that does not decode raises, or with `strict=False` is left out and listed
-    in `rejected`.
+    3 (RGB); images are converted as needed. Decoding runs on `workers` threads or processes
+    (default: one per CPU), a few chunks at a time. A file that does not decode raises, or with
+    `strict=False` is left out and listed in `rejected`. With `out`, the images are appended to
+    that file (raw rows, no header) as they are decoded and `images` maps them from it, so the
+    folder never has to fit in memory; without it they are held in memory.
     """
     workers = _check_options(image_size, channels, workers, resize)
     root = Path(root)
     start = time.perf_counter()
     classes, paths, labels = scan(root)
     mode = MODES[channels]
-    failed: dict[int, str] = {}  # index -> reason, filled by the workers
-
-    def attempt(i: int) -> np.ndarray | None:
-        try:
-            return decode(root / paths[i], mode, image_size, resize)
-        except UndecodableImage as e:
-            if strict:
-                raise
-            failed[i] = e.reason
-            return None
-
-    # The first decodable image fixes the output shape, so the others are written straight into
-    # one preallocated array instead of being stacked (which would need twice the memory).
-    first, start_at = None, 0
-    while first is None and start_at < len(paths):
-        first, start_at = attempt(start_at), start_at + 1
-    if first is None:
-        raise PipelineError(f"{root}: none of the {len(paths)} image files could be decoded")
-    h, w = first.shape[:2]
-    images = np.empty((len(paths), h, w, channels), dtype=np.uint8)
-    images[start_at - 1] = first.reshape(h, w, channels)
-
-    def fill(indices: range) -> None:
-        for i in indices:
-            img = attempt(i)
-            if img is None:
+    rows = _Rows(out, len(paths), channels)
+    kept: list[int] = []
+    rejected: list[tuple[str, int, str]] = []
+    for indices, results in _decoded(root, paths, mode, image_size, resize, workers):
+        for i, img in zip(indices, results, strict=True):
+            if isinstance(img, str):
+                if strict:
+                    raise UndecodableImage(root / paths[i], img)
+                rejected.append((paths[i], labels[i], img))
                 continue
-            if img.shape[:2] != (h, w):
-                raise PipelineError(
-                    f"{root / paths[i]}: image is {img.shape[1]}x{img.shape[0]} but "
-                    f"{root / paths[start_at - 1]} is {w}x{h}; pass image_size to resize all images"
-                )
-            images[i] = img.reshape(h, w, channels)
-
-    n = len(paths)
-    _in_chunks(fill, start_at, n, workers)
-    folder = ImageFolder(images, np.array(labels, dtype=np.int64), classes, paths, [])
-    folder = _without_failed(folder, failed)
+            rows.append(img, root / paths[i])
+            kept.append(i)
+    images = rows.close()
+    if not kept:
+        raise PipelineError(f"{root}: none of the {len(paths)} image files could be decoded")
     seconds = time.perf_counter() - start
     log.info(
         "%s: %d images of %d classes in %.1f s (%.0f images/s)",
         root,
-        n,
+        len(paths),
         len(classes),
         seconds,
-        n / max(seconds, 1e-9),
+        len(paths) / max(seconds, 1e-9),
     )
-    return folder
+    keep = np.array(kept, dtype=np.int64)
+    return ImageFolder(
+        images, np.array(labels, dtype=np.int64)[keep], classes, [paths[i] for i in kept], rejected
+    )
+
+
+class _Rows:
+    """Where decoded images go, in order: an array allocated at the first image's size, or the
+    end of the file `out` (written, never mapped, while decoding). The first image fixes the
+    size; another size is a one-line error naming both files."""
+
+    def __init__(self, out: Path | None, capacity: int, channels: int):
+        self.out, self.capacity, self.channels = out, capacity, channels
+        self.file = open(out, "ab") if out is not None else None  # noqa: SIM115 (closed in close)
+        self.offset = out.stat().st_size if out is not None else 0
+        self.array: np.ndarray | None = None
+        self.first: Path | None = None
+        self.shape: tuple[int, int] = (0, 0)
+        self.n = 0
+
+    def append(self, img: np.ndarray, path: Path) -> None:
+        if self.first is None:
+            self.first, self.shape = path, img.shape[:2]
+            if self.file is None:
+                self.array = np.empty((self.capacity, *self.shape, self.channels), np.uint8)
+        elif img.shape[:2] != self.shape:
+            h, w = self.shape
+            raise PipelineError(
+                f"{path}: image is {img.shape[1]}x{img.shape[0]} but {self.first} is {w}x{h}; "
+                "pass image_size to resize all images"
+            )
+        if self.file is not None:
+            self.file.write(np.ascontiguousarray(img).tobytes())
+        else:
+            self.array[self.n] = img.reshape(*self.shape, self.channels)
+        self.n += 1
+
+    def close(self) -> np.ndarray:
+        """The images: the array's filled rows, or a read-only map of the rows written."""
+        shape = (self.n, *self.shape, self.channels)
+        if self.file is not None:
+            self.file.close()
+        if not self.n:
+            return np.empty(shape, np.uint8)
+        if self.file is None:
+            return self.array[: self.n]
+        return np.memmap(self.out, np.uint8, "r", self.offset, shape)

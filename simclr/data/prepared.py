@@ -17,6 +17,8 @@ import dataclasses
 import hashlib
 import json
 import mmap
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,16 +78,16 @@ def _take(source: Source, idx: np.ndarray) -> Split:
     return Split(source.images[idx], source.labels[idx], paths)
 
 
-def split_source(
+def split_indices(
     source: Source,
     test_fraction: float,
     seed: int,
     fraction: float = 1.0,
     max_per_class: int | None = None,
-) -> Prepared:
-    """Train/test (and unlabelled) splits: the source's own, or a seeded stratified split.
-    `fraction` and `max_per_class` subset each class first (`sample_per_class`, seeded); each
-    split is shuffled."""
+) -> dict[str, np.ndarray]:
+    """{split: indices into the source, in the split's order}: the source's own splits, or a
+    seeded stratified train/test split. `fraction` and `max_per_class` subset each class first
+    (`sample_per_class`, seeded); each split is shuffled. Reads labels only."""
     labels = source.labels
     if source.split is not None:
         parts = {}
@@ -95,11 +97,8 @@ def split_source(
                 continue
             cap = None if name == "unlabeled" else max_per_class
             idx = idx[sample_per_class(labels[idx], fraction, seed, cap)]
-            parts[name] = _take(source, np.random.default_rng(seed).permutation(idx))
-        return Prepared(
-            parts["train"], parts["test"], source.class_names, parts.get("unlabeled"),
-            source.rejected,
-        )
+            parts[name] = np.random.default_rng(seed).permutation(idx)
+        return parts
     idx = sample_per_class(labels, fraction, seed, max_per_class)
     counts = np.bincount(labels[idx], minlength=len(source.class_names))
     if counts[counts > 0].min() < 2:
@@ -117,8 +116,23 @@ def split_source(
             f"cannot split {len(idx)} images into train and test with test_fraction "
             f"{test_fraction} ({e}); add images or change test_fraction"
         ) from None
+    return {"train": train_idx, "test": test_idx}
+
+
+def split_source(
+    source: Source,
+    test_fraction: float,
+    seed: int,
+    fraction: float = 1.0,
+    max_per_class: int | None = None,
+) -> Prepared:
+    """The splits of `split_indices`, copied into memory (`prepare` writes them straight to
+    disk instead)."""
+    parts = split_indices(source, test_fraction, seed, fraction, max_per_class)
     return Prepared(
-        _take(source, train_idx), _take(source, test_idx), source.class_names, None,
+        *(_take(source, parts[name]) for name in SPLITS),
+        source.class_names,
+        _take(source, parts["unlabeled"]) if "unlabeled" in parts else None,
         source.rejected,
     )
 
@@ -138,39 +152,82 @@ def image_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.n
     return mean, std
 
 
-def manifest(prepared: Prepared) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Rows:
+    """A split to write: rows `index` of `images` (an array or a memory map), in that order."""
+
+    images: np.ndarray
+    index: np.ndarray
+    labels: np.ndarray
+    paths: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What the manifest records of a written split: its rows and per-image measurements."""
+
+    rows: Rows
+    mean: np.ndarray
+    std: np.ndarray
+    sha256: list[str]
+
+
+WRITE_BYTES = 64 << 20  # pixels copied per chunk when writing a split
+STATS_ROWS = 4096  # at most this many images per chunk
+
+
+def write_split(folder: Path, rows: Rows) -> Written:
+    """images.npy and labels.npy of one split in `folder`: the pixels gathered from `rows`
+    chunk by chunk and written with plain writes (never mapped here), measured on the way, so
+    memory holds one chunk however large the split."""
+    folder.mkdir(parents=True)
+    n, shape = len(rows.index), rows.images.shape[1:]
+    per_chunk = max(1, min(STATS_ROWS, WRITE_BYTES // max(1, int(np.prod(shape)))))
+    mean, std, sha = np.empty(n), np.empty(n), []
+    header = {"descr": "|u1", "fortran_order": False, "shape": (n, *shape)}
+    with open(folder / "images.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for i in range(0, n, per_chunk):
+            chunk = read_rows(rows.images, rows.index[i : i + per_chunk])
+            f.write(chunk.tobytes())
+            mean[i : i + len(chunk)], std[i : i + len(chunk)] = image_stats(chunk)
+            sha += [hashlib.sha256(img.tobytes()).hexdigest() for img in chunk]
+    np.save(folder / "labels.npy", rows.labels)
+    return Written(rows, mean, std, sha)
+
+
+def manifest(written: dict[str, Written], rejected: tuple[Rejected, ...]) -> pd.DataFrame:
     """One row per image: split, index, label, source file, shape, pixel mean/std, sha256 of
     the pixels; then one row per undecodable file with its `error`."""
     frames = []
-    for name, split in prepared.splits().items():
-        n, (h, w, c) = len(split.images), split.images.shape[1:]
-        mean, std = image_stats(split.images)
+    for name, w in written.items():
+        n, (h, width, c) = len(w.rows.index), w.rows.images.shape[1:]
         frames.append(
             pd.DataFrame(
                 {
                     "split": name,
                     "index": np.arange(n),
-                    "label": split.labels,
-                    "source": None if split.paths is None else split.paths,
+                    "label": w.rows.labels,
+                    "source": None if w.rows.paths is None else w.rows.paths,
                     "height": h,
-                    "width": w,
+                    "width": width,
                     "channels": c,
-                    "pixel_mean": mean,
-                    "pixel_std": std,
-                    "sha256": [hashlib.sha256(img.tobytes()).hexdigest() for img in split.images],
+                    "pixel_mean": w.mean,
+                    "pixel_std": w.std,
+                    "sha256": w.sha256,
                     "error": None,
                 }
             )
         )
-    if prepared.rejected:
+    if rejected:
         frames.append(
             pd.DataFrame(
                 {
-                    "split": [r.split for r in prepared.rejected],
+                    "split": [r.split for r in rejected],
                     "index": -1,
-                    "label": [r.label for r in prepared.rejected],
-                    "source": [r.path for r in prepared.rejected],
-                    "error": [r.reason for r in prepared.rejected],
+                    "label": [r.label for r in rejected],
+                    "source": [r.path for r in rejected],
+                    "error": [r.reason for r in rejected],
                 }
             )
         )
@@ -178,19 +235,67 @@ def manifest(prepared: Prepared) -> pd.DataFrame:
     return table.astype({"source": "object", "error": "object", "sha256": "object"})
 
 
+def write_prepared(
+    tmp: Path,
+    splits: dict[str, Rows],
+    class_names: tuple[str, ...],
+    rejected: tuple[Rejected, ...] = (),
+    skipped: tuple[Rejected, ...] = (),
+) -> None:
+    """Every file of a prepared dataset, into the (new) folder `tmp`."""
+    written = {name: write_split(tmp / name, rows) for name, rows in splits.items()}
+    (tmp / "classes.json").write_text(json.dumps(list(class_names)))
+    manifest(written, rejected).to_parquet(tmp / "manifest.parquet", index=False)
+    if skipped:
+        listed = [dataclasses.asdict(r) for r in skipped]
+        (tmp / "skipped.json").write_text(json.dumps(listed, indent=2))
+
+
 def save_prepared(prepared: Prepared, root: str | Path) -> Path:
     """Write the prepared dataset atomically: a reader sees the old one or the complete new one."""
     with atomic_path(root) as tmp:
-        for name, split in prepared.splits().items():
-            (tmp / name).mkdir(parents=True)
-            np.save(tmp / name / "images.npy", split.images)
-            np.save(tmp / name / "labels.npy", split.labels)
-        (tmp / "classes.json").write_text(json.dumps(list(prepared.class_names)))
-        manifest(prepared).to_parquet(tmp / "manifest.parquet", index=False)
-        if prepared.skipped:
-            skipped = [dataclasses.asdict(r) for r in prepared.skipped]
-            (tmp / "skipped.json").write_text(json.dumps(skipped, indent=2))
+        splits = {
+            name: Rows(split.images, np.arange(len(split.labels)), split.labels, split.paths)
+            for name, split in prepared.splits().items()
+        }
+        write_prepared(tmp, splits, prepared.class_names, prepared.rejected, prepared.skipped)
     return Path(root)
+
+
+SCRATCH = ".scratch"  # inside the temporary output: decoded or converted images, then removed
+
+
+def prepare(
+    root: str | Path,
+    load: Callable[[Path], Source],
+    test_fraction: float,
+    seed: int,
+    fraction: float = 1.0,
+    max_per_class: int | None = None,
+    skip_corrupt: bool = False,
+) -> Prepared:
+    """Load a source, split it and write it to `root`, streaming: `load(scratch)` may leave its
+    images in files under `scratch` (a folder inside the temporary output, removed before the
+    rename), and every split is gathered from them chunk by chunk, so memory does not grow
+    with the dataset. Atomic as `save_prepared`; returns the written dataset, memory-mapped,
+    with the files that did not decode (`rejected`, or `skipped` with `skip_corrupt`)."""
+    with atomic_path(root) as tmp:
+        source = load(tmp / SCRATCH)
+        parts = split_indices(source, test_fraction, seed, fraction, max_per_class)
+        splits = {
+            name: Rows(
+                source.images,
+                idx,
+                source.labels[idx],
+                None if source.paths is None else source.paths[idx],
+            )
+            for name, idx in parts.items()
+        }
+        rejected, skipped = ((), source.rejected) if skip_corrupt else (source.rejected, ())
+        write_prepared(tmp, splits, source.class_names, rejected, skipped)
+        del source, splits  # the scratch files' maps, before they are removed
+        shutil.rmtree(tmp / SCRATCH, ignore_errors=True)
+    return dataclasses.replace(load_prepared(root), rejected=rejected, skipped=skipped)
 
 
 def load_prepared(root: str | Path, mmap: bool = True) -> Prepared:
@@ -257,6 +362,22 @@ def load_manifest(root: str | Path) -> pd.DataFrame:
     return _read(path, pd.read_parquet)  # pyarrow's errors are OSError or ValueError
 
 
+def _mapping(images: np.ndarray) -> mmap.mmap | None:
+    """The mmap under a memory-mapped array (following views), or None."""
+    mapping = images
+    while mapping is not None and not isinstance(mapping, mmap.mmap):
+        mapping = getattr(mapping, "base", None)
+    return mapping if hasattr(mmap, "MADV_DONTNEED") else None
+
+
+def release(images: np.ndarray) -> None:
+    """Drop the pages of a memory-mapped array from this process (MADV_DONTNEED); the kernel's
+    page cache keeps the data, written pages included (maps of files are shared)."""
+    mapping = _mapping(images)
+    if mapping is not None:
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
 def read_rows(images: np.ndarray, index, chunk: int = 16) -> np.ndarray:
     """A copy of rows `index` (a slice or index array) of a possibly memory-mapped array.
 
@@ -265,10 +386,8 @@ def read_rows(images: np.ndarray, index, chunk: int = 16) -> np.ndarray:
     the page cache (~0.3 MB here), so even one random batch of 512 rows briefly mapped ~150 MB.
     Rows are therefore copied `chunk` at a time and the mapping's pages dropped after each
     (MADV_DONTNEED): memory stays flat, and the kernel's page cache keeps the data."""
-    mapping = images
-    while mapping is not None and not isinstance(mapping, mmap.mmap):
-        mapping = getattr(mapping, "base", None)
-    if mapping is None or not hasattr(mmap, "MADV_DONTNEED"):
+    mapping = _mapping(images)
+    if mapping is None:
         return np.array(images[index], copy=True)
     rows = np.arange(len(images))[index] if isinstance(index, slice) else np.asarray(index)
     out = np.empty((len(rows), *images.shape[1:]), dtype=images.dtype)

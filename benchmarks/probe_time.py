@@ -1,0 +1,151 @@
+"""Wall time and accuracy of the linear-probe protocol on CIFAR-10 dev features, before (the
+scikit-learn probe of a git ref, default main) and after (this checkout's torch probe).
+
+    .venv/bin/python benchmarks/probe_time.py [--fractions 1.0] [--seeds 5] [--train 10000]
+        [--methods random,pixels] [--out benchmarks/results/probe_time.json]
+
+The dev folder's train images (the first `--train` of them, class-balanced order kept) are the
+labelled split and its val images the test split, decoded at 32 px RGB. Features: `random`, the
+default small encoder at random initialisation (the evaluate stage's "random init" baseline,
+128-d), and `pixels`, the raw pixels (3,072-d). Each probe is the evaluate stage's: the label
+subsets of `label_subsets`, the C grid and max_iter of params.yaml, C chosen on a validation
+split, then the refit. Both probes run in this process, on the CPU, one after the other; a
+fraction still running after `--budget` seconds is stopped and recorded as stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from record import ROOT, command, cpu_model, dev_data, git_describe, now, save  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from simclr.config import EvaluateConfig, ModelConfig  # noqa: E402
+from simclr.data.imagefolder import load_image_folder  # noqa: E402
+from simclr.evaluate import label_subsets  # noqa: E402
+from simclr.features import extract_features, raw_pixels  # noqa: E402
+from simclr.models import Encoder  # noqa: E402
+from simclr.probe import logistic_probes  # noqa: E402
+
+
+def probe_at(ref: str):
+    """The module simclr/probe.py as it is at git `ref`, imported under another name."""
+    text = subprocess.run(
+        ["git", "show", f"{ref}:simclr/probe.py"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "probe_before.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location("probe_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def features(data: Path, n_train: int) -> dict[str, tuple]:
+    train = load_image_folder(data / "train", 32, 3)
+    test = load_image_folder(data / "val", 32, 3)
+    keep = np.sort(np.random.default_rng(0).permutation(len(train.labels))[:n_train])
+    x_train, y_train = train.images[keep], train.labels[keep]
+    torch.manual_seed(0)
+    encoder = Encoder(ModelConfig(), 3, 32)
+    cpu = torch.device("cpu")
+    out = {
+        "random": tuple(extract_features(encoder, x, cpu) for x in (x_train, test.images)),
+        "pixels": (raw_pixels(x_train), raw_pixels(test.images)),
+    }
+    return {k: (*v, y_train, test.labels) for k, v in out.items()}
+
+
+def _stop(signum, frame):
+    raise TimeoutError
+
+
+def timed_protocol(fit_subsets, x, y, x_test, y_test, subsets: dict, budget: int) -> dict:
+    """{fraction: {seconds, accuracy (mean over subsets)}} of one probe implementation; a
+    fraction still running after `budget` seconds is stopped and recorded as such (SIGALRM)."""
+    out = {}
+    signal.signal(signal.SIGALRM, _stop)
+    for key, subs in subsets.items():
+        start = time.perf_counter()
+        signal.alarm(budget)
+        try:
+            predictions = fit_subsets(x, y, subs, x_test)
+        except TimeoutError:
+            out[key] = {"seconds": round(time.perf_counter() - start, 2), "stopped": True}
+            print(f"    {key}: stopped after {out[key]['seconds']:.0f} s", flush=True)
+            continue
+        finally:
+            signal.alarm(0)
+        seconds = time.perf_counter() - start
+        acc = float(np.mean([np.mean(p == y_test) for p in predictions]))
+        out[key] = {"seconds": round(seconds, 2), "accuracy": round(acc, 4)}
+        print(f"    {key}: {seconds:.1f} s, accuracy {acc:.4f}", flush=True)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=dev_data())
+    ap.add_argument("--before", default="main", help="git ref of the scikit-learn probe")
+    ap.add_argument("--fractions", default="0.01,0.1,1.0")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--train", type=int, default=10_000)
+    ap.add_argument("--methods", default="random,pixels")
+    ap.add_argument("--budget", type=int, default=300, help="seconds per fraction and probe")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/probe_time.json")
+    args = ap.parse_args()
+    fractions = [float(f) for f in args.fractions.split(",")]
+    cfg = EvaluateConfig(fractions=fractions, seeds=args.seeds)
+    grid, before = tuple(cfg.C), probe_at(args.before)
+
+    def sklearn(x, y, subs, x_test):
+        return [
+            before.logistic_probe(
+                x[i], y[i], x_test, grid, cfg.val_fraction, cfg.max_iter, s
+            ).predictions
+            for s, i in subs
+        ]
+
+    def ours(x, y, subs, x_test):
+        fits = logistic_probes(x, y, subs, x_test, grid, cfg.val_fraction, cfg.max_iter)
+        return [f.predictions for f in fits]
+
+    start = time.perf_counter()
+    feats = features(args.data, args.train)
+    print(f"decoded and extracted in {time.perf_counter() - start:.1f} s", flush=True)
+    results = {}
+    for method in args.methods.split(","):
+        x, x_test, y, y_test = feats[method]
+        subsets = label_subsets(y, cfg, seed=0)
+        results[method] = {"dims": x.shape[1]}
+        for name, fit in (("torch", ours), (f"sklearn@{args.before}", sklearn)):
+            print(f"  {method} ({x.shape[1]}-d), {name}:", flush=True)
+            results[method][name] = timed_protocol(fit, x, y, x_test, y_test, subsets, args.budget)
+    record = {
+        "date": now(),
+        "command": command(),
+        "cpu": cpu_model(),
+        "git": git_describe(),
+        "threads": torch.get_num_threads(),
+        "train": args.train,
+        "test": int(len(feats["random"][3])),
+        "seeds": args.seeds,
+        "results": results,
+    }
+    return save(Path(args.out), record)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
