@@ -2,5 +2,10 @@
 
 from flows.cli import PARAMS, run_stage
 
-if __name__ == "__main__":
+
+def main() -> None:
     run_stage(lambda params: print(f"{PARAMS}: ok"))
+
+
+if __name__ == "__main__":
+    main()

@@ -14,8 +14,8 @@ from flows.pipeline import pipeline_flow
 DEFAULT_CRON = "0 3 * * *"  # every night at 03:00, server time zone UTC
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m flows.serve") -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--name", default="simclr-serve", help="deployment name")
     parser.add_argument("--cron", default=DEFAULT_CRON, help="schedule (cron, UTC)")
     parser.add_argument(

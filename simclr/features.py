@@ -8,6 +8,7 @@ import torch
 from simclr.data.prepared import read_rows
 from simclr.device import to_images
 from simclr.models import Encoder
+from simclr.progress import track
 
 
 @torch.no_grad()
@@ -21,7 +22,7 @@ def extract_features(
         .float()
         .cpu()
         .numpy()
-        for i in range(0, len(images), batch_size)
+        for i in track(range(0, len(images), batch_size), "features", batch_size, len(images))
     ]
     return np.concatenate(feats)
 

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from simclr.errors import PipelineError
+from simclr.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -91,31 +92,39 @@ def scan(root: Path) -> tuple[list[str], list[str], list[int]]:
 
 
 def decode(path: Path, mode: str, size: int | None, policy: str = "stretch") -> np.ndarray:
-    """One image, upright per its EXIF orientation, in `mode`, brought to size x size if given:
-    `stretch` resizes to the square, `crop` scales the shorter side and centre-crops."""
+    """One image file, read by `convert`."""
     try:
         with Image.open(path) as f:
-            img = ImageOps.exif_transpose(f)  # cameras store portraits sideways plus a tag
-            if not (img.mode in CONVERTIBLE or img.mode.startswith("I")):
-                raise UndecodableImage(
-                    path,
-                    f"{MODE_NAMES.get(img.mode, img.mode)} images are not supported; "
-                    "save it as 8- or 16-bit grayscale, RGB, RGBA or CMYK",
-                )
-            if img.mode.startswith("I"):
-                img = _to_8bit(img)
-            if img.mode != mode:
-                # Palette, alpha (dropped) and CMYK images convert as Pillow defines.
-                img = img.convert(mode)
-            if size is not None and img.size != (size, size):
-                # Pillow's bilinear filter widens its support when shrinking: antialiased.
-                if policy == "crop":
-                    img = ImageOps.fit(img, (size, size), Image.Resampling.BILINEAR)
-                else:
-                    img = img.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(img)
+            return convert(f, mode, size, policy, path)
     except DECODE_ERRORS as e:
         raise UndecodableImage(path, " ".join(str(e).split()) or type(e).__name__) from e
+
+
+def convert(
+    img: Image.Image, mode: str, size: int | None, policy: str = "stretch", path: Path | str = ""
+) -> np.ndarray:
+    """An image, upright per its EXIF orientation, in `mode`, brought to size x size if given:
+    `stretch` resizes to the square, `crop` scales the shorter side and centre-crops. `path`
+    names it in errors. Raises what Pillow raises for data it cannot read (DECODE_ERRORS)."""
+    img = ImageOps.exif_transpose(img)  # cameras store portraits sideways plus a tag
+    if not (img.mode in CONVERTIBLE or img.mode.startswith("I")):
+        raise UndecodableImage(
+            path,
+            f"{MODE_NAMES.get(img.mode, img.mode)} images are not supported; "
+            "save it as 8- or 16-bit grayscale, RGB, RGBA or CMYK",
+        )
+    if img.mode.startswith("I"):
+        img = _to_8bit(img)
+    if img.mode != mode:
+        # Palette, alpha (dropped) and CMYK images convert as Pillow defines.
+        img = img.convert(mode)
+    if size is not None and img.size != (size, size):
+        # Pillow's bilinear filter widens its support when shrinking: antialiased.
+        if policy == "crop":
+            img = ImageOps.fit(img, (size, size), Image.Resampling.BILINEAR)
+        else:
+            img = img.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(img)
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -143,14 +152,14 @@ def _in_chunks(fill: Callable[[range], None], start: int, n: int, workers: int) 
     """`fill` over the indices start..n-1 in chunks of CHUNK, on `workers` threads."""
     chunks = [range(i, min(i + CHUNK, n)) for i in range(start, n, CHUNK)]
     if workers == 1:
-        for chunk in chunks:
+        for chunk in track(chunks, "decoding", CHUNK, n - start):
             fill(chunk)
         return
     # Threads share the arrays without copies; Pillow releases the GIL while decoding and
     # resizing, so they pay off as images grow (tiny images are bound by Python overhead).
     with ThreadPoolExecutor(workers) as pool:
         # map yields in order, so the error raised is the one for the first bad file.
-        for _ in pool.map(fill, chunks):
+        for _ in track(pool.map(fill, chunks), "decoding", CHUNK, n - start):
             pass
 
 
