@@ -15,7 +15,9 @@ from collections.abc import Callable
 from tasks.paths import CHECKPOINT  # pathlib only: cheap
 
 
-def _add_resize(parser: argparse.ArgumentParser) -> None:
+def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that read a checkpoint: which one, how its images were resized."""
+    parser.add_argument("--checkpoint", default=CHECKPOINT, help=f"default: {CHECKPOINT}")
     parser.add_argument(
         "--resize",
         default="stretch",
@@ -84,11 +86,10 @@ def _embed(argv: list[str], prog: str) -> int:
     )
     parser.add_argument("source", help="image folder or prepared dataset")
     parser.add_argument("output", help="the Parquet file to write")
-    parser.add_argument("--checkpoint", default=CHECKPOINT, help=f"default: {CHECKPOINT}")
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     parser.add_argument("--workers", type=int, help="decoding threads (default: one per CPU)")
-    _add_resize(parser)
+    _add_checkpoint(parser)
     parser.add_argument(
         "--skip-bad",
         action="store_true",
@@ -133,11 +134,10 @@ def _export(argv: list[str], prog: str) -> int:
         "[0, 1] and return h.",
     )
     parser.add_argument("out_dir", help="folder for the exported files")
-    parser.add_argument("--checkpoint", default=CHECKPOINT, help=f"default: {CHECKPOINT}")
     parser.add_argument(
         "--format", nargs="+", default=["torchscript", "onnx"], help="torchscript and/or onnx"
     )
-    _add_resize(parser)
+    _add_checkpoint(parser)
     args = parser.parse_args(argv)
     from pathlib import Path
 
