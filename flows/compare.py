@@ -55,8 +55,8 @@ def write_output(rows: list[dict], path: Path) -> Path:
     return write_text(path, OUTPUTS[path.suffix](rows))
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m flows.compare", description=__doc__)
+def parse_args(argv: list[str] | None, prog: str = "python -m flows.compare") -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--format", choices=("md", "csv"), default="md", help="of the printout")
     parser.add_argument("--sort", help='a column, e.g. "evaluate linear 100%%"')
     parser.add_argument("--ascending", action="store_true", help="smallest first")
@@ -67,8 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @boundary()
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m flows.compare") -> int:
+    args = parse_args(argv, prog)
     rows = sort_rows(
         experiments_table(dvc_exp_show(Path(args.repo), args.all_commits)),
         args.sort,

@@ -27,8 +27,8 @@ def _overrides(text: str) -> dict:
 
 
 @boundary()
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m flows.serve") -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--name", default="simclr-serve", help="deployment name")
     parser.add_argument("--cron", default=DEFAULT_CRON, help="schedule (cron, UTC)")
     parser.add_argument(

@@ -8,6 +8,7 @@ import torch
 from simclr.data.prepared import read_rows
 from simclr.device import to_images
 from simclr.models import Encoder
+from simclr.progress import track
 
 
 @torch.inference_mode()
@@ -24,7 +25,7 @@ def extract_features(
     encoder.eval()
     autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
     out = np.empty((len(images), encoder.out_dim), dtype=np.float32)
-    for i in range(0, len(images), batch_size):
+    for i in track(range(0, len(images), batch_size), "features", batch_size, len(images)):
         x = to_images(read_rows(images, slice(i, i + batch_size)), device)
         x = x.contiguous(memory_format=torch.channels_last)
         with autocast:

@@ -22,6 +22,7 @@ from simclr.device import to_images
 from simclr.lars import lars_param_groups
 from simclr.models import Encoder
 from simclr.optim import warmup_cosine
+from simclr.progress import track
 
 log = logging.getLogger("simclr.finetune")
 
@@ -75,7 +76,7 @@ def finetune(
     targets = torch.as_tensor(labels, dtype=torch.long)
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
     order: np.ndarray = np.empty(0, dtype=np.int64)
-    for _ in range(steps):
+    for _ in track(range(steps), "fine-tuning", batch):
         if len(order) < batch:  # a fresh permutation when the epoch runs out
             order = np.concatenate([order, rng.permutation(len(images))])
         idx, order = np.sort(order[:batch]), order[batch:]

@@ -13,6 +13,9 @@ from torch import nn
 from simclr.config import ModelConfig
 
 CIFAR_STEM_MAX_SIZE = 64  # stem "auto": the CIFAR stem up to this side, the ImageNet stem above
+# Every encoder maps its [0, 1] input to (x - MEAN) / STD, per channel, inside forward.
+NORMALIZE_MEAN = 0.5
+NORMALIZE_STD = 0.5
 
 
 class BasicBlock(nn.Module):
@@ -100,7 +103,7 @@ class Encoder(nn.Module):
         self.in_channels = in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.net((x - 0.5) / 0.5)
+        y = self.net((x - NORMALIZE_MEAN) / NORMALIZE_STD)
         return y.mean((2, 3)) if self._pool else y
 
 

@@ -33,6 +33,7 @@ from simclr.loss import nt_xent
 from simclr.models import Encoder, build_model
 from simclr.optim import build_optimizer, warmup_cosine
 from simclr.probe import knn_accuracy
+from simclr.progress import track
 
 log = logging.getLogger("simclr.train")
 TRIM_EVERY = 20  # steps between handing freed heap memory back to the OS (CPU training)
@@ -347,7 +348,9 @@ def _steps(run: _Run, state: TrainState, batches: list[np.ndarray]) -> tuple[tor
     memory_format = _memory_format(cfg)
     losses = []
     lr = optimizer.param_groups[0]["lr"]
-    for step, x_u8 in enumerate(_loader(run.images, batches, cfg, device)):
+    loader = _loader(run.images, batches, cfg, device)
+    epoch = f"epoch {len(state.history) + 1}/{cfg.epochs}"  # history grows after each epoch
+    for step, x_u8 in enumerate(track(loader, epoch, run.plan.batch, show=run.rank == 0)):
         if device.type == "cpu" and step % TRIM_EVERY == 0:
             release_free_heap()
         x = to_images(x_u8, device)

@@ -24,7 +24,7 @@ from simclr.io import write_json
 from simclr.launch import pretrain_distributed
 from simclr.provenance import provenance
 from simclr.train import TIMINGS, Labelled, Pretrained, pretrain
-from tasks.artifacts import artifact_key, publish
+from tasks.artifacts import artifact_key, progress_artifact, publish
 from tasks.figures.views import view_pairs_figure
 from tasks.paths import (
     CHECKPOINT,
@@ -78,6 +78,11 @@ def _train(params: Params, data: Prepared, resume: Path, log) -> tuple[Pretraine
 
     # Labels are used only by the kNN monitor; SimCLR itself sees the training images alone.
     monitor = Labelled(data.train.images, data.train.labels, data.test.images, data.test.labels)
+    epochs = params.pretrain.epochs
+    progress = progress_artifact(
+        artifact_key("pretrain", "progress"),
+        f"pretraining on {params.pretrain.dataset}: {epochs} epochs",
+    )
     start = time.perf_counter()
     # dvcyaml=None: the pipeline's dvc.yaml is the one definition of metrics and plots. A resumed
     # run replays the restored epochs through on_epoch, so the log starts clean either way.
@@ -87,6 +92,10 @@ def _train(params: Params, data: Prepared, resume: Path, log) -> tuple[Pretraine
             for key, value in metrics.items():
                 live.log_metric(key, value)
             live.next_step()
+            progress(
+                100 * (epoch + 1) / epochs,
+                f"epoch {epoch + 1}/{epochs}: loss {metrics['loss']:.4f}",
+            )
 
         if params.pretrain.distributed.world_size > 1:  # torchrun; only rank 0 writes
             root, shape = prepared_root(params.pretrain.dataset), data.pretraining.images.shape

@@ -22,7 +22,7 @@ from tasks.paths import (
     SAMPLES_FIGURE,
 )
 from tasks.plot_data import linear_fractions_csv
-from tasks.report_html import figure_links, to_html
+from tasks.report_html import figure_links, inline_figures, to_html
 from tasks.report_inputs import ReportInputs, read_inputs
 from tasks.report_markdown import render
 from tasks.retries import TRANSIENT
@@ -66,6 +66,7 @@ def build_report(params: Params) -> str:
 @task(name="render-report", cache_policy=NONE, **TRANSIENT)
 def write_report(params: Params) -> Path:
     text = build_report(params)
-    publish(artifact_key("report"), f"{REPORT_MD}: {len(text.splitlines())} lines", text)
+    summary = f"{REPORT_MD}: {len(text.splitlines())} lines"
+    publish(artifact_key("report"), summary, inline_figures(text, read_figures(text)))
     get_run_logger().info("wrote %s and %s", REPORT_MD, REPORT_HTML)
     return REPORT_MD

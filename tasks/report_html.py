@@ -40,6 +40,22 @@ def figure_links(markdown_text: str) -> list[str]:
     return list(dict.fromkeys(FIGURE_LINK.findall(markdown_text)))
 
 
+def data_uri(png: bytes) -> str:
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}"
+
+
+def inline_figures(markdown_text: str, figures: Mapping[str, bytes]) -> str:
+    """`markdown_text` with each figure link replaced by the figure itself, as a data URI: for
+    a reader without the figure files, such as the Prefect UI, whose Markdown renderer allows
+    data:image/ sources and resolves no relative path."""
+
+    def inline(match: re.Match) -> str:
+        head = match.group(0)[: match.start(1) - match.start(0)]  # "![alt]("
+        return f"{head}{data_uri(figures[match.group(1)])})"
+
+    return FIGURE_LINK.sub(inline, markdown_text)
+
+
 def to_html(markdown_text: str, title: str, figures: Mapping[str, bytes] | None = None) -> str:
     """The page: `markdown_text` rendered, each figure it links replaced by its bytes from
     `figures` (relative path -> PNG), as a data URI.

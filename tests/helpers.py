@@ -249,3 +249,30 @@ def open_page(html: Path, screenshot: Path | None = None) -> tuple[str, list[str
             check=True,
         )
     return r.stdout, errors
+
+
+def tiny_checkpoint(path: Path, channels: int = 3, image_size: int = 16) -> Path:
+    """A checkpoint of the MODEL encoder at random init, whose BN layers hold running statistics
+    of their own (not the initial 0 and 1), as a trained one does."""
+    import torch
+
+    from simclr.checkpoint import save_checkpoint
+    from simclr.models import build_model
+
+    torch.manual_seed(0)
+    encoder, head = build_model(MODEL, channels, image_size)
+    with torch.no_grad():
+        for _ in range(3):
+            encoder(torch.rand(16, channels, image_size, image_size) * 0.8)
+    return save_checkpoint(path, encoder, head, MODEL, image_size, {"dataset": "tiny"})
+
+
+def photo_files() -> list[Path]:
+    """Real photographs shipped with scikit-image, in several formats and modes: PNG (RGB,
+    RGBA, grayscale), JPEG, GIF (palette), TIFF (grayscale)."""
+    import skimage.data
+
+    folder = Path(skimage.data.__file__).parent
+    names = ("coffee.png", "chelsea.png", "rocket.jpg", "retina.jpg", "horse.png",
+             "no_time_for_that_tiny.gif", "multipage.tif", "camera.png")  # fmt: skip
+    return [folder / name for name in names]

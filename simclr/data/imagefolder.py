@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from simclr.errors import MAX_VALUE, PipelineError, explain, single_line
+from simclr.progress import track
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,15 @@ def _check_names(root: Path, names: list[str]) -> None:
 
 
 def decode(path: Path, mode: str, size: int | None, policy: str = "stretch") -> np.ndarray:
-    """One image, upright per its EXIF orientation, in `mode`, brought to size x size if given:
-    `stretch` resizes to the square, `crop` scales the shorter side and centre-crops."""
-    img = _open(path)
+    """One image file, read by `_open` and brought to `mode` and size by `convert`."""
+    return convert(_open(path), mode, size, policy, path)
+
+
+def convert(
+    img: Image.Image, mode: str, size: int | None, policy: str = "stretch", path: Path | str = ""
+) -> np.ndarray:
+    """An image (already upright) in `mode`, brought to size x size if given: `stretch` resizes
+    to the square, `crop` scales the shorter side and centre-crops. `path` names it in errors."""
     if not (img.mode in CONVERTIBLE or img.mode.startswith("I")):
         raise UndecodableImage(
             path,
@@ -315,7 +322,8 @@ def load_image_folder(
     rows = _Rows(out, len(paths), channels)
     kept: list[int] = []
     rejected: list[tuple[str, int, str]] = []
-    for indices, results in _decoded(root, paths, mode, image_size, resize, workers):
+    decoded = _decoded(root, paths, mode, image_size, resize, workers)
+    for indices, results in track(decoded, "decoding", CHUNK, len(paths)):
         for i, img in zip(indices, results, strict=True):
             if isinstance(img, str):
                 if strict:

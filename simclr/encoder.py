@@ -1,0 +1,100 @@
+"""The pretrained encoder in a user's hands, with the preprocessing it was trained with:
+
+    from simclr import load_encoder
+    encoder, preprocess = load_encoder("models/simclr.pt")
+    h = encoder(preprocess(images))  # a list of PIL images -> (N, dim) float32 tensor
+
+Images go through what the prepare stage does to a file (simclr.data.imagefolder.convert: EXIF
+orientation, conversion to the checkpoint's channels, resizing to its image size), then to
+floats in [0, 1]; the encoder normalises inside its forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import get_args
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from simclr import checkpoint
+from simclr.config import DataConfig
+from simclr.data.imagefolder import MODES, convert, decode
+from simclr.device import select_device, to_images
+from simclr.errors import PipelineError
+from simclr.models import NORMALIZE_MEAN, NORMALIZE_STD, Encoder
+
+RESIZE_POLICIES = get_args(DataConfig.model_fields["resize"].annotation)  # stretch, crop
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What training did to an image before the encoder saw it, as a function of PIL images
+    (`__call__`) or files (`file`)."""
+
+    image_size: int
+    channels: int  # 1 grayscale, 3 RGB
+    resize: str = "stretch"  # stretch | crop: how the dataset was prepared (data.resize)
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def mode(self) -> str:
+        return MODES[self.channels]
+
+    def file(self, path: Path) -> np.ndarray:
+        """One image file as uint8 (H, W, C); UndecodableImage names a file that fails."""
+        img = decode(path, self.mode, self.image_size, self.resize)
+        return img.reshape(self.image_size, self.image_size, self.channels)
+
+    def image(self, img: Image.Image, name: str = "image") -> np.ndarray:
+        """One PIL image as uint8 (H, W, C)."""
+        upright = ImageOps.exif_transpose(img)  # as the prepare stage reads a file
+        array = convert(upright, self.mode, self.image_size, self.resize, name)
+        return array.reshape(self.image_size, self.image_size, self.channels)
+
+    def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """PIL images -> float32 (N, C, H, W) in [0, 1] on the encoder's device."""
+        if not len(images):
+            raise PipelineError("preprocess: no images given; pass a list of PIL images")
+        arrays = np.stack([self.image(img, f"images[{i}]") for i, img in enumerate(images)])
+        return to_images(arrays, self.device)
+
+    def describe(self) -> dict:
+        """The preprocessing as data, for a model exported without this code."""
+        return {
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "color_mode": {"L": "grayscale", "RGB": "RGB"}[self.mode],
+            "resize": f"{self.resize} to {self.image_size}x{self.image_size}, bilinear "
+            "(antialiased when shrinking); EXIF orientation applied first",
+            "input": "float32 (N, C, H, W): 8-bit pixels / 255, in [0, 1]",
+            "normalization": {
+                "mean": [NORMALIZE_MEAN] * self.channels,
+                "std": [NORMALIZE_STD] * self.channels,
+                "inside_model": True,  # the model computes (x - mean) / std itself
+            },
+        }
+
+
+def load_encoder(
+    path: str | Path, device: str = "auto", resize: str = "stretch"
+) -> tuple[Encoder, Preprocessing]:
+    """The encoder f of a pretrained checkpoint (h = f(x), what evaluation uses) in eval mode
+    and frozen (`encoder.requires_grad_()` to train it further) on `device` (auto: CUDA, then
+    MPS, then the CPU), and its preprocessing: the checkpoint's image size and channels, and
+    `resize` (stretch or crop, as the dataset was prepared). The checkpoint is read with
+    torch's weights_only loader and its sha256 checked."""
+    if resize not in RESIZE_POLICIES:
+        raise PipelineError(f"resize {resize!r}: must be one of {', '.join(RESIZE_POLICIES)}")
+    try:
+        target = select_device(device)
+    except PipelineError:
+        raise PipelineError(
+            f"device {device!r} is not available on this machine; use auto or cpu"
+        ) from None
+    encoder, meta = checkpoint.load_encoder(path, target)
+    prep = Preprocessing(meta["image_size"], meta["in_channels"], resize, target)
+    return encoder.requires_grad_(False), prep

@@ -1,0 +1,152 @@
+"""The encoder in users' hands: `from simclr import load_encoder` and `simclr embed`, on real
+photographs in several formats, checked against the pipeline's own decoding and features."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from helpers import BIN, photo_files, tiny_checkpoint, tiny_prepared
+from PIL import Image
+
+import simclr.embed as embed_module
+from simclr.data.imagefolder import UndecodableImage, load_image_folder
+from simclr.data.prepared import save_prepared
+from simclr.device import to_images
+from simclr.embed import embed
+from simclr.features import extract_features
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "simclr.pt", channels=3)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """root/<class>/<photo>: two classes of real images, one of them in nested folders' style
+    names and formats (PNG, JPEG, GIF, TIFF, a grayscale PNG)."""
+    root = tmp_path / "photos"
+    for i, path in enumerate(photo_files()):
+        folder = root / ("cats and coffee" if i % 2 else "others")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder / path.name)
+    return root
+
+
+def test_three_lines_embed_pil_images_as_the_prepare_stage_decodes_them(checkpoint, photos):
+    from simclr import load_encoder
+
+    images = [Image.open(p) for p in sorted(photos.rglob("*.*"))]
+    encoder, preprocess = load_encoder(checkpoint, device="cpu")
+    h = encoder(preprocess(images))
+    assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
+    assert h.shape == (len(images), encoder.out_dim) and not h.requires_grad
+    # the same pixels as the prepare stage's decoding of the files (EXIF, mode, resize)
+    prepared = load_image_folder(photos, image_size=16, channels=3, workers=1)
+    np.testing.assert_array_equal(
+        preprocess(images).numpy(), to_images(prepared.images, torch.device("cpu")).numpy()
+    )
+
+
+def test_embedding_a_folder_gives_the_features_evaluation_computes(checkpoint, photos, tmp_path):
+    from simclr import load_encoder
+
+    encoder, prep = load_encoder(checkpoint, device="cpu")
+    out = tmp_path / "h.parquet"
+    done = embed(encoder, prep, photos, out, batch_size=3, metadata={"checkpoint": "x"})
+    table = pd.read_parquet(out)
+    prepared = load_image_folder(photos, image_size=16, channels=3, workers=1)
+    assert done.rows == len(table) == len(prepared.paths) == 8
+    assert list(table.path) == prepared.paths
+    assert list(table.label) == [prepared.classes[y] for y in prepared.labels]
+    expected = extract_features(encoder, prepared.images, torch.device("cpu"))
+    np.testing.assert_allclose(np.stack(table.h), expected, rtol=0, atol=1e-5)
+    assert pq.read_schema(out).metadata[b"simclr"] == b'{"checkpoint": "x"}'
+
+
+def test_a_flat_folder_has_no_labels_and_rows_stream_in_row_groups(
+    checkpoint, photos, tmp_path, monkeypatch
+):
+    from simclr import load_encoder
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in photos.rglob("*.*"):
+        shutil.copy(path, flat / path.name)
+    monkeypatch.setattr(embed_module, "ROW_GROUP_ROWS", 4)
+    encoder, prep = load_encoder(checkpoint, device="cpu")
+    embed(encoder, prep, flat, tmp_path / "h.parquet", batch_size=2)
+    table = pd.read_parquet(tmp_path / "h.parquet")
+    assert sorted(table.path) == sorted(p.name for p in photos.rglob("*.*"))
+    assert table.label.isna().all()
+    assert pq.ParquetFile(tmp_path / "h.parquet").metadata.num_row_groups == 2  # 4 + 4 rows
+
+
+def test_a_bad_file_stops_the_embedding_or_is_skipped_by_name(checkpoint, photos, tmp_path):
+    from simclr import load_encoder
+
+    (photos / "others" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    encoder, prep = load_encoder(checkpoint, device="cpu")
+    out = tmp_path / "h.parquet"
+    with pytest.raises(UndecodableImage, match="others/broken.jpg: cannot decode image"):
+        embed(encoder, prep, photos, out)
+    assert list(tmp_path.iterdir()) == [photos]  # no output, no temporary
+    done = embed(encoder, prep, photos, out, skip_bad=True)
+    assert [path for path, _ in done.skipped] == ["others/broken.jpg"]
+    assert done.rows == len(pd.read_parquet(out)) == 8
+
+
+def test_a_prepared_dataset_embeds_every_split_with_its_class_names(tmp_path):
+    from simclr import load_encoder
+
+    checkpoint = tiny_checkpoint(tmp_path / "gray.pt", channels=1, image_size=8)
+    data = tiny_prepared(12, 6, classes=3)
+    save_prepared(data, tmp_path / "prepared")
+    encoder, prep = load_encoder(checkpoint, device="cpu")
+    embed(encoder, prep, tmp_path / "prepared", tmp_path / "h.parquet", batch_size=5)
+    table = pd.read_parquet(tmp_path / "h.parquet")
+    assert list(table.split) == ["train"] * 12 + ["test"] * 6
+    assert list(table.path[:2]) == ["train/0", "train/1"] and list(table["index"][:2]) == [0, 1]
+    labels = np.concatenate([data.train.labels, data.test.labels])
+    assert list(table.label) == [data.class_names[y] for y in labels]
+    images = np.concatenate([data.train.images, data.test.images])
+    expected = extract_features(encoder, images, torch.device("cpu"))
+    np.testing.assert_allclose(np.stack(table.h), expected, rtol=0, atol=1e-5)
+
+
+def test_simclr_embed_command_names_a_bad_file_in_one_line_and_skips_it_on_request(
+    checkpoint, photos, tmp_path
+):
+    (photos / "others" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "h.parquet"
+    cmd = [str(BIN / "simclr"), "embed", str(photos), str(out), "--checkpoint", str(checkpoint)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "others/broken.png: cannot decode image" in r.stderr
+    assert "--skip-bad" in r.stderr and not out.exists()
+    r = subprocess.run([*cmd, "--skip-bad"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "embedded 8 images" in r.stdout and "images/s" in r.stdout
+    assert "skipped 1 file(s)" in r.stdout and "others/broken.png" in r.stderr
+    assert len(pd.read_parquet(out)) == 8
+
+
+def test_wrong_channels_and_a_missing_folder_are_one_line_errors(tmp_path, capsys):
+    from flows.console import main
+
+    checkpoint = tiny_checkpoint(tmp_path / "rgb.pt", channels=3, image_size=8)
+    save_prepared(tiny_prepared(12, 6), tmp_path / "gray")  # 1 channel
+    for source, message in (
+        (tmp_path / "gray", "images have 1 channels but the checkpoint expects 3"),
+        (tmp_path / "nowhere", "image folder not found"),
+    ):
+        out = tmp_path / "h.parquet"
+        assert main(["embed", str(source), str(out), "--checkpoint", str(checkpoint)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1
