@@ -172,17 +172,6 @@ def _help() -> str:
     return "\n".join(lines)
 
 
-def guarded(command: Callable[[], int]) -> int:
-    """The one place this module turns a user's error into one line and exit status 2."""
-    from simclr.errors import PipelineError
-
-    try:
-        return command()
-    except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -198,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{USAGE}\nerror: unknown command {argv[0]!r}; one of: {known}", file=sys.stderr)
         return 2
     handler, _ = COMMANDS[argv[0]]
-    return guarded(lambda: handler(argv[1:], f"simclr {argv[0]}"))
+    from simclr.errors import user_errors  # the one boundary; imports neither prefect nor torch
+
+    with user_errors():  # a user's error: one line, exit 2; Ctrl-C: one line, exit 130
+        return handler(argv[1:], f"simclr {argv[0]}")
 
 
 if __name__ == "__main__":
