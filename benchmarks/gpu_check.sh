@@ -34,6 +34,7 @@ if [ "$DEVICE" = cuda ] && [ -d .whl/library ]; then
         --target /tmp/site .whl/library/*.whl .whl/lightly/*.whl || exit 1
     export PYTHONPATH=/tmp/site
 fi
+$PY benchmarks/gpu_torch_apis.py simclr benchmarks tasks flows # this torch has what we call
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi" >"$OUT/nvidia-smi.txt"
 $PY -c 'import torch, torchvision, lightly, pydantic; print("torch", torch.__version__,
     "torchvision", torchvision.__version__, "cuda", torch.version.cuda, "lightly", lightly.__version__,

@@ -30,6 +30,7 @@ if [ "$DEVICE" = cuda ] && [ -d .whl/library ]; then
     export PYTHONPATH=/tmp/site
     $PY -m pip check >"$OUT/pip_check.txt" 2>&1
 fi
+$PY benchmarks/gpu_torch_apis.py simclr benchmarks tasks flows # this torch has what we call
 command -v git >/dev/null && git --version || echo "no git on this machine"
 timeout 540 $PY benchmarks/gpu_pipeline.py --data .gpu_data/cifar10-jpeg --out-dir "$OUT" \
     --device "$DEVICE" "${EXTRA[@]}"
