@@ -11,7 +11,8 @@
 #   lightly_b512                the lightly reference, 16 DataLoader workers, bf16 + channels_last
 #   learn                       ~150 s pretraining on the 10k dev images, probes vs random init
 #   r18_b512_compile, r18_b1024_compile    the same with torch.compile
-# Results: $OUT/summary.json (every run's JSON inside), $OUT/check.log, $OUT/nvidia-smi.txt.
+# Results: $OUT/summary.json (every run's JSON inside), $OUT/check.log, $OUT/nvidia-smi.txt,
+# $OUT/pip_check.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=cuda SMOKE=0
@@ -23,18 +24,9 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-OUT=${OUT:?set OUT to the folder for the results}
 BUDGET_S=${BUDGET_S:-480}
 WORK=$(mktemp -d) # one JSON a run; only the summary goes to $OUT (8 files come back at most)
-export PYTHONUNBUFFERED=1 DO_NOT_TRACK=1
-exec > >(tee -a "$OUT/check.log") 2>&1
-PY=${PYTHON:-python3}
-if [ "$DEVICE" = cuda ] && [ -d .whl/library ]; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/library/*.whl .whl/lightly/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
-fi
-$PY benchmarks/gpu_torch_apis.py simclr benchmarks tasks flows # this torch has what we call
+source benchmarks/gpu_setup.sh check.log library lightly
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi" >"$OUT/nvidia-smi.txt"
 $PY -c 'import torch, torchvision, lightly, pydantic; print("torch", torch.__version__,
     "torchvision", torchvision.__version__, "cuda", torch.version.cuda, "lightly", lightly.__version__,

@@ -20,17 +20,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-OUT=${OUT:?set OUT to the folder for the results}
-export PYTHONUNBUFFERED=1 DO_NOT_TRACK=1
-exec > >(tee -a "$OUT/run.log") 2>&1
-PY=${PYTHON:-python3}
-if [ "$DEVICE" = cuda ] && [ -d .whl/library ]; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/library/*.whl .whl/pipeline/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
-    $PY -m pip check >"$OUT/pip_check.txt" 2>&1
-fi
-$PY benchmarks/gpu_torch_apis.py simclr benchmarks tasks flows # this torch has what we call
+source benchmarks/gpu_setup.sh run.log library pipeline
 command -v git >/dev/null && git --version || echo "no git on this machine"
 timeout 540 $PY benchmarks/gpu_pipeline.py --data .gpu_data/cifar10-jpeg --out-dir "$OUT" \
     --device "$DEVICE" "${EXTRA[@]}"
