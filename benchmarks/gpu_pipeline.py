@@ -32,7 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".whl", ".gpu_data", ".gl", ".venv", "cache", "tmp", ".resume", "__pycache__"
+    *(".git", ".whl", ".gpu_data", ".gl", ".venv", "cache", "tmp", ".resume", "__pycache__"),
+    *(".ruff_cache", ".pytest_cache", "*.egg-info"),
 )
 STAGES = [  # (dvc stage, its cmd in dvc.yaml), in DAG order
     ("prepare@cifar10dev", "python -m flows.prepare cifar10dev"),
