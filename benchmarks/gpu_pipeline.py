@@ -228,20 +228,25 @@ def kill_and_resume(mode: str, work: Path, runner: Runner, timeout: float) -> di
     return {"killed": True, "killed_after_seconds": killed_after, "rerun": rerun}
 
 
-def pipeline(args: argparse.Namespace, work: Path, runner: Runner) -> dict:
-    mode = setup(args, work, runner)
-    result = {"mode": mode, "stages": {}}
+def pipeline(args: argparse.Namespace, work: Path, runner: Runner, result: dict) -> None:
+    """Fills `result` step by step, written to pipeline.json after each, so that a run stopped
+    by its time limit still leaves what it measured."""
+    write = (args.out_dir / "pipeline.json").write_text
+    result.update(mode=setup(args, work, runner), stages={})
+    mode = result["mode"]
     for stage, cmd in STAGES:
         result["stages"][stage] = r = runner.run(stage_command(mode, stage, cmd))
+        write(json.dumps(result, indent=2))
         print(f"{stage}: {r['seconds']:.1f} s, status {r['status']}", flush=True)
         if r["status"] != 0:
-            return result
+            return
         if stage == "pretrain":
             result["pretrain"] = pretrain_figures(work)
     set_compile(work, True)
     r = runner.run(stage_command(mode, "pretrain", STAGES[3][1]))
     result["pretrain_compile"] = {**r, **(pretrain_figures(work) if r["status"] == 0 else {})}
     print(f"pretrain, compile: {r['seconds']:.1f} s, status {r['status']}", flush=True)
+    write(json.dumps(result, indent=2))
     set_compile(work, False)
     resumed = kill_and_resume(mode, work, runner, timeout=300)
     if resumed.get("rerun", {}).get("status") == 0:
@@ -252,7 +257,6 @@ def pipeline(args: argparse.Namespace, work: Path, runner: Runner) -> dict:
         )
     result["kill_resume"] = resumed
     print(f"kill and resume: {json.dumps({k: v for k, v in resumed.items() if k != 'pretrain'})}")
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu-pipeline-") as tmp:
         work = Path(tmp) / "project"
         runner = Runner(work, args.out_dir / "pipeline.log")
-        start = time.perf_counter()
-        result = pipeline(args, work, runner)
+        start, result = time.perf_counter(), {}
+        pipeline(args, work, runner, result)
     result.update(
         seconds=round(time.perf_counter() - start, 1),
         device=torch.cuda.get_device_name() if args.device == "cuda" else "CPU smoke test",

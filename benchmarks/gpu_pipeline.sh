@@ -22,6 +22,6 @@ while [ $# -gt 0 ]; do
 done
 source benchmarks/gpu_setup.sh run.log library pipeline
 command -v git >/dev/null && git --version || echo "no git on this machine"
-timeout 540 $PY benchmarks/gpu_pipeline.py --data .gpu_data/cifar10-jpeg --out-dir "$OUT" \
+timeout "${LIMIT_S:-540}" $PY benchmarks/gpu_pipeline.py --data .gpu_data/cifar10-jpeg --out-dir "$OUT" \
     --device "$DEVICE" "${EXTRA[@]}"
 echo "== gpu_pipeline.py status $? after ${SECONDS}s"
