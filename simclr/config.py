@@ -322,6 +322,11 @@ class EvaluateConfig(_Model):
     """encoder + linear head on the labelled subset; epochs 0 = off"""
 
 
+Replicas = Annotated[
+    tuple[Annotated[Int, Field(ge=0)], ...], Field(min_length=1), AfterValidator(_unique)
+]
+
+
 class TransferConfig(_Model):
     datasets: Annotated[tuple[Str, ...], AfterValidator(_unique)] = ("mnist", "faces", "textures")
 
@@ -339,6 +344,8 @@ with warnings.catch_warnings():
         """params.yaml."""
 
         seed: Int = Field(0, ge=0, lt=2**32)
+        replicas: Replicas = (0, 1, 2)
+        """pretraining-seed replicas, each its own stages: replica r pretrains with seed + r"""
         data: DataConfig = DataConfig()
         """defaults for every dataset; a dataset's entry may override each"""
         datasets: dict[str, DatasetConfig] = Field(
@@ -377,6 +384,13 @@ with warnings.catch_warnings():
             for i, name in enumerate(self.transfer.datasets):
                 if name not in names:
                     raise fail(("transfer", "datasets", i), name, ", ".join(names))
+            if self.seed + max(self.replicas) >= 2**32:  # replica r's seed is seed + r
+                top = 2**32 - 1 - self.seed
+                raise fail(
+                    ("replicas",),
+                    self.replicas,
+                    f"replicas of at most {top} (seed + r below 2**32)",
+                )
             return self
 
 

@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 
 from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig
-from tasks.paths import PRETRAIN_RUN
+from tasks.paths import RUN, pretrain_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-# The whole pipeline in well under a minute: 8 px images, 12 per class, 2 epochs.
+# The whole pipeline in about a minute: 8 px images, 12 per class, 2 epochs, 2 replicas.
 TINY_PARAMS = """\
 seed: 0
+replicas: [0, 1]
 data: {image_size: 8, test_fraction: 0.25, max_per_class: 12}
 datasets:
   digits: {source: digits}
@@ -120,11 +121,14 @@ def api(url: str, path: str, body: dict | None = None):
         return json.loads(r.read())
 
 
-def pretrain_stage(cwd: Path, env: dict, new_session: bool = False) -> subprocess.Popen:
-    """The real pretrain stage command, running; `new_session` puts it (and what it starts) in
-    a process group of its own, for a kill of the whole group."""
+def pretrain_stage(
+    cwd: Path, env: dict, new_session: bool = False, replica: int | None = None
+) -> subprocess.Popen:
+    """The real pretrain stage command (of `replica`; None: the command without one, the first
+    replica), running; `new_session` puts it (and what it starts) in a process group of its
+    own, for a kill of the whole group."""
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.pretrain"],
+        [sys.executable, "-m", "flows.pretrain", *([] if replica is None else [str(replica)])],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -145,10 +149,10 @@ def checkpoint_weights(path: Path) -> dict:
     }
 
 
-def pretrain_run(cwd: Path) -> dict:
-    """What the pretrain stage in `cwd` recorded beside its checkpoint: timings, the epoch it
-    resumed after, provenance."""
-    return json.loads((cwd / PRETRAIN_RUN).read_text())
+def pretrain_run(cwd: Path, replica: int = 0) -> dict:
+    """What the pretrain stage of `replica` in `cwd` recorded beside its checkpoint: timings,
+    the epoch it resumed after, provenance."""
+    return json.loads((cwd / pretrain_dir(replica) / RUN).read_text())
 
 
 def saved_epochs(resume_dir: Path) -> int:
