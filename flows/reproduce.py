@@ -12,25 +12,27 @@ identical (every replica's value equal: bitwise reproduced), within the noise (t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from simclr.errors import PipelineError
 from tasks.comparison import ALPHA, CANNOT_TELL, compare_groups, csv_text, write_result
-from tasks.dotted import flatten
-from tasks.experiments import PARAMS_FILE, Entry, entry_at, git, group_entries
+from tasks.experiments import (
+    PARAMS_FILE,
+    Entry,
+    entry_at,
+    git,
+    group_entries,
+    params_from_yaml,
+)
 
 TITLE = "Reproduction check"
 
 
 def this_run(repo: Path) -> Entry:
     """The workspace's params and headline metrics."""
-    params = yaml.safe_load((repo / PARAMS_FILE).read_text()) or {}
-    flat = {k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(params).items()}
-    return Entry("this run", "workspace", "workspace", flat, {})
+    params = params_from_yaml((repo / PARAMS_FILE).read_text())
+    return Entry("this run", "workspace", "workspace", params, {})
 
 
 def committed_run(repo: Path, rev: str) -> Entry:

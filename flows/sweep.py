@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from ruamel.yaml import YAML
 
 import flows  # noqa: F401  (sets the analytics opt-outs before prefect runs anything)
 from flows.compare import comparisons
@@ -47,7 +47,7 @@ def parse_grid(specs: list[str]) -> dict[str, list]:
         key, sep, values = spec.partition("=")
         if not sep or not key or not values:
             raise PipelineError(f"--grid {spec!r}: write key=value1,value2 (a params.yaml key)")
-        grid[key] = [yaml.safe_load(v) for v in values.split(",")]
+        grid[key] = [YAML(typ="safe", pure=True).load(v) for v in values.split(",")]
     return grid
 
 

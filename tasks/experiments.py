@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
 
 from simclr.errors import PipelineError
 from tasks.dotted import flatten
@@ -108,8 +108,8 @@ def entries(exp_show: list[dict]) -> list[Entry]:
             for r in exp.get("revs") or []:
                 runs.append((r.get("name") or r["rev"][:7], r["rev"], r.get("data") or {}))
         for run_name, run_rev, data in runs:
-            if data.get("metrics"):
-                params, metrics = _flat_params(data), _flat_metrics(data)
+            params, metrics = _flat_params(data), _flat_metrics(data)
+            if metrics:  # not a run without results (or whose metrics DVC could not read)
                 found.append(Entry(run_name, run_rev, base, params, metrics))
     return _without_unchanged_workspace(found, head)
 
@@ -149,6 +149,13 @@ def replica_values(entry: Entry, summary: dict | None) -> dict[str, dict[str, fl
     return dict(sorted(found.items(), key=lambda kv: not kv[0].startswith("pretrain.")))
 
 
+def params_from_yaml(text: str) -> dict:
+    """params.yaml's text as the flat {dotted key: value} `dvc exp show` gives (lists as JSON),
+    read with ruamel (YAML 1.2) as DVC reads it."""
+    tree = YAML(typ="safe", pure=True).load(text) or {}
+    return {k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(tree).items()}
+
+
 def entry_at(repo: Path, rev: str, name: str) -> Entry | None:
     """A commit that `dvc exp show` did not list (e.g. an older one), read from Git: its params
     and headline metrics (from its summary.json); None if it has no summary."""
@@ -156,10 +163,7 @@ def entry_at(repo: Path, rev: str, name: str) -> Entry | None:
     shown = git(repo, "show", f"{rev}:{PARAMS_FILE}")
     if summary is None or shown.returncode != 0:
         return None
-    params = {
-        k: json.dumps(v) if isinstance(v, list) else v
-        for k, v in flatten(yaml.safe_load(shown.stdout) or {}).items()
-    }
+    params = params_from_yaml(shown.stdout)
     metrics = {k: v["mean"] for k, v in summary.get("headline", {}).items()}
     return Entry(name, rev, rev, params, metrics)
 

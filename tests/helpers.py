@@ -195,6 +195,7 @@ def cfg(**kw) -> PretrainConfig:
 # killed after a few, quick enough to run twice.
 RESUME_PARAMS = """\
 seed: 0
+replicas: [0, 1]
 data: {image_size: 8, test_fraction: 0.2, max_per_class: 60}
 datasets: {digits: {source: digits}}
 model: {widths: [16, 32], blocks: [1, 1], proj_hidden_dim: 32, proj_dim: 16}
@@ -209,3 +210,54 @@ pretrain:
   augment: {crop_scale: [0.3, 1.0], flip_p: 0.0}
 transfer: {datasets: []}
 """
+
+
+# A stand-in for the pipeline in seconds, for the experiment machinery (queue, sweeps, compare,
+# reproduce): one stage that writes reports/summary.json and reports/metrics.json in the real
+# schema. Replica r of learning rate lr scores 0.5 + lr + noise on "digits.linear.100%" (an
+# effect of lr) and 0.6 + noise on "digits.knn.100%" (no effect), the noise in [-0.02, 0.02].
+FAKE_STAGE = """\
+import json, pathlib, yaml
+p = yaml.safe_load(open("params.yaml"))
+noise = lambda r, k: ((7 * r + 3 * k) % 5 - 2) / 100
+lr, k = p["lr"], round(10 * p["lr"])
+values = {
+    "digits.linear.100%": {str(r): 0.5 + lr + noise(r, 1 + k) for r in p["replicas"]},
+    "digits.knn.100%": {str(r): 0.6 + noise(r, k) for r in p["replicas"]},
+}
+mean = lambda v: sum(v.values()) / len(v)
+headline = {k: {"mean": mean(v), "by_replica": v} for k, v in values.items()}
+pathlib.Path("reports").mkdir(exist_ok=True)
+json.dump({"headline": headline}, open("reports/summary.json", "w"))
+tree = {"digits": {m: {"100%": mean(values[f"digits.{m}.100%"])} for m in ("linear", "knn")}}
+json.dump(tree, open("reports/metrics.json", "w"))
+"""
+FAKE_DVC_YAML = """\
+stages:
+  evaluate:
+    cmd: python make_metrics.py
+    deps: [make_metrics.py]
+    params: [lr, replicas]
+    outs:
+      - reports/summary.json:
+          cache: false
+    metrics:
+      - reports/metrics.json:
+          cache: false
+"""
+
+
+def fake_value(metric: str, lr: float, replica: int) -> float:
+    """What FAKE_STAGE writes for one replica (the same formula, for the expected numbers)."""
+    noise = lambda r, k: ((7 * r + 3 * k) % 5 - 2) / 100  # noqa: E731
+    if metric == "digits.linear.100%":
+        return 0.5 + lr + noise(replica, 1 + round(10 * lr))
+    return 0.6 + noise(replica, round(10 * lr))
+
+
+def fake_pipeline(path: Path, lr: float = 0.1, replicas: str = "[0, 1, 2]") -> Path:
+    """FAKE_STAGE's repository files in `path` (not yet a Git or DVC repository)."""
+    (path / "make_metrics.py").write_text(FAKE_STAGE)
+    (path / "dvc.yaml").write_text(FAKE_DVC_YAML)
+    (path / "params.yaml").write_text(f"lr: {lr}\nreplicas: {replicas}\n")
+    return path
