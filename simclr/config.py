@@ -288,8 +288,8 @@ class FinetuneConfig(_Model):
     """passes over the labelled subset, within [min_steps, max_steps]"""
     min_steps: Int = Field(50, ge=0)
     """tiny subsets still get this many updates"""
-    max_steps: Int = Field(200, ge=0)
-    """0 = no cap; bounds the cost of the 100 % runs"""
+    max_steps: Int = Field(100, ge=0)
+    """0 = no cap; bounds the cost of the 100 % runs (x replicas)"""
     batch_size: Int = Field(64, ge=2)
     lr: FinitePositive = 0.2
     """used as given (not rescaled by the batch); cosine decay"""
@@ -305,8 +305,8 @@ class FinetuneConfig(_Model):
 class EvaluateConfig(_Model):
     fractions: Shares = (0.01, 0.1, 1.0)
     """labelled share of each class (class-balanced, >= 1 image)"""
-    seeds: Int = Field(5, ge=1)
-    """label subsets per fraction below 1.0 (1.0 is the whole split)"""
+    seeds: Int = Field(3, ge=1)
+    """label subsets per fraction below 1.0 (1.0 is the whole split), per replica"""
     val_fraction: Float = Field(0.2, gt=0, lt=1)
     """of each subset, held out to choose the probe's L2 strength"""
     C: Positives = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
