@@ -305,7 +305,7 @@ class FinetuneConfig(_Model):
 class EvaluateConfig(_Model):
     fractions: Shares = (0.01, 0.1, 1.0)
     """labelled share of each class (class-balanced, >= 1 image)"""
-    seeds: Int = Field(3, ge=1)
+    seeds: Int = Field(2, ge=1)
     """label subsets per fraction below 1.0 (1.0 is the whole split), per replica"""
     val_fraction: Float = Field(0.2, gt=0, lt=1)
     """of each subset, held out to choose the probe's L2 strength"""
