@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +263,21 @@ def fake_pipeline(path: Path, lr: float = 0.1, replicas: str = "[0, 1, 2]") -> P
     (path / "dvc.yaml").write_text(FAKE_DVC_YAML)
     (path / "params.yaml").write_text(f"lr: {lr}\nreplicas: {replicas}\n")
     return path
+
+
+@contextmanager
+def process_worker(path: Path, env: dict, pool: str) -> Iterator[subprocess.Popen]:
+    """A real `prefect worker start --pool POOL` in `path`, its log beside it, stopped after."""
+    with (path.parent / f"{pool}-worker.log").open("w") as log:
+        worker = subprocess.Popen(
+            ["prefect", "worker", "start", "--pool", pool],
+            cwd=path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield worker
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 
 import numpy as np
 import pytest
-from helpers import ROOT, TINY_PARAMS, copy_code, init_repo, repo_env, runner
+from helpers import ROOT, TINY_PARAMS, copy_code, init_repo, process_worker, repo_env, runner
 from helpers import api as _api
 
 pytestmark = pytest.mark.e2e
@@ -41,17 +40,8 @@ def deployed(tmp_path_factory, prefect_api):
     run("prefect", "work-pool", "create", POOL, "--type", "process")
     run("prefect", "--no-prompt", "deploy", "--name", "nightly")
     deployment = _api(prefect_api, "/deployments/name/simclr-pipeline/nightly")
-    log = (path.parent / "worker.log").open("w")
-    worker = subprocess.Popen(
-        ["prefect", "worker", "start", "--pool", POOL],
-        cwd=path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield {"path": path, "run": run, "deployment": deployment, "api": prefect_api}
-    worker.terminate()
-    worker.wait(timeout=30)
+    with process_worker(path, env, POOL):
+        yield {"path": path, "run": run, "deployment": deployment, "api": prefect_api}
 
 
 def trigger(d, **parameters) -> str:

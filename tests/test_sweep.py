@@ -6,10 +6,9 @@ deployment runs `dvc exp run --temp` of a one-stage stand-in pipeline (helpers.F
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
-from helpers import ROOT, api, copy_code, fake_pipeline, init_repo, repo_env, runner
+from helpers import ROOT, api, copy_code, fake_pipeline, init_repo, process_worker, repo_env, runner
 
 pytestmark = pytest.mark.e2e
 POOL = "sweep-test"  # its own pool: no other test's worker takes these runs
@@ -24,17 +23,8 @@ def deployed(tmp_path_factory, prefect_api):
     init_repo(run)
     run("prefect", "work-pool", "create", POOL, "--type", "process", "--overwrite")
     run("prefect", "--no-prompt", "deploy", "--name", "nightly", "--pool", POOL)
-    log = (path.parent / "sweep-worker.log").open("w")
-    worker = subprocess.Popen(
-        ["prefect", "worker", "start", "--pool", POOL],
-        cwd=path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield {"path": path, "run": run, "api": prefect_api}
-    worker.terminate()
-    worker.wait(timeout=30)
+    with process_worker(path, env, POOL):
+        yield {"path": path, "run": run, "api": prefect_api}
 
 
 @pytest.fixture(scope="module")
