@@ -85,6 +85,7 @@ def sweep_markdown(name: str, repo: Path, experiments: list[str]) -> tuple[str, 
     """The comparison of the sweep's experiments: the listing of its grid points (replicas
     pooled), then every point against the first."""
     ours = [e for e in entries(dvc_exp_show(repo)) if e.name in experiments]
+    ours.sort(key=lambda e: experiments.index(e.name))  # grid order, not dvc's newest first
     groups = group_entries(ours, repo)
     if not groups:
         return f"# Sweep `{name}`\n\nNo experiment of the sweep has results.", []
