@@ -53,6 +53,7 @@ def main() -> None:
     )
     params["pretrain"]["augment"].update(crop_scale=[0.08, 1.0], flip_p=0.5)
     params["transfer"] = {"datasets": ["textures"]}
+    params["replicas"] = [0]  # one pretraining: the stages' cost, not their spread
     path = clone(params)
     try:
         steps = [
@@ -64,9 +65,9 @@ def main() -> None:
             r"read (\d+) images from imagefolder in ([\d.]+) s \((\d+) images/s\)",
             steps[0]["output"],
         )
-        evaluate = json.loads((path / "reports/evaluate/metrics.json").read_text())
-        transfer = json.loads((path / "reports/transfer/textures/metrics.json").read_text())
-        pretrain = json.loads((path / "reports/pretrain/metrics.json").read_text())
+        summary = json.loads((path / "reports/summary.json").read_text())["datasets"]
+        evaluate, transfer = summary["cifar10dev"], summary["textures"]
+        pretrain = json.loads((path / "reports/pretrain/0/metrics.json").read_text())
     finally:
         shutil.rmtree(path, ignore_errors=True)
     result = {

@@ -9,7 +9,7 @@ Run from the repository root on a machine with a CUDA GPU:
 It makes a temporary project directory with synthetic 32 px RGB images (an npz source, so no
 download), runs the real stage commands `python -m flows.prepare synthetic` and
 `python -m flows.pretrain` there (one local Prefect server for all of them), and reads the
-per-epoch timings the stage wrote (reports/pretrain/run.json). The first epoch (cuDNN autotuning,
+per-epoch timings the stage wrote (reports/pretrain/0/run.json). The first epoch (cuDNN autotuning,
 NCCL setup) is left out of the medians. `--device cpu --images 512 --batch 64 --encoder small`
 is a smoke test of the script, not a figure.
 """
@@ -30,6 +30,7 @@ from record import ROOT, now, save  # noqa: E402
 
 PARAMS = """\
 seed: 0
+replicas: [0]
 data: {{image_size: 32, test_fraction: 0.1}}
 datasets: {{synthetic: {{source: npz, path: synthetic.npz}}}}
 validate: {{min_pixel_std: 0.0}}
@@ -96,7 +97,7 @@ def run_stage(work: Path, args: argparse.Namespace, nproc: int) -> dict | None:
             nproc=nproc,
         )
     )
-    (work / "models/simclr.pt").unlink(missing_ok=True)
+    (work / "models/simclr-0.pt").unlink(missing_ok=True)
     py = sys.executable
     script = f"{py} -m flows.prepare synthetic && {py} -m flows.pretrain"
     env = {
@@ -111,8 +112,8 @@ def run_stage(work: Path, args: argparse.Namespace, nproc: int) -> dict | None:
     if done.returncode != 0:
         print(done.stdout[-4000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
         return None
-    state = torch.load(work / "models/simclr.pt", weights_only=True)
-    run = json.loads((work / "reports/pretrain/run.json").read_text())  # timings, device
+    state = torch.load(work / "models/simclr-0.pt", weights_only=True)
+    run = json.loads((work / "reports/pretrain/0/run.json").read_text())  # timings, device
     timed = run["epochs"][1:] or run["epochs"]
     return {
         "nproc": nproc,

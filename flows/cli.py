@@ -118,7 +118,13 @@ def run_stage(flow: Callable[..., object], *args: str) -> None:
 
 def stage_arg(usage: str) -> str:
     """The single positional argument of a per-dataset stage."""
-    if len(sys.argv) != 2:
+    return stage_args(usage, 1)[0]
+
+
+def stage_args(usage: str, required: int, optional: int = 0) -> list[str]:
+    """The positional arguments of a stage: `required` of them, then up to `optional` more."""
+    args = sys.argv[1:]
+    if not required <= len(args) <= required + optional:
         print(f"usage: {usage}", file=sys.stderr)
         sys.exit(2)
-    return sys.argv[1]
+    return args

@@ -1,12 +1,17 @@
 """Compare experiments in one command:
-`python -m flows.compare [--format md|csv] [--sort COL] [--output FILE.md|.html|.csv]`.
+`python -m flows.compare [--baseline NAME] [--format md|csv] [--sort COL] [--output FILE]`.
 
-Prints HEAD and every DVC experiment on it that has metrics (`dvc exp show --json`; with
---all-commits, every commit's): name, rev, the params that differ between them, and the
-headline metrics (pretraining loss and kNN, the linear probe at each label fraction on every
-dataset). In Markdown the best value of each metric column is bold. With --output, the table
-goes to that file instead, as Markdown, a self-contained HTML page or CSV by its suffix (a file
-of yours, not a DVC output: experiments are no stage's input).
+Reads HEAD and every DVC experiment on it that has metrics (`dvc exp show --json`; with
+--all-commits, every commit's) and groups them into configurations: experiments whose params
+differ only in `replicas` are replicas of one configuration, pooled. Without --baseline it lists
+the configurations (the params that differ between them) and each headline metric as mean ± std
+over their pretraining replicas, the best in bold. With --baseline NAME (an experiment, a commit
+or any revision Git resolves) it compares every other configuration with that one, metric by
+metric: the difference, its 95% confidence interval over replicas, the p-value, the
+Benjamini-Hochberg q over the metrics and whether the difference is beyond the noise; with one
+replica on a side it says it cannot tell. With --output the result goes to that file instead,
+as Markdown, a self-contained HTML page or CSV by its suffix (a file of yours, not a DVC
+output: experiments are no stage's input).
 """
 
 from __future__ import annotations
@@ -16,72 +21,78 @@ import sys
 from pathlib import Path
 
 from flows.cli import boundary
-from simclr.errors import PipelineError
-from simclr.io import write_text
-from tasks.experiments import (
-    csv_table,
-    dvc_exp_show,
-    experiments_table,
-    markdown_table,
-    sort_rows,
+from tasks.comparison import (
+    compare_groups,
+    comparison_markdown,
+    csv_text,
+    listing_markdown,
+    listing_rows,
+    sort_groups,
+    write_result,
 )
-from tasks.report_html import to_html
+from tasks.experiments import Group, dvc_exp_show, entries, find_group, group_entries
 
 TITLE = "DVC experiments"
 ABOUT = (
-    "HEAD and its DVC experiments (`python -m flows.compare`): the params that differ between "
-    "them and the headline metrics, the best of each metric column in bold."
+    "HEAD and its DVC experiments (`python -m flows.compare`), grouped into configurations "
+    "(experiments that differ only in `replicas` are pooled): the params that differ between "
+    "them and each headline metric as mean ± std over the configuration's pretraining "
+    "replicas, the best of each metric in bold."
+)
+ABOUT_BASELINE = (
+    "Every configuration against the baseline `{name}` (`python -m flows.compare --baseline "
+    "{name}`), metric by metric: the difference, its 95% confidence interval and p over the "
+    "pretraining replicas, and whether it is beyond the noise."
 )
 
 
-def markdown_document(rows: list[dict]) -> str:
-    return f"# {TITLE}\n\n{ABOUT}\n\n{markdown_table(rows)}\n"
+def comparisons(groups: list[Group], baseline: Group) -> tuple[str, list[dict]]:
+    """Markdown of every configuration against `baseline`, and the same as CSV rows."""
+    sections, rows = [], []
+    for g in groups:
+        if g is baseline:
+            continue
+        found = compare_groups(baseline, g)
+        sections.append(comparison_markdown(baseline, g, found))
+        rows += [{"experiment": g.label, "baseline": baseline.label, **r} for r in found]
+    return "\n\n".join(sections) or "(nothing to compare with the baseline)", rows
 
 
-# Output file suffix -> the file's text.
-OUTPUTS = {
-    ".md": markdown_document,
-    ".html": lambda rows: to_html(markdown_document(rows), TITLE),
-    ".csv": csv_table,
-}
-
-
-def write_output(rows: list[dict], path: Path) -> Path:
-    if path.suffix not in OUTPUTS:
-        raise PipelineError(
-            f"--output {path}: no format for {path.suffix or 'no suffix'}; "
-            f"use a file ending in {', '.join(OUTPUTS)}"
-        )
-    return write_text(path, OUTPUTS[path.suffix](rows))
+def build(args: argparse.Namespace) -> tuple[str, str]:
+    """The Markdown document and the CSV text that the arguments ask for."""
+    repo = Path(args.repo)
+    groups = group_entries(entries(dvc_exp_show(repo, args.all_commits)), repo)
+    if args.baseline is None:
+        groups = sort_groups(groups, args.sort, args.ascending)
+        body = listing_markdown(groups)
+        return f"# {TITLE}\n\n{ABOUT}\n\n{body}\n", csv_text(listing_rows(groups))
+    base = find_group(groups, args.baseline, repo)
+    body, rows = comparisons(groups, base)
+    about = ABOUT_BASELINE.format(name=args.baseline)
+    return f"# {TITLE}\n\n{about}\n\n{body}\n", csv_text(rows)
 
 
 def parse_args(argv: list[str] | None, prog: str = "python -m flows.compare") -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("--baseline", help="compare every configuration with this one")
     parser.add_argument("--format", choices=("md", "csv"), default="md", help="of the printout")
-    parser.add_argument("--sort", help='a column, e.g. "evaluate linear 100%%"')
+    parser.add_argument("--sort", help='a metric, e.g. "digits.linear.10%%" (listing only)')
     parser.add_argument("--ascending", action="store_true", help="smallest first")
     parser.add_argument("--all-commits", action="store_true", help="every commit, not HEAD's")
     parser.add_argument("--repo", default=".", help="the repository (default: here)")
-    parser.add_argument("--output", type=Path, help="write the table to this .md, .html or .csv")
+    parser.add_argument("--output", type=Path, help="write the result to this .md, .html or .csv")
     return parser.parse_args(argv)
 
 
 @boundary()
 def main(argv: list[str] | None = None, prog: str = "python -m flows.compare") -> int:
     args = parse_args(argv, prog)
-    rows = sort_rows(
-        experiments_table(dvc_exp_show(Path(args.repo), args.all_commits)),
-        args.sort,
-        args.ascending,
-    )
+    markdown, csv = build(args)
     if args.output is not None:
-        write_output(rows, args.output)
-        print(f"wrote {args.output}: {len(rows)} rows")
+        write_result(args.output, markdown, csv, TITLE)
+        print(f"wrote {args.output}")
         return 0
-    if args.format == "md":
-        print(markdown_table(rows))
-    else:
-        sys.stdout.write(csv_table(rows))
+    sys.stdout.write(markdown if args.format == "md" else csv)
     return 0
 
 

@@ -1,17 +1,21 @@
-"""Stage evaluate: linear probe on the pretraining set -> reports/evaluate/metrics.json."""
+"""Stage evaluate@<replica>: the replica's encoder on the pretraining set (linear probe, kNN,
+fine-tuning, baselines) -> reports/evaluate/<replica>/. `python -m flows.evaluate [replica]`
+(default: the first of params.yaml's replicas)."""
 
 from prefect import flow
 
-from flows.cli import run_stage
+from flows.cli import run_stage, stage_args
 from simclr.config import Params
 from tasks.evaluate import evaluate_on
-from tasks.paths import CHECKPOINT, EVALUATE
+from tasks.paths import evaluate_dir
+from tasks.replicas import replica_arg
 
 
 @flow(name="evaluate")
-def evaluate_flow(params: Params) -> None:
-    evaluate_on(params.pretrain.dataset, CHECKPOINT, EVALUATE, params, figures=True)
+def evaluate_flow(replica: str | None = None, *, params: Params) -> None:
+    r = replica_arg(params, replica)
+    evaluate_on(params.pretrain.dataset, r, evaluate_dir(r), params, figures=True)
 
 
 if __name__ == "__main__":
-    run_stage(evaluate_flow)
+    run_stage(evaluate_flow, *stage_args("python -m flows.evaluate [replica]", 0, 1))

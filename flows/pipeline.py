@@ -28,8 +28,9 @@ from flows.cli import boundary, prefect_api, run_tags
 from simclr.errors import PipelineError
 from simclr.processes import run_streaming
 from tasks.artifacts import artifact_key, publish
+from tasks.comparison import listing_markdown, listing_rows
 from tasks.dotted import flatten
-from tasks.experiments import dvc_exp_show, experiments_table
+from tasks.experiments import dvc_exp_show, entries, group_entries
 from tasks.retries import TRANSIENT
 
 DVC_BUSY = "Unable to acquire lock"
@@ -86,13 +87,19 @@ def dvc_exp_run(repo: Path, overrides: dict[str, Any], name: str) -> str:
 
 @task(name="compare-experiments", cache_policy=NONE, **TRANSIENT)
 def publish_experiments(repo: Path, name: str) -> list[dict]:
-    rows = experiments_table(dvc_exp_show(repo))
-    ours = next((r for r in rows if r["experiment"] == name), None)
-    lines = [f"# Experiment `{name}`", ""]
-    if ours:
-        lines += [f"- {k}: {v}" for k, v in ours.items() if k not in ("experiment",)]
-    lines += ["", f"{len(rows)} experiments compared in the `experiments-metrics` table."]
-    publish(artifact_key("experiments"), f"{len(rows)} experiments", "\n".join(lines), rows)
+    """Every configuration (replicas pooled) as the `experiments-metrics` table, and the
+    listing in Markdown with the configuration that holds experiment `name`."""
+    groups = group_entries(entries(dvc_exp_show(repo)), repo)
+    rows = listing_rows(groups)
+    ours = next((g.label for g in groups if name in g.names), None)
+    lines = [
+        f"# Experiment `{name}`",
+        "",
+        f"In configuration {ours!r}." if ours else "No results of it in `dvc exp show`.",
+        "",
+        listing_markdown(groups),
+    ]
+    publish(artifact_key("experiments"), f"{len(rows)} configurations", "\n".join(lines), rows)
     return rows
 
 

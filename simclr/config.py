@@ -304,8 +304,8 @@ class FinetuneConfig(_Model):
     """passes over the labelled subset, within [min_steps, max_steps]"""
     min_steps: Int = Field(50, ge=0)
     """tiny subsets still get this many updates"""
-    max_steps: Int = Field(200, ge=0)
-    """0 = no cap; bounds the cost of the 100 % runs"""
+    max_steps: Int = Field(100, ge=0)
+    """0 = no cap; bounds the cost of the 100 % runs (x replicas)"""
     batch_size: Int = Field(64, ge=2, le=MAX_BATCH)
     lr: FinitePositive = 0.2
     """used as given (not rescaled by the batch); cosine decay"""
@@ -321,8 +321,8 @@ class FinetuneConfig(_Model):
 class EvaluateConfig(_Model):
     fractions: Shares = (0.01, 0.1, 1.0)
     """labelled share of each class (class-balanced, >= 1 image)"""
-    seeds: Int = Field(5, ge=1, le=1000)
-    """label subsets per fraction below 1.0 (1.0 is the whole split)"""
+    seeds: Int = Field(2, ge=1, le=1000)
+    """label subsets per fraction below 1.0 (1.0 is the whole split), per replica"""
     val_fraction: Float = Field(0.2, gt=0, lt=1)
     """of each subset, held out to choose the probe's L2 strength"""
     C: Positives = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
@@ -336,6 +336,11 @@ class EvaluateConfig(_Model):
     knn_temperature: FinitePositive = 0.1
     finetune: FinetuneConfig = FinetuneConfig()
     """encoder + linear head on the labelled subset; epochs 0 = off"""
+
+
+Replicas = Annotated[
+    tuple[Annotated[Int, Field(ge=0)], ...], Field(min_length=1), AfterValidator(_unique)
+]
 
 
 class TransferConfig(_Model):
@@ -355,6 +360,8 @@ with warnings.catch_warnings():
         """params.yaml."""
 
         seed: Int = Field(0, ge=0, lt=2**32)
+        replicas: Replicas = (0, 1, 2)
+        """pretraining-seed replicas, each its own stages: replica r pretrains with seed + r"""
         data: DataConfig = DataConfig()
         """defaults for every dataset; a dataset's entry may override each"""
         datasets: dict[str, DatasetConfig] = Field(
@@ -393,6 +400,13 @@ with warnings.catch_warnings():
             for i, name in enumerate(self.transfer.datasets):
                 if name not in names:
                     raise fail(("transfer", "datasets", i), name, ", ".join(names))
+            if self.seed + max(self.replicas) >= 2**32:  # replica r's seed is seed + r
+                top = 2**32 - 1 - self.seed
+                raise fail(
+                    ("replicas",),
+                    self.replicas,
+                    f"replicas of at most {top} (seed + r below 2**32)",
+                )
             return self
 
 

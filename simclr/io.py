@@ -154,3 +154,11 @@ def write_json(target: str | Path, obj) -> Path:
 
 def write_text(target: str | Path, text: str) -> Path:
     return write_atomic(target, lambda p: p.write_text(text))
+
+
+def read_json(path: str | Path) -> dict:
+    """A JSON file another stage wrote; missing, it is a PipelineError saying to run it."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: missing; run the stage that writes it (dvc repro)")
+    return json.loads(path.read_text())

@@ -47,3 +47,67 @@ def compare(runs_a: list[dict], runs_b: list[dict]) -> dict:
         p = mcnemar_p(runs_a[0]["correct"], runs_b[0]["correct"])
         test = f"exact McNemar test on {len(runs_a[0]['correct'])} test predictions"
     return {"diff": diff, "p": p if math.isfinite(p) else 1.0, "test": test}
+
+
+def _constant(x: np.ndarray) -> bool:
+    return bool(np.allclose(x, x[0], rtol=0, atol=1e-12))
+
+
+def paired_difference(a, b, confidence: float = 0.95) -> dict:
+    """mean(a - b) over pairs, its confidence interval (Student's t, df = pairs - 1) and the
+    two-sided p of the paired t-test (`paired_t_p`: the exact sign-flip test where the
+    differences have no spread; the interval is then the one difference)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    d = a - b
+    p = paired_t_p(a, b)
+    if _constant(d):
+        low = high = float(d[0])
+    else:
+        ci = stats.ttest_rel(a, b).confidence_interval(confidence)
+        low, high = float(ci.low), float(ci.high)
+    return {"diff": float(d.mean()), "ci": [low, high], "p": p}
+
+
+def welch_difference(a, b, confidence: float = 0.95) -> dict:
+    """mean(a) - mean(b) of two independent samples, Welch's confidence interval and two-sided
+    p (unequal variances, Welch-Satterthwaite df). Where neither sample has any spread, the
+    exact permutation test of the difference of means, and the interval is the difference."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("Welch's t-test needs at least 2 values on each side")
+    diff = float(a.mean() - b.mean())
+    if _constant(a) and _constant(b):
+        test = stats.permutation_test(
+            (a, b),
+            lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis),
+            permutation_type="independent",
+            n_resamples=np.inf,
+            vectorized=True,
+        )
+        p = 1.0 if abs(diff) <= 1e-12 else float(test.pvalue)
+        return {"diff": diff, "ci": [diff, diff], "p": p}
+    result = stats.ttest_ind(a, b, equal_var=False)
+    ci = result.confidence_interval(confidence)
+    return {"diff": diff, "ci": [float(ci.low), float(ci.high)], "p": float(result.pvalue)}
+
+
+def over_replicas(a, b) -> dict:
+    """SimCLR (a) vs a baseline (b), each an R x S table of accuracies: row r holds replica r's
+    runs on its S label subsets, run (r, i) of both on the same subset. Each replica's mean
+    difference d_r is one observation, and the test is the one-sample t-test of d_1..d_R
+    (df R - 1): the F-test of the method effect in a nested ANOVA with replicas random and
+    label subsets nested in them (F = t^2), so its p and its confidence interval include the
+    pretraining's variation and the subsets'. Needs R >= 2."""
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a.shape != b.shape or a.shape[0] < 2:
+        raise ValueError(f"need two R x S tables with R >= 2, got {a.shape} and {b.shape}")
+    out = paired_difference(a.mean(axis=1), b.mean(axis=1))
+    replicas, subsets = a.shape
+    test = f"t-test over {replicas} pretraining replicas (x {subsets} label subsets each)"
+    return {**out, "test": test}
+
+
+def false_discovery(ps: list[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values (q) of a family of tests, in the given order."""
+    return [float(q) for q in stats.false_discovery_control(ps)] if ps else []

@@ -1,7 +1,9 @@
 """Evaluation of the pretrained encoder on a prepared dataset (linear probe, kNN, fine-tuning),
 with baselines and significance tests.
 
-Used by both the evaluate stage (the pretraining dataset) and transfer (downstream datasets).
+Used by both the evaluate stage (the pretraining dataset) and transfer (downstream datasets),
+once per pretraining-seed replica: each writes the replica's details.json (every run, the
+within-replica tests, provenance); the summarize stage pools the replicas.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from simclr.config import Params, to_dict
 from simclr.data.prepared import Prepared, load_prepared
 from simclr.device import autocast_dtype, seed_everything, select_device
 from simclr.errors import PipelineError
-from simclr.evaluate import PROTOCOLS, SUMMARY_KEYS, evaluate_representations
+from simclr.evaluate import PROTOCOLS, evaluate_representations
 from simclr.features import extract_features
 from simclr.io import write_json
 from simclr.models import build_model
@@ -26,14 +28,8 @@ from simclr.provenance import provenance
 from tasks.artifacts import artifact_key, publish
 from tasks.figures.evaluation import confusion, embedding
 from tasks.labels import fraction_label, method_label
-from tasks.paths import (
-    CONFUSION_FIGURE,
-    DETAILS,
-    EMBEDDING_FIGURE,
-    METRICS,
-    REPORTS,
-    prepared_root,
-)
+from tasks.paths import CONFUSION, DETAILS, EMBEDDING, REPORTS, checkpoint, prepared_root
+from tasks.replicas import first_label_seed, pretraining_seed
 from tasks.retries import TRANSIENT
 
 
@@ -54,26 +50,12 @@ def load_checked(dataset: str, checkpoint: Path, device) -> tuple[Prepared, torc
     return data, encoder, meta
 
 
-def random_baseline(params: Params, meta: dict, device) -> torch.nn.Module:
-    """The same architecture with random weights (seeded), evaluated as frozen as SimCLR's."""
-    torch.manual_seed(params.seed)
+def random_baseline(params: Params, seed: int, meta: dict, device) -> torch.nn.Module:
+    """The same architecture with random weights, evaluated as frozen as SimCLR's. With the
+    replica's pretraining seed these are the weights its pretraining started from."""
+    torch.manual_seed(seed)
     encoder, _ = build_model(params.model, meta["in_channels"], meta["image_size"])
     return encoder.to(device)
-
-
-def headline_metrics(result: dict) -> dict:
-    """metrics.json: the headline numbers of every cell (what `dvc exp show` lists) and the
-    significance tests; per-seed runs, protocol and provenance go to details.json."""
-    metrics = {
-        protocol: {
-            method: {f: {k: r[k] for k in SUMMARY_KEYS} for f, r in by_fraction.items()}
-            for method, by_fraction in result[protocol].items()
-        }
-        for protocol in PROTOCOLS
-        if protocol in result
-    }
-    metrics["significance"] = result["significance"]
-    return metrics
 
 
 def protocol_notes(params: Params, data: Prepared) -> dict:
@@ -86,8 +68,9 @@ def protocol_notes(params: Params, data: Prepared) -> dict:
         "knn": f"weighted cosine kNN on frozen h, k={cfg.knn_k}, T={cfg.knn_temperature}",
         "finetune": "encoder + linear head, random resized crop and flip only, Nesterov SGD, "
         "cosine decay",
-        "significance": "SimCLR vs baseline: paired t-test over seeds (same label subsets); "
-        "the exact McNemar test on the test predictions where there is one run",
+        "significance": "within this replica, SimCLR vs baseline: paired t-test over the label "
+        "subsets, or the exact McNemar test on the test predictions where there is one run; "
+        "reports/summary.json holds the tests over replicas",
         "evaluate": to_dict(cfg),
         "train_images": int(len(data.train.labels)),
         "test_images": int(len(data.test.labels)),
@@ -96,43 +79,46 @@ def protocol_notes(params: Params, data: Prepared) -> dict:
 
 @task(name="evaluation", cache_policy=NONE, **TRANSIENT)
 def evaluate_on(
-    dataset: str, checkpoint: Path, out: Path, params: Params, figures: bool = False
+    dataset: str, replica: int, out: Path, params: Params, figures: bool = False
 ) -> dict:
-    """Write <out>/metrics.json and <out>/details.json; return the details. With `figures`,
-    also the t-SNE of the test features and the linear probe's confusion matrix."""
+    """Evaluate replica `replica`'s encoder on `dataset`: write <out>/details.json and return
+    it. With `figures`, also the t-SNE of the test features and the linear probe's confusion
+    matrix, in `out`."""
     device = select_device(params.pretrain.device)
-    seed_everything(params.seed, device)
-    data, encoder, meta = load_checked(dataset, checkpoint, device)
+    seed = pretraining_seed(params, replica)
+    seed_everything(seed, device)
+    data, encoder, meta = load_checked(dataset, checkpoint(replica), device)
+    first_subset = first_label_seed(params, replica)
     result = evaluate_representations(
         data,
-        {"simclr": encoder, "random_init": random_baseline(params, meta, device)},
+        {"simclr": encoder, "random_init": random_baseline(params, seed, meta, device)},
         params.evaluate,
-        params.seed,
+        first_subset,
         device,
         autocast_dtype(params.pretrain.precision, device),
     )
     predictions = result.pop("predictions")
     if figures:
-        write_figures(encoder, data, predictions, params, device)
-    metrics = headline_metrics(result)
+        write_figures(encoder, data, predictions, params, seed, device, out)
     details = {
         "dataset": dataset,
+        "replica": replica,
+        "seeds": {"pretraining": seed, "first_label_subset": first_subset},
         **result,
         "protocol": protocol_notes(params, data),
         "checkpoint": {"dataset": meta.get("dataset")},
         "provenance": provenance(str(device)),
     }
     write_json(out / DETAILS, details)
-    write_json(out / METRICS, metrics)
-    get_run_logger().info("wrote %s", out / METRICS)
-    publish_metrics(artifact_key(*out.relative_to(REPORTS).parts), dataset, metrics)
+    get_run_logger().info("wrote %s", out / DETAILS)
+    publish_metrics(artifact_key(*out.relative_to(REPORTS).parts), dataset, replica, result)
     return details
 
 
 EMBEDDING_POINTS = 2000  # t-SNE is quadratic-ish: a seeded subsample of larger test splits
 
 
-def write_figures(encoder, data, predictions: dict, params: Params, device) -> None:
+def write_figures(encoder, data, predictions: dict, params: Params, seed: int, device, out):
     """The embedding figure (t-SNE of SimCLR's h on the test split, by class) and the confusion
     figure (the SimCLR linear probe at the largest label fraction)."""
     from sklearn.manifold import TSNE
@@ -140,13 +126,11 @@ def write_figures(encoder, data, predictions: dict, params: Params, device) -> N
     labels = data.test.labels
     idx = np.arange(len(labels))
     if len(idx) > EMBEDDING_POINTS:
-        rng = np.random.default_rng(params.seed)
+        rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(idx, EMBEDDING_POINTS, replace=False))
     feats = extract_features(encoder, data.test.images[idx], device, params.evaluate.batch_size)
     perplexity = min(30.0, (len(idx) - 1) / 3)
-    points = TSNE(2, perplexity=perplexity, init="pca", random_state=params.seed).fit_transform(
-        feats
-    )
+    points = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(feats)
     names = list(data.class_names)
     dataset = params.pretrain.dataset
     embedding(
@@ -154,7 +138,7 @@ def write_figures(encoder, data, predictions: dict, params: Params, device) -> N
         labels[idx],
         names,
         f"t-SNE of SimCLR h, {dataset} test split",
-        EMBEDDING_FIGURE,
+        out / EMBEDDING,
     )
     fraction = max(predictions["linear"]["simclr"], key=float)
     confusion(
@@ -162,11 +146,11 @@ def write_figures(encoder, data, predictions: dict, params: Params, device) -> N
         predictions["linear"]["simclr"][fraction],
         names,
         f"SimCLR linear probe, {fraction_label(fraction)} labels, {dataset} test split",
-        CONFUSION_FIGURE,
+        out / CONFUSION,
     )
 
 
-def publish_metrics(key: str, dataset: str, metrics: dict) -> None:
+def publish_metrics(key: str, dataset: str, replica: int, metrics: dict) -> None:
     """A table of every (protocol, method, fraction) cell with SimCLR's p-value against each
     baseline, and a markdown headline of SimCLR vs the best baseline at each fraction."""
     significance = metrics["significance"]
@@ -194,14 +178,16 @@ def publish_metrics(key: str, dataset: str, metrics: dict) -> None:
             f"| {fraction_label(fraction)} | {r['mean']:.3f} ± {r['std']:.3f} | "
             f"{method_label(base)} {b['mean']:.3f} ± {b['std']:.3f} | {p:.2g} |"
         )
-    summary = f"{dataset}: linear probe " + ", ".join(
+    summary = f"{dataset}, replica {replica}: linear probe " + ", ".join(
         f"{fraction_label(f)} {r['mean']:.3f}" for f, r in linear["simclr"].items()
     )
     markdown = "\n".join(
         [
-            f"# Evaluation on `{dataset}`",
+            f"# Evaluation on `{dataset}`, replica {replica}",
             "",
-            "Linear probe, SimCLR vs the best baseline (p: paired test, see details.json):",
+            "Linear probe, SimCLR vs the best baseline within this replica (p: paired test over "
+            "its label subsets, see details.json; the tests over replicas are the summarize "
+            "stage's):",
             "",
             "| labels | SimCLR | best baseline | p |",
             "|---|---|---|---|",

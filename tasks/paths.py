@@ -1,10 +1,15 @@
 """Where the stages read and write, relative to the repository root (as in dvc.yaml). Every
-path a stage or the report names comes from here."""
+path a stage or the report names comes from here.
+
+Each pretraining-seed replica r (params.yaml `replicas`) has its own checkpoint and its own
+folder under every per-replica stage's reports: reports/pretrain/<r>/, reports/evaluate/<r>/,
+reports/transfer/<dataset>/<r>/. The summarize stage pools them into reports/summary.json and
+the headline metrics reports/metrics.json."""
 
 from pathlib import Path
 
 PREPARED = Path("data/prepared")
-CHECKPOINT = Path("models/simclr.pt")
+MODELS = Path("models")
 REPORTS = Path("reports")
 # Resumable training states: outside every DVC output (DVC deletes outputs before a stage
 # runs), git- and dvc-ignored, one file per hash of the stage's inputs.
@@ -15,27 +20,29 @@ VALIDATION = REPORTS / "validation"
 VALIDATION_RESULTS = VALIDATION / "results"
 VALIDATION_DOCS = VALIDATION / "docs"  # Great Expectations Data Docs
 
-# pretrain
-PRETRAIN_REPORTS = REPORTS / "pretrain"  # DVCLive's per-epoch metrics and curves
-PRETRAIN_METRICS = PRETRAIN_REPORTS / "metrics.json"
-PRETRAIN_CURVES = PRETRAIN_REPORTS / "plots" / "metrics"  # one <metric>.tsv per logged metric
-# What differs between runs that give the same checkpoint: timings, the machine, the git commit
-PRETRAIN_RUN = PRETRAIN_REPORTS / "run.json"
+# pretrain@<r>: DVCLive's per-epoch metrics and curves, the run's timings, the views figure
+PRETRAIN = REPORTS / "pretrain"
+METRICS = "metrics.json"  # DVCLive's last values (pretrain), the headline metrics (summarize)
+RUN = "run.json"  # what differs between runs that give the same checkpoint: timings, machine
+CURVES_DIR = Path("plots") / "metrics"  # one <metric>.tsv per logged metric, under pretrain/<r>/
+VIEWS = "views.png"
 
-# evaluate and transfer@<dataset>: metrics.json (headline numbers) and details.json beside it
+# evaluate@<r> and transfer@<dataset>-<r>: details.json (every run) and evaluate's figures
 EVALUATE = REPORTS / "evaluate"
 TRANSFER = REPORTS / "transfer"
-METRICS = "metrics.json"
 DETAILS = "details.json"
+EMBEDDING = "embedding.png"
+CONFUSION = "confusion.png"
 
-# figures, each written by the stage that has its data
+# summarize: every replica pooled, and the headline numbers (the one DVC metrics file)
+SUMMARY = REPORTS / "summary.json"
+HEADLINE_METRICS = REPORTS / METRICS
+
+# figures of the report stage
 FIGURES = REPORTS / "figures"
-VIEWS_FIGURE = FIGURES / "views.png"  # pretrain
-EMBEDDING_FIGURE = FIGURES / "embedding.png"  # evaluate
-CONFUSION_FIGURE = FIGURES / "confusion.png"  # evaluate
-CURVES_FIGURE = FIGURES / "curves.png"  # report
-FRACTIONS_FIGURE = FIGURES / "fractions.png"  # report
-SAMPLES_FIGURE = FIGURES / "samples.png"  # report
+CURVES_FIGURE = FIGURES / "curves.png"
+FRACTIONS_FIGURE = FIGURES / "fractions.png"
+SAMPLES_FIGURE = FIGURES / "samples.png"
 
 # report
 REPORT_MD = REPORTS / "report.md"
@@ -55,5 +62,17 @@ def validation_result(dataset: str) -> Path:
     return VALIDATION_RESULTS / f"{dataset}.json"
 
 
-def transfer_dir(dataset: str) -> Path:
-    return TRANSFER / dataset
+def checkpoint(replica: int) -> Path:
+    return MODELS / f"simclr-{replica}.pt"
+
+
+def pretrain_dir(replica: int) -> Path:
+    return PRETRAIN / str(replica)
+
+
+def evaluate_dir(replica: int) -> Path:
+    return EVALUATE / str(replica)
+
+
+def transfer_dir(dataset: str, replica: int) -> Path:
+    return TRANSFER / dataset / str(replica)

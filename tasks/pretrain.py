@@ -3,7 +3,8 @@
 The checkpoint holds only what training computed (weights, configs, params, per-epoch loss, lr
 and kNN accuracy), so that the same code, params and data give the same file byte for byte and
 DVC sees an unchanged checkpoint as unchanged; how the run went (timings, the epoch it resumed
-after, device, git commit, package versions) goes beside it, to PRETRAIN_RUN."""
+after, device, git commit, package versions) goes beside it, to run.json. Each pretraining-seed
+replica is a stage of its own (pretrain@<r>), with its own seed, checkpoint and reports."""
 
 from __future__ import annotations
 
@@ -26,14 +27,8 @@ from simclr.provenance import provenance
 from simclr.train import TIMINGS, Labelled, Pretrained, pretrain
 from tasks.artifacts import artifact_key, progress_artifact, publish
 from tasks.figures.views import view_pairs_figure
-from tasks.paths import (
-    CHECKPOINT,
-    PRETRAIN_REPORTS,
-    PRETRAIN_RUN,
-    RESUME,
-    VIEWS_FIGURE,
-    prepared_root,
-)
+from tasks.paths import CURVES_DIR, RESUME, RUN, VIEWS, checkpoint, prepared_root, pretrain_dir
+from tasks.replicas import trained_with
 from tasks.retries import TRANSIENT
 
 
@@ -58,22 +53,27 @@ def resume_key(params: Params) -> str:
 
 
 @task(name="pretrain-simclr", cache_policy=NONE, **TRANSIENT)
-def pretrain_simclr(params: Params) -> Path:
+def pretrain_simclr(params: Params, replica: int) -> Path:
+    """Pretrain replica `replica` (with its own seed): its checkpoint, curves and run.json."""
     log = get_run_logger()
+    params = trained_with(params, replica)
+    out = pretrain_dir(replica)
     data = load_prepared(prepared_root(params.pretrain.dataset))
-    view_pairs_figure(data.pretraining.images, params.pretrain.augment, params.seed, VIEWS_FIGURE)
+    view_pairs_figure(data.pretraining.images, params.pretrain.augment, params.seed, out / VIEWS)
     resume = RESUME / f"pretrain-{resume_key(params)}.pt"
-    result, seconds = _train(params, data, resume, log)
-    _save(params, data, result, seconds)
+    result, seconds = _train(params, data, resume, out, log)
+    _save(params, replica, data, result, seconds)
     resume.unlink(missing_ok=True)  # the finished checkpoint is DVC's now
-    log.info("pretrained in %.1f s -> %s", seconds, CHECKPOINT)
-    _publish(params, data, result, seconds)
-    return CHECKPOINT
+    log.info("pretrained replica %d in %.1f s -> %s", replica, seconds, checkpoint(replica))
+    _publish(params, replica, data, result, seconds)
+    return checkpoint(replica)
 
 
-def _train(params: Params, data: Prepared, resume: Path, log) -> tuple[Pretrained, float]:
-    """Pretrain, in this process or under torchrun, each epoch logged to DVCLive; the result
-    and its wall time."""
+def _train(
+    params: Params, data: Prepared, resume: Path, out: Path, log
+) -> tuple[Pretrained, float]:
+    """Pretrain, in this process or under torchrun, each epoch logged to DVCLive in `out`; the
+    result and its wall time."""
     from dvclive import Live
 
     # Labels are used only by the kNN monitor; SimCLR itself sees the training images alone.
@@ -86,7 +86,7 @@ def _train(params: Params, data: Prepared, resume: Path, log) -> tuple[Pretraine
     start = time.perf_counter()
     # dvcyaml=None: the pipeline's dvc.yaml is the one definition of metrics and plots. A resumed
     # run replays the restored epochs through on_epoch, so the log starts clean either way.
-    with Live(str(PRETRAIN_REPORTS), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    with Live(str(out), dvcyaml=None, save_dvc_exp=False, report=None) as live:
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             for key, value in metrics.items():
@@ -115,8 +115,8 @@ def _train(params: Params, data: Prepared, resume: Path, log) -> tuple[Pretraine
     return result, seconds
 
 
-def _save(params: Params, data: Prepared, result: Pretrained, seconds: float) -> None:
-    """The checkpoint (what training computed), then PRETRAIN_RUN (how the run went)."""
+def _save(params: Params, replica: int, data: Prepared, result: Pretrained, seconds: float):
+    """The checkpoint (what training computed), then run.json (how the run went)."""
     # Interned keys: pickle writes a string once per object, and keys restored from a resumable
     # state are other objects than a fresh run's, which would change the file's bytes.
     computed = [
@@ -130,26 +130,30 @@ def _save(params: Params, data: Prepared, result: Pretrained, seconds: float) ->
         "precision": result.precision,
     }
     image_size = data.train.images.shape[1]
-    save_checkpoint(CHECKPOINT, result.encoder, result.head, params.model, image_size, extra)
+    save_checkpoint(
+        checkpoint(replica), result.encoder, result.head, params.model, image_size, extra
+    )
     run = {
+        "replica": replica,
         "wall_seconds": seconds,
         "resumed_from_epoch": result.resumed_from,
         "epochs": [{k: m[k] for k in TIMINGS} for m in result.history],
         "provenance": provenance(str(result.device)),
     }
-    write_json(PRETRAIN_RUN, run)
+    write_json(pretrain_dir(replica) / RUN, run)
 
 
-def _publish(params: Params, data: Prepared, result: Pretrained, seconds: float) -> None:
+def _publish(params: Params, replica: int, data: Prepared, result: Pretrained, seconds: float):
     """The run as a Prefect artifact: a one-line summary, a Markdown note, one row an epoch."""
     last = result.history[-1]
     summary = (
-        f"{params.pretrain.dataset}: {len(result.history)} epochs in {seconds:.1f} s, "
+        f"{params.pretrain.dataset}, replica {replica} (seed {params.seed}): "
+        f"{len(result.history)} epochs in {seconds:.1f} s, "
         f"final loss {last['loss']:.4f}"
     )
     markdown = "\n".join(
         [
-            f"# Pretraining on `{params.pretrain.dataset}`",
+            f"# Pretraining on `{params.pretrain.dataset}`, replica {replica}",
             "",
             f"- {len(data.pretraining.images)} images, {len(result.history)} epochs "
             f"(resumed after {result.resumed_from}), batch {params.pretrain.batch_size}, "
@@ -158,9 +162,9 @@ def _publish(params: Params, data: Prepared, result: Pretrained, seconds: float)
             f"- device {result.device}, precision {result.precision}, wall time {seconds:.1f} s",
             f"- final loss {last['loss']:.4f}"
             + (f", kNN accuracy {last['knn_accuracy']:.4f}" if "knn_accuracy" in last else ""),
-            f"- checkpoint `{CHECKPOINT}`, timings and provenance in `{PRETRAIN_RUN}`; curves in "
-            f"`{PRETRAIN_REPORTS}/plots/metrics`",
+            f"- seed {params.seed}; checkpoint `{checkpoint(replica)}`, timings and provenance "
+            f"in `{pretrain_dir(replica) / RUN}`; curves in `{pretrain_dir(replica) / CURVES_DIR}`",
         ]
     )
     rows = [{"epoch": i + 1, **m} for i, m in enumerate(result.history)]
-    publish(artifact_key("pretrain"), summary, markdown, rows)
+    publish(artifact_key("pretrain", str(replica)), summary, markdown, rows)

@@ -55,7 +55,9 @@ def read_figures(markdown_text: str) -> dict[str, bytes]:
 def build_report(params: Params) -> str:
     """Read the inputs, write every output of the report stage; report.md's text."""
     inputs = read_inputs(params)
-    write_text(LINEAR_FRACTIONS_PLOT, linear_fractions_csv(inputs.evaluate))
+    write_text(
+        LINEAR_FRACTIONS_PLOT, linear_fractions_csv(inputs.evaluations[params.pretrain.dataset])
+    )
     write_figures(inputs)
     text = render(inputs)
     write_text(REPORT_MD, text)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,40 +11,50 @@ import numpy as np
 
 from simclr.config import Params
 from simclr.data.prepared import Prepared, load_prepared
-from simclr.errors import PipelineError
+from simclr.io import read_json
 from tasks.paths import (
-    DETAILS,
-    EVALUATE,
-    PRETRAIN_CURVES,
-    PRETRAIN_METRICS,
-    PRETRAIN_RUN,
+    CONFUSION,
+    CURVES_DIR,
+    EMBEDDING,
+    RUN,
+    SUMMARY,
+    VIEWS,
+    evaluate_dir,
     prepared_root,
-    transfer_dir,
+    pretrain_dir,
     validation_result,
 )
+
+Curves = dict[str, tuple[np.ndarray, np.ndarray]]  # DVCLive metric -> (steps, values)
 
 
 @dataclass(frozen=True)
 class ReportInputs:
     params: Params
-    pretrain: dict  # the pretrain stage's metrics.json
-    run: dict  # how pretraining ran: timings, provenance (the pretrain stage's run.json)
-    curves: dict[str, tuple[np.ndarray, np.ndarray]]  # DVCLive metric -> (steps, values)
-    evaluate: dict  # the evaluate stage's details.json (the pretraining set)
-    transfers: dict[str, dict]  # dataset -> its transfer stage's details.json
+    summary: dict  # the summarize stage's summary.json: every replica pooled
+    runs: dict[int, dict]  # replica -> how its pretraining ran: timings, provenance (run.json)
+    curves: dict[int, Curves]  # replica -> its DVCLive curves
     validation: dict[str, dict]  # dataset -> its validation result
     datasets: dict[str, Prepared]  # every dataset's prepared arrays (memory-mapped)
 
     @property
     def evaluations(self) -> dict[str, dict]:
-        """Dataset -> details.json: the pretraining set first, then the transfers."""
-        return {self.params.pretrain.dataset: self.evaluate, **self.transfers}
+        """Dataset -> its summary over replicas: the pretraining set first, then the transfers."""
+        return self.summary["datasets"]
+
+    @property
+    def first(self) -> int:
+        """The replica whose figures the report shows (the views, t-SNE and confusion matrix)."""
+        return self.params.replicas[0]
 
 
-def read_json(path: Path) -> dict:
-    if not path.is_file():
-        raise PipelineError(f"{path}: missing; run the stage that writes it (dvc repro)")
-    return json.loads(path.read_text())
+def figure_paths(replica: int) -> dict[str, Path]:
+    """The figures the report shows of one replica: view pairs, t-SNE, confusion matrix."""
+    return {
+        "views": pretrain_dir(replica) / VIEWS,
+        "embedding": evaluate_dir(replica) / EMBEDDING,
+        "confusion": evaluate_dir(replica) / CONFUSION,
+    }
 
 
 def read_curve(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -56,14 +65,17 @@ def read_curve(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data[:, 0], data[:, 1]
 
 
+def read_curves(replica: int) -> Curves:
+    folder = pretrain_dir(replica) / CURVES_DIR
+    return {p.stem: read_curve(p) for p in sorted(folder.glob("*.tsv"))}
+
+
 def read_inputs(params: Params) -> ReportInputs:
     return ReportInputs(
         params=params,
-        pretrain=read_json(PRETRAIN_METRICS),
-        run=read_json(PRETRAIN_RUN),
-        curves={p.stem: read_curve(p) for p in sorted(PRETRAIN_CURVES.glob("*.tsv"))},
-        evaluate=read_json(EVALUATE / DETAILS),
-        transfers={n: read_json(transfer_dir(n) / DETAILS) for n in params.transfer.datasets},
+        summary=read_json(SUMMARY),
+        runs={r: read_json(pretrain_dir(r) / RUN) for r in params.replicas},
+        curves={r: read_curves(r) for r in params.replicas},
         validation={n: read_json(validation_result(n)) for n in params.datasets},
         datasets={n: load_prepared(prepared_root(n)) for n in params.datasets},
     )

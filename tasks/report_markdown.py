@@ -18,16 +18,15 @@ from tasks.labels import (
     methods_in_order,
 )
 from tasks.paths import (
-    CONFUSION_FIGURE,
     CURVES_FIGURE,
-    EMBEDDING_FIGURE,
     EXPERIMENTS_TABLE,
     FRACTIONS_FIGURE,
     REPORT_MD,
     SAMPLES_FIGURE,
-    VIEWS_FIGURE,
 )
-from tasks.report_inputs import ReportInputs
+from tasks.report_inputs import ReportInputs, figure_paths
+
+SIGNIFICANT = 0.05  # the p below which a difference is called larger than the noise
 
 
 def literal(value: object) -> str:
@@ -47,14 +46,19 @@ def figure(alt: str, path: Path) -> str:
     return f"![{alt}]({path.relative_to(REPORT_MD.parent).as_posix()})"
 
 
+def _pvalue(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-4 else "<1e-4"
+
+
 def _p(p: float) -> str:
-    return f"p={p:.2g}" if p >= 1e-4 else "p<1e-4"
+    value = _pvalue(p)
+    return f"p{value}" if value.startswith("<") else f"p={value}"
 
 
 def _cell(r: dict, key: str, best: float, test: dict | None) -> str:
     cell = f"{r[key]:.3f}"
     if key == "mean":
-        cell += f" ± {r['std']:.3f} (n={r['n']})"
+        cell += f" ± {r['std']:.3f}"
     if r[key] == best:
         cell = f"**{cell}**"
     if key == "mean" and test is not None:
@@ -76,17 +80,39 @@ def accuracy_table(by_method: dict, significance: dict | None = None, key: str =
     return "\n".join(rows)
 
 
+def _design(details: dict) -> str:
+    """How many runs stand behind each cell: replicas x label subsets at each fraction."""
+    cells = details["linear"]["simclr"]
+    return ", ".join(
+        f"{fraction_label(f)}: {c['replicas']} × {c['subsets']}" for f, c in cells.items()
+    )
+
+
+def _test_words(details: dict) -> str:
+    cell = next(iter(details["linear"]["simclr"].values()))
+    if cell["replicas"] >= 2:
+        return (
+            "a t-test over the pretraining replicas of each replica's mean difference over its "
+            "label subsets (SimCLR and baseline on the same subsets), so p includes the "
+            "pretraining's variation"
+        )
+    return (
+        "one replica only, so p covers the label subsets, not the pretraining: a paired t-test "
+        "over the subsets, or the exact McNemar test on the test predictions where there is one"
+    )
+
+
 def evaluation_section(title: str, details: dict) -> list[str]:
-    """The tables of one evaluated dataset (evaluate or a transfer@<dataset>)."""
+    """The tables of one evaluated dataset (evaluate or a transfer@<dataset>), over replicas."""
     about = details["protocol"]
     lines = [
         "",
         f"## {title}",
         "",
         f"{about['train_images']} training and {about['test_images']} test images. "
-        "Test top-1 accuracy, mean ± std over label subsets (n seeds; 100% is one run); best "
-        "bold. p: two-sided, SimCLR vs that baseline: a paired t-test over the seeds (the "
-        "same label subsets), or the exact McNemar test on the test predictions where n=1.",
+        "Test top-1 accuracy, mean ± std over every run (pretraining replicas × label subsets; "
+        f"{_design(details)}); best bold. p: two-sided, SimCLR vs that baseline: "
+        f"{_test_words(details)}.",
     ]
     significance = details.get("significance", {})
     for protocol, name in PROTOCOL_TITLES.items():
@@ -135,20 +161,30 @@ def transfer_table(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def _over_replicas(cell: dict | None, digits: int = 4) -> str:
+    if cell is None:
+        return "n/a"
+    return f"{cell['mean']:.{digits}f} ± {cell['std']:.{digits}f}"
+
+
 def run_section(inputs: ReportInputs) -> list[str]:
     """What ran: pretraining, wall times, provenance, datasets, params that are not defaults."""
-    params, pretrain = inputs.params, inputs.pretrain
-    prov = inputs.run["provenance"]
+    params, pretrain = inputs.params, inputs.summary["pretrain"]
+    prov = inputs.runs[inputs.first]["provenance"]
     seconds = sum(sum(d.get("seconds", {}).values()) for d in inputs.evaluations.values())
+    walls = sum(r["wall_seconds"] for r in inputs.runs.values())
     changed = [f"{literal(k)}: {literal(v)}" for k, v in changed_params(params).items()]
+    replicas = ", ".join(str(r) for r in params.replicas)
     return [
         "## Run",
         "",
         f"- pretraining set: `{params.pretrain.dataset}`, {params.pretrain.epochs} epochs, "
-        f"batch {params.pretrain.batch_size}, temperature {params.pretrain.temperature}, "
-        f"final loss {pretrain.get('loss', float('nan')):.4f}",
-        f"- wall time: pretraining {pretrain.get('wall_seconds', float('nan')):.1f} s, "
-        f"evaluation and transfer {seconds:.1f} s (inside the protocols)",
+        f"batch {params.pretrain.batch_size}, temperature {params.pretrain.temperature}",
+        f"- {len(params.replicas)} pretraining replicas ({replicas}; replica r pretrains with "
+        f"seed {params.seed} + r): final loss {_over_replicas(pretrain.get('loss'))}, kNN "
+        f"monitor {_over_replicas(pretrain.get('knn_accuracy'))} (mean ± std over replicas)",
+        f"- wall time: pretraining {walls:.1f} s (all replicas), evaluation and transfer "
+        f"{seconds:.1f} s (inside the protocols, all replicas)",
         f"- git commit of the pretraining: `{prov.get('git_commit')}`"
         + (" (uncommitted changes)" if prov.get("git_dirty") else ""),
         f"- device: {prov.get('device')}; python {prov.get('python')}; {prov.get('platform')}",
@@ -184,23 +220,26 @@ def data_section(inputs: ReportInputs) -> list[str]:
     return [*lines, "", figure("Training images", SAMPLES_FIGURE), ""]
 
 
-def figures_section() -> list[str]:
+def figures_section(inputs: ReportInputs) -> list[str]:
     """Augmentation, pretraining curves and accuracy against the labelled fraction."""
     return [
         "## Augmentation",
         "",
-        "Two SimCLR views of each of eight pretraining images, as the pretrain stage draws them.",
+        "Two SimCLR views of each of eight pretraining images, as the pretrain stage of replica "
+        f"{inputs.first} draws them.",
         "",
-        figure("View pairs", VIEWS_FIGURE),
+        figure("View pairs", figure_paths(inputs.first)["views"]),
         "",
         "## Pretraining",
+        "",
+        "One line per pretraining replica.",
         "",
         figure("Pretraining curves", CURVES_FIGURE),
         "",
         "## Accuracy against labelled fraction",
         "",
         "Colour: method; line style: protocol (solid linear probe, dotted kNN, dashed "
-        "fine-tune); bars: ± std over label subsets.",
+        "fine-tune); bars: ± std over every run (replicas × label subsets).",
         "",
         figure("Accuracy against the labelled fraction", FRACTIONS_FIGURE),
         "",
@@ -209,6 +248,7 @@ def figures_section() -> list[str]:
 
 def transfer_section(inputs: ReportInputs) -> list[str]:
     dataset = inputs.params.pretrain.dataset
+    figures = figure_paths(inputs.first)
     return [
         "## Transfer",
         "",
@@ -220,10 +260,54 @@ def transfer_section(inputs: ReportInputs) -> list[str]:
         "",
         f"## Embedding and errors on `{dataset}`",
         "",
-        figure("t-SNE of the test features", EMBEDDING_FIGURE),
+        f"Replica {inputs.first}'s encoder.",
         "",
-        figure("Confusion matrix of the linear probe", CONFUSION_FIGURE),
+        figure("t-SNE of the test features", figures["embedding"]),
+        "",
+        figure("Confusion matrix of the linear probe", figures["confusion"]),
     ]
+
+
+def _best_baseline(details: dict, protocol: str, fraction: str) -> str:
+    cells = details[protocol]
+    return max((m for m in cells if m != "simclr"), key=lambda m: cells[m][fraction]["mean"])
+
+
+def _ci(test: dict) -> str:
+    ci = test.get("ci")
+    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "n/a"
+
+
+def baselines_section(inputs: ReportInputs) -> list[str]:
+    """SimCLR against the best baseline of every dataset, protocol and fraction: the difference,
+    its 95% confidence interval over replicas and the p-value, marked where p < SIGNIFICANT."""
+    lines = [
+        "## SimCLR against the baselines",
+        "",
+        "Each cell: mean ± std over every run (replicas × label subsets). diff: SimCLR minus "
+        "the best baseline, with its 95% confidence interval and two-sided p from the test over "
+        f"pretraining replicas (see each dataset's section); beyond noise: p < {SIGNIFICANT}.",
+        "",
+        "| dataset | protocol | labels | SimCLR | best baseline | diff [95% CI] | p "
+        "| beyond noise |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset, details in inputs.evaluations.items():
+        for protocol in PROTOCOL_LABELS:
+            if protocol not in details:
+                continue
+            for fraction, ours in details[protocol]["simclr"].items():
+                base = _best_baseline(details, protocol, fraction)
+                test = details["significance"][protocol][base][fraction]
+                theirs = details[protocol][base][fraction]
+                mark = "yes" if test["p"] < SIGNIFICANT else "no"
+                lines.append(
+                    f"| {dataset} | {PROTOCOL_LABELS[protocol]} | {fraction_label(fraction)} | "
+                    f"{ours['mean']:.3f} ± {ours['std']:.3f} | {method_label(base)} "
+                    f"{theirs['mean']:.3f} ± {theirs['std']:.3f} | {test['diff']:+.3f} "
+                    f"{_ci(test)} | {_pvalue(test['p'])} | {mark} |"
+                )
+    return [*lines, ""]
 
 
 def experiments_section() -> list[str]:
@@ -247,11 +331,14 @@ def render(inputs: ReportInputs) -> str:
         "",
         *run_section(inputs),
         *data_section(inputs),
-        *figures_section(),
+        *figures_section(inputs),
+        *baselines_section(inputs),
         *transfer_section(inputs),
-        *evaluation_section(f"Evaluation on `{inputs.evaluate['dataset']}`", inputs.evaluate),
     ]
-    for name, details in inputs.transfers.items():
-        lines += evaluation_section(f"Transfer to `{name}`", details)
+    for name, details in inputs.evaluations.items():
+        first = details["role"] == "pretraining set"
+        lines += evaluation_section(
+            f"{'Evaluation on' if first else 'Transfer to'} `{name}`", details
+        )
     lines += ["", *experiments_section()]
     return "\n".join(lines) + "\n"

@@ -9,21 +9,24 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig
-from tasks.paths import PRETRAIN_RUN
+from tasks.paths import RUN, pretrain_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-# The whole pipeline in well under a minute: 8 px images, 12 per class, 2 epochs.
+# The whole pipeline in about a minute: 8 px images, 12 per class, 2 epochs, 2 replicas.
 TINY_PARAMS = """\
 seed: 0
+replicas: [0, 1]
 data: {image_size: 8, test_fraction: 0.25, max_per_class: 12}
 datasets:
   digits: {source: digits}
@@ -121,11 +124,14 @@ def api(url: str, path: str, body: dict | None = None):
         return json.loads(r.read())
 
 
-def pretrain_stage(cwd: Path, env: dict, new_session: bool = False) -> subprocess.Popen:
-    """The real pretrain stage command, running; `new_session` puts it (and what it starts) in
-    a process group of its own, for a kill of the whole group."""
+def pretrain_stage(
+    cwd: Path, env: dict, new_session: bool = False, replica: int | None = None
+) -> subprocess.Popen:
+    """The real pretrain stage command (of `replica`; None: the command without one, the first
+    replica), running; `new_session` puts it (and what it starts) in a process group of its
+    own, for a kill of the whole group."""
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.pretrain"],
+        [sys.executable, "-m", "flows.pretrain", *([] if replica is None else [str(replica)])],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -146,10 +152,10 @@ def checkpoint_weights(path: Path) -> dict:
     }
 
 
-def pretrain_run(cwd: Path) -> dict:
-    """What the pretrain stage in `cwd` recorded beside its checkpoint: timings, the epoch it
-    resumed after, provenance."""
-    return json.loads((cwd / PRETRAIN_RUN).read_text())
+def pretrain_run(cwd: Path, replica: int = 0) -> dict:
+    """What the pretrain stage of `replica` in `cwd` recorded beside its checkpoint: timings,
+    the epoch it resumed after, provenance."""
+    return json.loads((cwd / pretrain_dir(replica) / RUN).read_text())
 
 
 def saved_epochs(resume_dir: Path) -> int:
@@ -192,6 +198,7 @@ def cfg(**kw) -> PretrainConfig:
 # killed after a few, quick enough to run twice.
 RESUME_PARAMS = """\
 seed: 0
+replicas: [0, 1]
 data: {image_size: 8, test_fraction: 0.2, max_per_class: 60}
 datasets: {digits: {source: digits}}
 model: {widths: [16, 32], blocks: [1, 1], proj_hidden_dim: 32, proj_dim: 16}
@@ -276,3 +283,72 @@ def photo_files() -> list[Path]:
     names = ("coffee.png", "chelsea.png", "rocket.jpg", "retina.jpg", "horse.png",
              "no_time_for_that_tiny.gif", "multipage.tif", "camera.png")  # fmt: skip
     return [folder / name for name in names]
+
+
+# A stand-in for the pipeline in seconds, for the experiment machinery (queue, sweeps, compare,
+# reproduce): one stage that writes reports/summary.json and reports/metrics.json in the real
+# schema. Replica r of learning rate lr scores 0.5 + lr + noise on "digits.linear.100%" (an
+# effect of lr) and 0.6 + noise on "digits.knn.100%" (no effect), the noise in [-0.02, 0.02].
+FAKE_STAGE = """\
+import json, pathlib, yaml
+p = yaml.safe_load(open("params.yaml"))
+noise = lambda r, k: ((7 * r + 3 * k) % 5 - 2) / 100
+lr, k = p["lr"], round(10 * p["lr"])
+values = {
+    "digits.linear.100%": {str(r): 0.5 + lr + noise(r, 1 + k) for r in p["replicas"]},
+    "digits.knn.100%": {str(r): 0.6 + noise(r, k) for r in p["replicas"]},
+}
+mean = lambda v: sum(v.values()) / len(v)
+headline = {k: {"mean": mean(v), "by_replica": v} for k, v in values.items()}
+pathlib.Path("reports").mkdir(exist_ok=True)
+json.dump({"headline": headline}, open("reports/summary.json", "w"))
+tree = {"digits": {m: {"100%": mean(values[f"digits.{m}.100%"])} for m in ("linear", "knn")}}
+json.dump(tree, open("reports/metrics.json", "w"))
+"""
+FAKE_DVC_YAML = """\
+stages:
+  evaluate:
+    cmd: python make_metrics.py
+    deps: [make_metrics.py]
+    params: [lr, replicas]
+    outs:
+      - reports/summary.json:
+          cache: false
+    metrics:
+      - reports/metrics.json:
+          cache: false
+"""
+
+
+def fake_value(metric: str, lr: float, replica: int) -> float:
+    """What FAKE_STAGE writes for one replica (the same formula, for the expected numbers)."""
+    noise = lambda r, k: ((7 * r + 3 * k) % 5 - 2) / 100  # noqa: E731
+    if metric == "digits.linear.100%":
+        return 0.5 + lr + noise(replica, 1 + round(10 * lr))
+    return 0.6 + noise(replica, round(10 * lr))
+
+
+def fake_pipeline(path: Path, lr: float = 0.1, replicas: str = "[0, 1, 2]") -> Path:
+    """FAKE_STAGE's repository files in `path` (not yet a Git or DVC repository)."""
+    (path / "make_metrics.py").write_text(FAKE_STAGE)
+    (path / "dvc.yaml").write_text(FAKE_DVC_YAML)
+    (path / "params.yaml").write_text(f"lr: {lr}\nreplicas: {replicas}\n")
+    return path
+
+
+@contextmanager
+def process_worker(path: Path, env: dict, pool: str) -> Iterator[subprocess.Popen]:
+    """A real `prefect worker start --pool POOL` in `path`, its log beside it, stopped after."""
+    with (path.parent / f"{pool}-worker.log").open("w") as log:
+        worker = subprocess.Popen(
+            ["prefect", "worker", "start", "--pool", pool],
+            cwd=path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield worker
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)

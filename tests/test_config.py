@@ -141,7 +141,10 @@ def test_unknown_key_names_the_key_and_allowed_keys(tmp_path):
             ONE_DATASET + "evaluate: {C: 1.0}\n",
             "evaluate.C = 1.0; allowed: a non-empty list of finite numbers > 0",
         ),
-        ("- a list\n", "top level = ['a list']; allowed: a mapping of seed, data, datasets,"),
+        (
+            "- a list\n",
+            "top level = ['a list']; allowed: a mapping of seed, replicas, data, datasets,",
+        ),
         (ONE_DATASET + "pretrain: 3\n", "pretrain = 3; allowed: a mapping of dataset, epochs,"),
         # out of range
         (ONE_DATASET + "seed: -1\n", "seed = -1; allowed: an integer in [0, 4294967296)"),

@@ -157,7 +157,7 @@ def test_distributed_pretrain_stage_resumes_after_sigkill_like_an_uninterrupted_
         assert time.monotonic() < deadline, f"still running after the stage was killed: {left}"
         time.sleep(0.1)
     killed_at = saved_epochs(tmp_path / ".resume")
-    assert 2 <= killed_at < 8 and not (tmp_path / "models/simclr.pt").exists()
+    assert 2 <= killed_at < 8 and not (tmp_path / "models/simclr-0.pt").exists()
 
     rerun = pretrain_stage(tmp_path, env, new_session=True)
     out, _ = rerun.communicate(timeout=300)
@@ -165,19 +165,19 @@ def test_distributed_pretrain_stage_resumes_after_sigkill_like_an_uninterrupted_
     assert "launching 2 processes" in out, out[-3000:]
     assert "resuming from" in out, out[-3000:]
     assert pretrain_run(tmp_path)["resumed_from_epoch"] == killed_at
-    assert len(torch.load(tmp_path / "models/simclr.pt", weights_only=True)["history"]) == 8
-    loss_rows = (tmp_path / "reports/pretrain/plots/metrics/loss.tsv").read_text().splitlines()
+    assert len(torch.load(tmp_path / "models/simclr-0.pt", weights_only=True)["history"]) == 8
+    loss_rows = (tmp_path / "reports/pretrain/0/plots/metrics/loss.tsv").read_text().splitlines()
     assert len(loss_rows) == 1 + 8  # every epoch once, restored ones replayed
     assert not list((tmp_path / ".resume").glob("*.pt"))
 
-    (tmp_path / "models/simclr.pt").rename(tmp_path / "resumed.pt")
+    (tmp_path / "models/simclr-0.pt").rename(tmp_path / "resumed.pt")
     fresh = pretrain_stage(tmp_path, env, new_session=True)
     out, _ = fresh.communicate(timeout=300)
     assert fresh.returncode == 0, out
-    weights = checkpoint_weights(tmp_path / "models/simclr.pt")
+    weights = checkpoint_weights(tmp_path / "models/simclr-0.pt")
     resumed_weights = checkpoint_weights(tmp_path / "resumed.pt")
     assert resumed_weights.keys() == weights.keys()
     for k, w in weights.items():  # gloo on CPU: the same numbers, killed or not
         assert torch.equal(resumed_weights[k], w), k
     # and the same checkpoint file, history and all
-    assert (tmp_path / "resumed.pt").read_bytes() == (tmp_path / "models/simclr.pt").read_bytes()
+    assert (tmp_path / "resumed.pt").read_bytes() == (tmp_path / "models/simclr-0.pt").read_bytes()

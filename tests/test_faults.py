@@ -49,19 +49,19 @@ OUTPUTS = {
         "reports/validation/docs",
     ],
     "pretrain": [
-        "models/simclr.pt",
-        "reports/pretrain/metrics.json",
-        "reports/pretrain/plots/metrics",
-        "reports/pretrain/run.json",
-        "reports/figures/views.png",
+        "models/simclr-0.pt",
+        "reports/pretrain/0/metrics.json",
+        "reports/pretrain/0/plots/metrics",
+        "reports/pretrain/0/run.json",
+        "reports/pretrain/0/views.png",
     ],
     "evaluate": [
-        "reports/evaluate/details.json",
-        "reports/evaluate/metrics.json",
-        "reports/figures/embedding.png",
-        "reports/figures/confusion.png",
+        "reports/evaluate/0/details.json",
+        "reports/evaluate/0/embedding.png",
+        "reports/evaluate/0/confusion.png",
     ],
-    "transfer": ["reports/transfer/faces/details.json", "reports/transfer/faces/metrics.json"],
+    "transfer": ["reports/transfer/faces/0/details.json"],
+    "summarize": ["reports/summary.json", "reports/metrics.json"],
     "report": [
         "reports/report.md",
         "reports/report.html",
@@ -71,8 +71,11 @@ OUTPUTS = {
         "reports/plots/linear_fractions.csv",
     ],
 }
-# The tiny pipeline with the cheapest evaluation: the faults, not the numbers, are under test.
-_head, _, _evaluate = TINY_PARAMS.partition("evaluate:\n")
+# The tiny pipeline with one replica and the cheapest evaluation: the faults, not the numbers,
+# are under test.
+_head, _, _evaluate = TINY_PARAMS.replace("replicas: [0, 1]", "replicas: [0]").partition(
+    "evaluate:\n"
+)
 PARAMS = (
     _head
     + "evaluate: {fractions: [1.0], seeds: 1, C: [1.0], finetune: {epochs: 0}}\n"
@@ -82,9 +85,10 @@ PARAMS = (
 KILLS = [
     ("prepare", ["flows.prepare", "digits"], "data/prepared/digits"),
     ("validate", ["flows.validate"], "reports/validation/results/digits.json"),
-    ("pretrain", ["flows.pretrain"], "models/simclr.pt"),
-    ("evaluate", ["flows.evaluate"], "reports/evaluate/details.json"),
-    ("transfer", ["flows.transfer", "faces"], "reports/transfer/faces/metrics.json"),
+    ("pretrain", ["flows.pretrain", "0"], "models/simclr-0.pt"),
+    ("evaluate", ["flows.evaluate", "0"], "reports/evaluate/0/details.json"),
+    ("transfer", ["flows.transfer", "faces", "0"], "reports/transfer/faces/0/details.json"),
+    ("summarize", ["flows.summarize"], "reports/metrics.json"),
     ("report", ["flows.report"], "reports/report.html"),
 ]
 
@@ -212,7 +216,7 @@ def test_pretrain_rerun_after_a_kill_continues_from_the_saved_state(killed_stage
     root, records, _ = killed_stages
     assert records.get("pretrain", {}).get("rerun", {}).get("returncode") == 0
     # Killed after its last epoch: the rerun restores all epochs and trains none again.
-    state = torch.load(root / "models/simclr.pt", weights_only=True)
+    state = torch.load(root / "models/simclr-0.pt", weights_only=True)
     assert pretrain_run(root)["resumed_from_epoch"] == len(state["history"]) == 2
     assert not list((root / ".resume").glob("*.pt"))
 
@@ -236,9 +240,9 @@ def test_disk_full_while_writing_the_report_keeps_the_previous_one(killed_stages
 def test_damaged_checkpoint_stops_evaluate_in_one_line(killed_stages):
     root, records, run = killed_stages
     assert records.get("report", {}).get("rerun", {}).get("returncode") == 0
-    checkpoint = root / "models/simclr.pt"
+    checkpoint = root / "models/simclr-0.pt"
     good = checkpoint.read_bytes()
-    before = (root / "reports/evaluate/metrics.json").read_bytes()
+    before = (root / "reports/evaluate/0/details.json").read_bytes()
     try:
         checkpoint.write_bytes(good[: len(good) // 2])  # truncated, as by a failed copy
         r = run(["flows.evaluate"])
@@ -247,9 +251,9 @@ def test_damaged_checkpoint_stops_evaluate_in_one_line(killed_stages):
     assert r.returncode == 2, r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     (error,) = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert error.startswith("error: models/simclr.pt: not a readable checkpoint (truncated")
+    assert error.startswith("error: models/simclr-0.pt: not a readable checkpoint (truncated")
     assert "re-run the pretrain stage" in error
-    assert (root / "reports/evaluate/metrics.json").read_bytes() == before
+    assert (root / "reports/evaluate/0/details.json").read_bytes() == before
 
 
 @pytest.mark.e2e

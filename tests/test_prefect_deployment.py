@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 
 import numpy as np
 import pytest
-from helpers import ROOT, TINY_PARAMS, copy_code, init_repo, repo_env, runner
+from helpers import ROOT, TINY_PARAMS, copy_code, init_repo, process_worker, repo_env, runner
 from helpers import api as _api
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +23,8 @@ def deployed(tmp_path_factory, prefect_api):
     path = copy_code(tmp_path_factory.mktemp("scheduled"))
     for name in ("dvc.yaml", "prefect.yaml"):
         shutil.copy(ROOT / name, path)
-    (path / "params.yaml").write_text(TINY_PARAMS)
+    # One replica: the scheduling, not the replicas (test_pipeline_e2e), is under test.
+    (path / "params.yaml").write_text(TINY_PARAMS.replace("replicas: [0, 1]", "replicas: [0]"))
     # Planted bad data for the failing run: a faces replacement whose images are blank.
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8)
@@ -40,17 +40,8 @@ def deployed(tmp_path_factory, prefect_api):
     run("prefect", "work-pool", "create", POOL, "--type", "process")
     run("prefect", "--no-prompt", "deploy", "--name", "nightly")
     deployment = _api(prefect_api, "/deployments/name/simclr-pipeline/nightly")
-    log = (path.parent / "worker.log").open("w")
-    worker = subprocess.Popen(
-        ["prefect", "worker", "start", "--pool", POOL],
-        cwd=path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield {"path": path, "run": run, "deployment": deployment, "api": prefect_api}
-    worker.terminate()
-    worker.wait(timeout=30)
+    with process_worker(path, env, POOL):
+        yield {"path": path, "run": run, "deployment": deployment, "api": prefect_api}
 
 
 def trigger(d, **parameters) -> str:
@@ -107,11 +98,11 @@ def test_triggered_run_completes_with_artifacts_and_a_dvc_experiment(deployed):
         else experiments["data"]
     )
     ours = [r for r in rows if r["experiment"] == "tiny-ok"]
-    assert ours and ours[0]["pretrain.epochs"] == 1 and 0 <= ours[0]["evaluate linear 100%"] <= 1
+    assert ours and 0 <= ours[0]["digits.linear.100%"] <= 1 and ours[0]["replicas"] == "0"
     # Every stage ran as its own flow run, tagged with the experiment, with its artifacts.
     tagged = {"flow_runs": {"tags": {"all_": ["exp:tiny-ok"]}}}
     stage_runs = _api(api, "/flow_runs/filter", tagged)
-    assert {"prepare", "validate", "pretrain", "evaluate", "transfer", "report"} <= {
+    assert {"prepare", "validate", "pretrain", "evaluate", "transfer", "summarize", "report"} <= {
         _api(api, f"/flows/{r['flow_id']}")["name"] for r in stage_runs
     }
     keys = {
@@ -122,9 +113,11 @@ def test_triggered_run_completes_with_artifacts_and_a_dvc_experiment(deployed):
             {"artifacts": {"flow_run_id": {"any_": [r["id"] for r in stage_runs]}}},
         )
     }
-    assert {"pretrain", "pretrain-metrics", "evaluate", "evaluate-metrics", "report"} <= keys
-    listed = deployed["run"]("dvc", "exp", "show", "--json").stdout
-    assert "tiny-ok" in listed
+    assert {"pretrain-0", "pretrain-0-metrics", "evaluate-0", "evaluate-0-metrics"} <= keys
+    assert {"summary", "summary-metrics", "report"} <= keys
+    listed = json.loads(deployed["run"]("dvc", "exp", "show", "--json").stdout)
+    [exp] = [e for c in listed for e in c.get("experiments") or [] if e.get("name") == "tiny-ok"]
+    assert exp["revs"][0]["data"]["params"]["params.yaml"]["data"]["pretrain"]["epochs"] == 1
 
 
 def test_run_on_planted_bad_data_fails_and_names_the_problem(deployed):

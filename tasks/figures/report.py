@@ -24,19 +24,31 @@ CURVES = {
 }
 
 
-def pretraining_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
-    """Loss, learning rate, kNN monitor and images/s by epoch. `curves`: metric -> (steps
-    from 0, values); a missing metric leaves its panel empty."""
+def pretraining_curves(curves: dict[int, dict[str, tuple]], path: Path) -> Path:
+    """Loss, learning rate, kNN monitor and images/s by epoch, one line per pretraining
+    replica. `curves`: replica -> metric -> (steps from 0, values); a missing metric leaves its
+    panel empty."""
     fig = Figure(figsize=(10, 6.5))
     axes = fig.subplots(2, 2).ravel()
     empty = (np.array([]), np.array([]))
+    shades = np.linspace(1.0, 0.45, max(len(curves), 1))  # replicas: the SimCLR colour, lighter
     for ax, (name, (title, ylabel)) in zip(axes, CURVES.items(), strict=True):
-        x, y = curves.get(name, empty)
-        ax.plot(x + 1, y, marker="o" if len(x) < 30 else None, color=METHOD_COLORS["simclr"])
+        for shade, (replica, by_metric) in zip(shades, curves.items(), strict=False):
+            x, y = by_metric.get(name, empty)
+            ax.plot(
+                x + 1,
+                y,
+                marker="o" if len(x) < 30 else None,
+                color=METHOD_COLORS["simclr"],
+                alpha=float(shade),
+                label=f"replica {replica}",
+            )
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        axes[0].legend(fontsize=8)
     fig.suptitle("SimCLR pretraining")
     return save_png(fig, path)
 

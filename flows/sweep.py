@@ -1,0 +1,151 @@
+"""A grid of params on the work pool: `python -m flows.sweep --grid pretrain.temperature=0.1,0.5
+[--grid key=v1,v2 ...] [--replicas 0,1,2] [--deployment simclr-pipeline/nightly] [--name NAME]`.
+
+Every combination of the grid's values, times every pretraining replica, is one experiment:
+one flow run of the pipeline's deployment (`dvc exp run --temp` with those overrides and
+`replicas=[r]`), so a GPU pool with one worker per GPU runs one experiment per GPU and the CPU
+deployment (limit 1) runs them one after the other. The flow waits for all of them, then
+publishes the comparison (replicas of one grid point pooled, every point against the first) as
+the `sweep-<name>` artifact, and fails naming the runs that did not complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from ruamel.yaml import YAML
+
+import flows  # noqa: F401  (sets the analytics opt-outs before prefect runs anything)
+from flows.compare import comparisons
+from simclr.config import load_params
+from simclr.errors import PipelineError
+from tasks.artifacts import artifact_key, publish
+from tasks.comparison import listing_markdown
+from tasks.experiments import dvc_exp_show, entries, group_entries
+
+DEPLOYMENT = "simclr-pipeline/nightly"  # prefect.yaml; simclr-pipeline/nightly-gpu on GPUs
+POLL_SECONDS = 5
+
+
+def grid_points(grid: dict[str, list]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, the first key varying slowest."""
+    keys = list(grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def parse_grid(specs: list[str]) -> dict[str, list]:
+    """`key=v1,v2` specs (values read as YAML: numbers, true, strings) as {key: [v1, v2]}."""
+    grid = {}
+    for spec in specs:
+        key, sep, values = spec.partition("=")
+        if not sep or not key or not values:
+            raise PipelineError(f"--grid {spec!r}: write key=value1,value2 (a params.yaml key)")
+        grid[key] = [YAML(typ="safe", pure=True).load(v) for v in values.split(",")]
+    return grid
+
+
+@task(name="submit-experiment", cache_policy=NONE)
+def submit(deployment: str, overrides: dict, experiment: str, tags: list[str]) -> str:
+    """One flow run of the pipeline's deployment; its id (not waited for here)."""
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(
+        deployment,
+        parameters={"overrides": overrides, "experiment": experiment},
+        timeout=0,
+        tags=tags,
+    )
+    return str(run.id)
+
+
+def wait_for(run_ids: dict[str, str], timeout: float) -> dict[str, str]:
+    """Experiment -> the final state type of its flow run, polled until every one is final."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            states = {name: client.read_flow_run(i).state for name, i in run_ids.items()}
+            if all(s is not None and s.is_final() for s in states.values()):
+                return {name: s.type.value for name, s in states.items()}
+            if time.monotonic() > deadline:
+                waiting = [n for n, s in states.items() if s is None or not s.is_final()]
+                raise PipelineError(f"sweep: runs not finished after {timeout:.0f} s: {waiting}")
+            time.sleep(POLL_SECONDS)
+
+
+def sweep_markdown(name: str, repo: Path, experiments: list[str]) -> tuple[str, list[dict]]:
+    """The comparison of the sweep's experiments: the listing of its grid points (replicas
+    pooled), then every point against the first."""
+    ours = [e for e in entries(dvc_exp_show(repo)) if e.name in experiments]
+    ours.sort(key=lambda e: experiments.index(e.name))  # grid order, not dvc's newest first
+    groups = group_entries(ours, repo)
+    if not groups:
+        return f"# Sweep `{name}`\n\nNo experiment of the sweep has results.", []
+    body, rows = comparisons(groups, groups[0])
+    text = f"# Sweep `{name}`\n\n{listing_markdown(groups)}\n\n{body}\n"
+    return text, rows
+
+
+@flow(name="simclr-sweep")
+def sweep_flow(
+    grid: dict[str, list],
+    replicas: list[int] | None = None,
+    deployment: str = DEPLOYMENT,
+    name: str = "sweep",
+    repo: str = ".",
+    timeout: float = 48 * 3600,
+) -> list[dict]:
+    """Run the grid x replicas as experiments of `deployment` and compare them.
+
+    grid: params.yaml keys -> values to try; replicas: pretraining replicas of every point
+    (default: params.yaml's); name: prefix of the experiments' names; repo: the repository the
+    deployment runs in (where the experiments are read back).
+    """
+    log = get_run_logger()
+    root = Path(repo).resolve()
+    replicas = list(replicas) if replicas else list(load_params(root / "params.yaml").replicas)
+    submitted = {}
+    for i, point in enumerate(grid_points(grid)):
+        for r in replicas:
+            experiment = f"{name}-{i}-r{r}"
+            overrides = {**point, "replicas": [r]}
+            submitted[experiment] = submit(deployment, overrides, experiment, [f"sweep:{name}"])
+            log.info("submitted %s: %s", experiment, overrides)
+    states = wait_for(submitted, timeout)
+    markdown, rows = sweep_markdown(name, root, list(submitted))
+    done = sum(s == "COMPLETED" for s in states.values())
+    publish(artifact_key("sweep", name), f"{done} of {len(states)} experiments", markdown, rows)
+    failed = {n: s for n, s in states.items() if s != "COMPLETED"}
+    if failed:
+        raise PipelineError(f"sweep {name}: {len(failed)} of {len(states)} runs failed: {failed}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.sweep", description=__doc__)
+    parser.add_argument("--grid", action="append", required=True, help="key=value1,value2")
+    parser.add_argument("--replicas", help="e.g. 0,1,2 (default: params.yaml's)")
+    parser.add_argument("--deployment", default=DEPLOYMENT)
+    parser.add_argument("--name", default="sweep", help="prefix of the experiments' names")
+    parser.add_argument("--repo", default=".", help="where the deployment runs (default: here)")
+    args = parser.parse_args(argv)
+    try:
+        grid = parse_grid(args.grid)
+        replicas = [int(r) for r in args.replicas.split(",")] if args.replicas else None
+        sweep_flow(grid, replicas, args.deployment, args.name, args.repo)
+    except (PipelineError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Pretraining-seed replicas: the seeds each replica uses, the statistics over replicas (against
+scipy and the textbook formulas on fixed numbers), the pooling of replicas into summary.json
+and the headline metrics, and the budget of metric columns `dvc exp show` lists."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from helpers import ROOT, init_repo, repo_env, runner
+from scipy import stats
+
+from simclr.config import ModelConfig, Params, from_dict, load_params
+from simclr.errors import PipelineError
+from simclr.evaluate import BASELINES, PRETRAINED, PROTOCOLS, fraction_key
+from simclr.io import write_json
+from simclr.models import build_model
+from simclr.significance import (
+    false_discovery,
+    over_replicas,
+    paired_difference,
+    welch_difference,
+)
+from tasks.labels import fraction_label
+from tasks.paths import DETAILS, METRICS, evaluate_dir, pretrain_dir, transfer_dir
+from tasks.replicas import first_label_seed, pretraining_seed, replica_arg, trained_with
+from tasks.summary import dataset_summary, summarize_replicas
+
+# Fixed accuracies: 3 replicas x 4 label subsets of SimCLR and of a baseline on the same subsets.
+A = [[0.81, 0.78, 0.84, 0.80], [0.75, 0.77, 0.74, 0.79], [0.86, 0.83, 0.85, 0.88]]
+B = [[0.70, 0.72, 0.69, 0.74], [0.73, 0.70, 0.75, 0.71], [0.72, 0.69, 0.74, 0.70]]
+
+
+def test_the_test_over_replicas_is_scipys_t_test_of_the_replica_means():
+    out = over_replicas(A, B)
+    d = np.mean(A, axis=1) - np.mean(B, axis=1)
+    assert out["p"] == pytest.approx(stats.ttest_1samp(d, 0).pvalue, rel=1e-12)
+    assert out["diff"] == pytest.approx(np.mean(A) - np.mean(B), abs=1e-15)
+    half = stats.t.ppf(0.975, df=2) * np.std(d, ddof=1) / np.sqrt(3)
+    assert out["ci"] == pytest.approx([d.mean() - half, d.mean() + half], rel=1e-12)
+    assert out["test"] == "t-test over 3 pretraining replicas (x 4 label subsets each)"
+
+
+def test_the_test_over_replicas_is_the_nested_anova_f_test():
+    """Replicas random, label subsets nested in them: the F of the method effect against the
+    replicas' mean square, computed in float64 from the sums of squares, is t^2."""
+    d = np.asarray(A, dtype=np.float64) - np.asarray(B, dtype=np.float64)  # R x S differences
+    r, s = d.shape
+    grand = d.mean()
+    ms_method = r * s * grand**2  # 1 df: the mean difference against 0
+    ms_replicas = s * np.sum((d.mean(axis=1) - grand) ** 2) / (r - 1)
+    f = ms_method / ms_replicas
+    p = stats.f.sf(f, 1, r - 1)
+    assert over_replicas(A, B)["p"] == pytest.approx(p, rel=1e-10)
+
+
+def test_the_test_over_replicas_needs_two_replicas_and_equal_tables():
+    with pytest.raises(ValueError, match="R >= 2"):
+        over_replicas([A[0]], [B[0]])
+    with pytest.raises(ValueError):
+        over_replicas(A, B[:2])
+
+
+def test_paired_difference_matches_scipy_and_handles_no_spread():
+    a, b = [0.90, 0.93, 0.88, 0.91], [0.85, 0.86, 0.87, 0.83]
+    out = paired_difference(a, b)
+    ref = stats.ttest_rel(a, b)
+    assert out["p"] == pytest.approx(ref.pvalue, rel=1e-12)
+    ci = ref.confidence_interval(0.95)
+    assert out["ci"] == pytest.approx([ci.low, ci.high], rel=1e-12)
+    # A constant gap over 3 replicas: the exact sign-flip test (2 / 2**3), the gap as interval.
+    same = paired_difference([0.9, 0.8, 0.7], [0.8, 0.7, 0.6])
+    assert same["p"] == 0.25 and same["ci"] == pytest.approx([0.1, 0.1])
+    assert paired_difference([0.5, 0.6], [0.5, 0.6])["p"] == 1.0
+
+
+def test_welch_difference_matches_scipy_and_the_satterthwaite_formula():
+    a, b = [0.91, 0.87, 0.93], [0.84, 0.86, 0.80, 0.83, 0.85]
+    out = welch_difference(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    assert out["p"] == pytest.approx(ref.pvalue, rel=1e-12)
+    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 5
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 4)
+    half = stats.t.ppf(0.975, df) * np.sqrt(va + vb)
+    diff = np.mean(a) - np.mean(b)
+    assert out["ci"] == pytest.approx([diff - half, diff + half], rel=1e-10)
+    # No spread on either side: the exact permutation test, 2 of the C(4, 2) = 6 splits.
+    flat = welch_difference([0.9, 0.9], [0.8, 0.8])
+    assert flat["p"] == pytest.approx(2 / 6) and flat["ci"] == pytest.approx([0.1, 0.1])
+    with pytest.raises(ValueError):
+        welch_difference([0.9], [0.8, 0.7])
+
+
+def test_false_discovery_is_benjamini_hochberg():
+    ps = [0.01, 0.04, 0.03, 0.5]
+    # sorted p * m / rank, made monotone from the largest rank down
+    assert false_discovery(ps) == pytest.approx([0.04, 0.04 * 4 / 3, 0.04 * 4 / 3, 0.5])
+    assert false_discovery([]) == []
+
+
+def test_replica_seeds_nest_label_subsets_and_share_the_random_init():
+    params = from_dict(Params, {"seed": 7, "replicas": [0, 1, 4], "evaluate": {"seeds": 3}})
+    assert [pretraining_seed(params, r) for r in params.replicas] == [7, 8, 11]
+    assert [first_label_seed(params, r) for r in params.replicas] == [7, 10, 19]
+    # subsets of different replicas never share a seed
+    seeds = [first_label_seed(params, r) + i for r in params.replicas for i in range(3)]
+    assert len(set(seeds)) == len(seeds)
+    assert trained_with(params, 4).seed == 11 and trained_with(params, 4).model == params.model
+    # Replica 0 of seed 0 is the single run of the pipeline before replicas: same seeds.
+    default = load_params(ROOT / "params.yaml")
+    assert pretraining_seed(default, 0) == first_label_seed(default, 0) == default.seed == 0
+
+
+def test_random_init_baseline_is_the_replicas_starting_point():
+    """The random-init encoder of replica r is the network its pretraining starts from."""
+    from simclr.device import seed_everything
+    from tasks.evaluate import random_baseline
+
+    params = from_dict(Params, {"model": {"widths": [8, 16], "blocks": [1, 1]}})
+    baseline = random_baseline(params, 3, {"in_channels": 1, "image_size": 8}, "cpu")
+    seed_everything(3, torch.device("cpu"))  # what simclr.train does before building
+    start, _ = build_model(ModelConfig(widths=(8, 16), blocks=(1, 1)), 1, 8)
+    for (k, v), w in zip(baseline.state_dict().items(), start.state_dict().values(), strict=True):
+        assert torch.equal(v, w), k
+
+
+def test_a_stage_refuses_a_replica_params_yaml_does_not_list():
+    params = from_dict(Params, {"replicas": [0, 2]})
+    assert replica_arg(params, None) == 0 and replica_arg(params, "2") == 2
+    for bad in ("1", "x", "-1"):
+        with pytest.raises(PipelineError, match=r"^params.yaml: replicas has no .*allowed: 0, 2$"):
+            replica_arg(params, bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([], "params.yaml: replicas = []; allowed: a non-empty list of integers >= 0"),
+        ([0, 0], "params.yaml: replicas = [0, 0]; allowed: a list without repeats"),
+        (3, "params.yaml: replicas = 3; allowed: a non-empty list of integers >= 0"),
+    ],
+)
+def test_bad_replicas_are_one_line(value, message):
+    with pytest.raises(PipelineError) as e:
+        from_dict(Params, {"replicas": value})
+    assert str(e.value) == message
+
+
+# --- pooling replicas -------------------------------------------------------------------------
+
+
+def fake_details(accuracies: dict, significance: dict | None = None) -> dict:
+    """A details.json of one replica: {protocol: {method: {fraction: [run accuracies]}}}."""
+    out = {
+        "protocol": {"train_images": 10, "test_images": 5},
+        "seconds": {"linear+knn": 1.0},
+        "significance": significance or {},
+    }
+    for protocol, by_method in accuracies.items():
+        out[protocol] = {
+            m: {
+                f: {"runs": [{"accuracy": a, "mean_per_class": a - 0.01} for a in accs]}
+                for f, accs in by_fraction.items()
+            }
+            for m, by_fraction in by_method.items()
+        }
+    return out
+
+
+def test_pooled_cells_and_tests_over_replicas_from_fixed_runs():
+    replicas = {
+        r: fake_details(
+            {
+                "linear": {
+                    "simclr": {"0.1": A[r], "1.0": [A[r][0]]},
+                    "raw_pixels": {"0.1": B[r], "1.0": [B[r][0]]},
+                }
+            }
+        )
+        for r in range(3)
+    }
+    out = dataset_summary(replicas, "pretraining set")
+    cell = out["linear"]["simclr"]["0.1"]
+    assert cell["mean"] == pytest.approx(np.mean(A)) and cell["n"] == 12
+    assert cell["std"] == pytest.approx(np.std(A, ddof=1))
+    assert cell["replica_std"] == pytest.approx(np.std(np.mean(A, axis=1), ddof=1))
+    assert (cell["replicas"], cell["subsets"]) == (3, 4)
+    assert cell["by_replica"] == pytest.approx({str(r): np.mean(A[r]) for r in range(3)})
+    assert cell["mean_per_class"] == pytest.approx(np.mean(A) - 0.01)
+    test = out["significance"]["linear"]["raw_pixels"]["0.1"]
+    assert test == {**over_replicas(A, B)}  # the test over replicas, nothing else
+    full = out["significance"]["linear"]["raw_pixels"]["1.0"]  # 1 run per replica at 100%
+    a0, b0 = [row[0] for row in A], [row[0] for row in B]
+    assert full["p"] == pytest.approx(stats.ttest_rel(a0, b0).pvalue, rel=1e-12)
+
+
+def test_one_replica_keeps_its_own_test_and_says_the_pretraining_is_not_measured():
+    within = {"diff": 0.1, "p": 0.03, "test": "paired t-test over 4 seeds"}
+    only = fake_details(
+        {"linear": {"simclr": {"0.1": A[0]}, "raw_pixels": {"0.1": B[0]}}},
+        {"linear": {"raw_pixels": {"0.1": within}}},
+    )
+    test = dataset_summary({0: only}, "transfer")["significance"]["linear"]["raw_pixels"]["0.1"]
+    assert test["p"] == 0.03 and test["ci"] is None
+    assert test["test"].endswith("one replica: the pretraining's own variation is not measured")
+
+
+def default_shaped_outputs(params: Params) -> None:
+    """Every replica's outputs in the working directory, shaped as the default params make them
+    (datasets, protocols, methods, fractions, subsets), with random accuracies."""
+    rng = np.random.default_rng(0)
+    methods = {"linear": [PRETRAINED, *BASELINES], "knn": [PRETRAINED, *BASELINES]}
+    methods["finetune"] = [PRETRAINED, "random_init"]
+    for r in params.replicas:
+        write_json(pretrain_dir(r) / METRICS, {"loss": 4.5, "knn_accuracy": 0.9, "step": 49})
+        folders = [evaluate_dir(r)] + [transfer_dir(d, r) for d in params.transfer.datasets]
+        for folder in folders:
+            accuracies = {
+                protocol: {
+                    m: {
+                        fraction_key(f): list(
+                            rng.uniform(0.5, 1.0, 1 if f >= 1 else params.evaluate.seeds)
+                        )
+                        for f in params.evaluate.fractions
+                    }
+                    for m in ms
+                }
+                for protocol, ms in methods.items()
+            }
+            write_json(folder / DETAILS, fake_details(accuracies))
+
+
+def test_the_default_pipeline_lists_at_most_60_metric_columns(tmp_path, monkeypatch):
+    """The real dvc.yaml and params.yaml, the metrics the real summarize code writes for outputs
+    of the default pipeline's shape: `dvc exp show --csv` has at most 60 metric columns, all of
+    reports/metrics.json (the one metrics file: per-replica, std, n and p live elsewhere)."""
+    params = load_params(ROOT / "params.yaml")
+    assert set(PROTOCOLS) == {"linear", "knn", "finetune"} and len(params.replicas) >= 3
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    default_shaped_outputs(params)
+    summarize_replicas(params)
+    run = runner(tmp_path, repo_env())
+    init_repo(run)
+    header = next(csv.reader(io.StringIO(run("dvc", "exp", "show", "--no-pager", "--csv").stdout)))
+    metrics = json.loads(run("dvc", "metrics", "show", "--json").stdout)
+    [files] = [rev["data"] for rev in metrics.values()]
+    assert list(files) == ["reports/metrics.json"]  # the one metrics file
+    leaves = [k for k in _leaves(files["reports/metrics.json"]["data"])]
+    columns = [c for c in header if c in leaves]
+    assert len(columns) == len(leaves) <= 60, len(leaves)
+    datasets = [params.pretrain.dataset, *params.transfer.datasets]
+    fractions = [fraction_label(f) for f in params.evaluate.fractions]
+    expected = {f"pretrain.{k}" for k in ("loss", "knn_accuracy")}
+    expected |= {f"{d}.{p}.{f}" for d in datasets for p in PROTOCOLS for f in fractions}
+    expected |= {f"{d}.linear_gain.{f}" for d in datasets for f in fractions}
+    assert set(columns) == expected  # each a mean someone compares: no std, n, p or test
+
+
+def _leaves(tree: dict, prefix: str = ""):
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}"
