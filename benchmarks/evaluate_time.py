@@ -36,6 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import ROOT, command, cpu_model, dev_data, git_describe, now, save  # noqa: E402
 from workspace import clone, load_params, run  # noqa: E402
 
+sys.path.insert(0, str(ROOT))
+from tasks.paths import checkpoint  # noqa: E402  (pathlib only)
+
 
 def blobs_with_classes(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """n 32 px RGB images, balanced labels: each class has its own mean colour per 8x8 block
@@ -119,7 +122,7 @@ def main() -> int:
                 y_test=y_test,
             )
         steps = {"prepare": run(path, "python", "-m", "flows.prepare", args.case)}
-        model = path / "models" / "simclr.pt"
+        model = path / checkpoint(0)  # flows.pretrain trains the first replica, 0
         if args.checkpoint and args.checkpoint.is_file():
             shutil.copyfile(args.checkpoint, model)
         else:

@@ -31,6 +31,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tasks.paths import RUN, checkpoint, pretrain_dir  # noqa: E402  (pathlib only)
+
+PRETRAIN = "pretrain@0"
 COPY_IGNORE = shutil.ignore_patterns(
     *(".git", ".whl", ".gpu_data", ".gl", ".venv", "cache", "tmp", ".resume", "__pycache__"),
     *(".ruff_cache", ".pytest_cache", "*.egg-info"),
@@ -39,9 +43,10 @@ STAGES = [  # (dvc stage, its cmd in dvc.yaml), in DAG order
     ("prepare@cifar10dev", "python -m flows.prepare cifar10dev"),
     ("prepare@textures", "python -m flows.prepare textures"),
     ("validate", "python -m flows.validate"),
-    ("pretrain", "python -m flows.pretrain"),
-    ("evaluate", "python -m flows.evaluate"),
-    ("transfer@textures", "python -m flows.transfer textures"),
+    ("pretrain@0", "python -m flows.pretrain 0"),  # one pretraining replica (params: replicas)
+    ("evaluate@0", "python -m flows.evaluate 0"),
+    ("transfer@textures-0", "python -m flows.transfer textures 0"),
+    ("summarize", "python -m flows.summarize"),
     ("report", "python -m flows.report"),
 ]
 
@@ -87,6 +92,7 @@ def params_for(args: argparse.Namespace, base: dict) -> dict:
         base["evaluate"].update(fractions=[1.0])
         base["evaluate"]["finetune"].update(epochs=0)
     base["transfer"] = {"datasets": ["textures"]}
+    base["replicas"] = [0]  # one replica fits the device time; the CPU pipeline runs three
     return base
 
 
@@ -178,13 +184,13 @@ def stage_command(mode: str, stage: str, cmd: str, force: bool = False) -> str:
 
 
 def pretrain_figures(work: Path) -> dict:
-    run = json.loads((work / "reports/pretrain/run.json").read_text())
+    run = json.loads((work / pretrain_dir(0) / RUN).read_text())
     epochs = run.get("epochs", [])
     timed = epochs[1:] or epochs
     rates = sorted(e["images_per_s"] for e in timed)
     import torch
 
-    state = torch.load(work / "models/simclr.pt", weights_only=True, map_location="cpu")
+    state = torch.load(work / checkpoint(0), weights_only=True, map_location="cpu")
     return {
         "images_per_s_median": rates[len(rates) // 2] if rates else None,
         "epoch_seconds": [e["epoch_seconds"] for e in epochs],
@@ -209,7 +215,7 @@ def set_compile(work: Path, on: bool) -> None:
 def kill_and_resume(mode: str, work: Path, runner: Runner, timeout: float) -> dict:
     """Force the pretrain stage, SIGKILL it (its whole session) once a resumable state has been
     saved twice, and rerun it forced: the rerun's figures."""
-    cmd = stage_command(mode, "pretrain", STAGES[3][1], force=True)
+    cmd = stage_command(mode, PRETRAIN, STAGES[3][1], force=True)
     start = time.perf_counter()
     proc = runner.start(cmd)
     saves, seen = 0, None
@@ -240,10 +246,10 @@ def pipeline(args: argparse.Namespace, work: Path, runner: Runner, result: dict)
         print(f"{stage}: {r['seconds']:.1f} s, status {r['status']}", flush=True)
         if r["status"] != 0:
             return
-        if stage == "pretrain":
+        if stage == PRETRAIN:
             result["pretrain"] = pretrain_figures(work)
     set_compile(work, True)
-    r = runner.run(stage_command(mode, "pretrain", STAGES[3][1]))
+    r = runner.run(stage_command(mode, PRETRAIN, STAGES[3][1]))
     result["pretrain_compile"] = {**r, **(pretrain_figures(work) if r["status"] == 0 else {})}
     print(f"pretrain, compile: {r['seconds']:.1f} s, status {r['status']}", flush=True)
     write(json.dumps(result, indent=2))

@@ -12,7 +12,9 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from tasks.paths import CHECKPOINT  # pathlib only: cheap
+from tasks.paths import checkpoint  # pathlib only: cheap
+
+CHECKPOINT = checkpoint(0)  # replica 0 of params.yaml `replicas`, the default [0, 1, 2]
 
 
 def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
@@ -46,7 +48,7 @@ def _run(argv: list[str], prog: str) -> int:
         description="Run the pipeline in this checkout: check params.yaml, then `dvc repro` "
         "(with the given options and targets, e.g. `-s pretrain`) with one local Prefect "
         "server for all stages, as `make run` does. Reads params.yaml, dvc.yaml and the stages' "
-        "inputs; writes the stages' outputs (data/prepared/, models/simclr.pt, reports/) and "
+        "inputs; writes the stages' outputs (data/prepared/, models/simclr-<r>.pt, reports/) and "
         "dvc.lock.",
     )
     _, dvc_args = parser.parse_known_args(argv)

@@ -1,7 +1,7 @@
 """The pretrained encoder in a user's hands, with the preprocessing it was trained with:
 
     from simclr import load_encoder
-    encoder, preprocess = load_encoder("models/simclr.pt")
+    encoder, preprocess = load_encoder("models/simclr-0.pt")
     h = encoder(preprocess(images))  # a list of PIL images -> (N, dim) float32 tensor
 
 Images go through what the prepare stage does to a file (simclr.data.imagefolder.convert: EXIF
