@@ -36,8 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import ROOT, command, cpu_model, dev_data, git_describe, now, save  # noqa: E402
 from workspace import clone, load_params, run  # noqa: E402
 
-sys.path.insert(0, str(ROOT))
-from tasks.paths import checkpoint  # noqa: E402  (pathlib only)
+from tasks.paths import checkpoint  # noqa: E402  (record put the repository on sys.path)
 
 
 def blobs_with_classes(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
