@@ -15,6 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from flows.cli import boundary
 from simclr.errors import PipelineError
 from tasks.comparison import ALPHA, CANNOT_TELL, compare_groups, csv_text, write_result
 from tasks.experiments import (
@@ -105,22 +106,19 @@ def document(rows: list[dict], rev: str, replicas: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+@boundary()
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.reproduce", description=__doc__)
     parser.add_argument("--against", default="HEAD", help="the revision whose results to check")
     parser.add_argument("--repo", default=".", help="the repository (default: here)")
     parser.add_argument("--output", type=Path, help="write the table to this .md, .html or .csv")
     args = parser.parse_args(argv)
-    try:
-        rows, markdown = check(Path(args.repo), args.against)
-        if args.output is None:
-            sys.stdout.write(markdown)
-        else:
-            write_result(args.output, markdown, csv_text(rows), TITLE)
-            print(f"wrote {args.output}")
-    except PipelineError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    rows, markdown = check(Path(args.repo), args.against)
+    if args.output is None:
+        sys.stdout.write(markdown)
+    else:
+        write_result(args.output, markdown, csv_text(rows), TITLE)
+        print(f"wrote {args.output}")
     return 1 if any(r["status"] == "moved beyond noise" for r in rows) else 0
 
 

@@ -23,6 +23,7 @@ from prefect.cache_policies import NONE
 from ruamel.yaml import YAML
 
 import flows  # noqa: F401  (sets the analytics opt-outs before prefect runs anything)
+from flows.cli import boundary
 from flows.compare import comparisons
 from simclr.config import load_params
 from simclr.errors import PipelineError
@@ -129,21 +130,24 @@ def sweep_flow(
     return rows
 
 
+def _replicas(text: str) -> list[int]:
+    """--replicas: comma-separated integers (argparse turns a refusal into its usage error)."""
+    try:
+        return [int(r) for r in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write replicas as 0,1,2") from None
+
+
+@boundary()
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.sweep", description=__doc__)
     parser.add_argument("--grid", action="append", required=True, help="key=value1,value2")
-    parser.add_argument("--replicas", help="e.g. 0,1,2 (default: params.yaml's)")
+    parser.add_argument("--replicas", type=_replicas, help="e.g. 0,1,2 (default: params.yaml's)")
     parser.add_argument("--deployment", default=DEPLOYMENT)
     parser.add_argument("--name", default="sweep", help="prefix of the experiments' names")
     parser.add_argument("--repo", default=".", help="where the deployment runs (default: here)")
     args = parser.parse_args(argv)
-    try:
-        grid = parse_grid(args.grid)
-        replicas = [int(r) for r in args.replicas.split(",")] if args.replicas else None
-        sweep_flow(grid, replicas, args.deployment, args.name, args.repo)
-    except (PipelineError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    sweep_flow(parse_grid(args.grid), args.replicas, args.deployment, args.name, args.repo)
     return 0
 
 

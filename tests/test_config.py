@@ -160,7 +160,7 @@ def test_unknown_key_names_the_key_and_allowed_keys(tmp_path):
         ),
         (
             ONE_DATASET + "evaluate: {batch_size: 0}\n",
-            "evaluate.batch_size = 0; allowed: an integer >= 1",
+            "evaluate.batch_size = 0; allowed: an integer in [1, 65536]",
         ),
         (
             ONE_DATASET + "evaluate: {C: []}\n",
@@ -177,7 +177,7 @@ def test_unknown_key_names_the_key_and_allowed_keys(tmp_path):
         (ONE_DATASET + "evaluate: {knn_k: 0}\n", "evaluate.knn_k = 0; allowed: an integer >= 1"),
         (
             ONE_DATASET + "evaluate: {finetune: {batch_size: 1}}\n",
-            "evaluate.finetune.batch_size = 1; allowed: an integer >= 2",
+            "evaluate.finetune.batch_size = 1; allowed: an integer in [2, 65536]",
         ),
         (ONE_DATASET + "evaluate: {finetune: {epochs: -1}}\n", "evaluate.finetune.epochs = -1;"),
         (ONE_DATASET + "evaluate: {finetune: {lr: 0}}\n", "evaluate.finetune.lr = 0; allowed: a"),
@@ -255,7 +255,7 @@ def test_unknown_key_names_the_key_and_allowed_keys(tmp_path):
         # a dataset's overrides obey data's rules once merged with data
         (
             "datasets: {d: {source: digits, image_size: 2}}\n",
-            "datasets.d.image_size = 2; allowed: an integer >= 4",
+            "datasets.d.image_size = 2; allowed: an integer in [4, 1024]",
         ),
         (
             "datasets: {d: {source: digits, resize: squash}}\n",

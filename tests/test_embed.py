@@ -147,6 +147,8 @@ def test_wrong_channels_and_a_missing_folder_are_one_line_errors(tmp_path, capsy
         (tmp_path / "nowhere", "image folder not found"),
     ):
         out = tmp_path / "h.parquet"
-        assert main(["embed", str(source), str(out), "--checkpoint", str(checkpoint)]) == 2
+        with pytest.raises(SystemExit) as exit_:
+            main(["embed", str(source), str(out), "--checkpoint", str(checkpoint)])
+        assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1

@@ -84,7 +84,9 @@ def test_simclr_export_writes_the_files_and_a_bad_format_is_one_line(tmp_path, c
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         [FILES["torchscript"], PREPROCESSING]
     )
-    assert main([*cmd, "--format", "tflite"]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        main([*cmd, "--format", "tflite"])
+    assert exit_.value.code == 2
     assert capsys.readouterr().err == (
         "error: export formats ['tflite']: choose from torchscript, onnx\n"
     )

@@ -699,7 +699,7 @@ def error_of(path: Path) -> PipelineError:
 # (params, key, value as the message shows it, what is allowed)
 BAD_TYPES = [
     ("pretrain: {temprature: 0.5}", "'pretrain.temprature'", None, "allowed: augment, "),
-    ("pretrain: {batch_size: big}", "pretrain.batch_size", "'big'", "an integer >= 2"),
+    ("pretrain: {batch_size: big}", "pretrain.batch_size", "'big'", "an integer in [2, 65536]"),
     ("pretrain: {temperature: [0.5]}", "pretrain.temperature", "[0.5]", "a finite number"),
     ("evaluate: {fractions: 0.1}", "evaluate.fractions", "0.1", "a non-empty list of"),
     ("pretrain: {optimizer: adam}", "pretrain.optimizer", "'adam'", "sgd"),
@@ -707,11 +707,11 @@ BAD_TYPES = [
 OUT_OF_RANGE = [
     ("pretrain: {temperature: 0}", "pretrain.temperature", "0", "a finite number > 0"),
     ("pretrain: {temperature: -0.5}", "pretrain.temperature", "-0.5", "a finite number > 0"),
-    ("pretrain: {batch_size: 1}", "pretrain.batch_size", "1", "an integer >= 2"),
+    ("pretrain: {batch_size: 1}", "pretrain.batch_size", "1", "an integer in [2, 65536]"),
     ("evaluate: {fractions: [0, 0.5]}", "evaluate.fractions[0]", "0", "(0, 1]"),
     ("evaluate: {fractions: [0.5, 1.5]}", "evaluate.fractions[1]", "1.5", "(0, 1]"),
-    ("evaluate: {finetune: {batch_size: 1}}", "evaluate.finetune.batch_size", "1", ">= 2"),
-    ("model: {proj_hidden_dim: 0}", "model.proj_hidden_dim", "0", "an integer > 0"),
+    ("evaluate: {finetune: {batch_size: 1}}", "evaluate.finetune.batch_size", "1", "in [2, 65536]"),
+    ("model: {proj_hidden_dim: 0}", "model.proj_hidden_dim", "0", "an integer in (0, 32768]"),
 ]
 
 

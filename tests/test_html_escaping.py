@@ -102,15 +102,17 @@ def test_the_report_shows_hostile_params_as_text_and_runs_none_of_them(hostile_r
 
 
 def test_the_experiments_table_page_runs_no_hostile_name(tmp_path):
-    from flows.compare import write_output
+    from flows.compare import TITLE
+    from tasks.comparison import listing_markdown, write_result
+    from tasks.experiments import Group
 
-    rows = [
-        {"experiment": PAYLOADS[0], "rev": PAYLOADS[3], "pretrain.lr": 0.5},
-        {"experiment": PAYLOADS[5], "rev": PAYLOADS[6], "pretrain.lr": PAYLOADS[4]},
+    groups = [
+        Group([PAYLOADS[0]], [PAYLOADS[3]], "", {"pretrain.lr": 0.5}, {"m": {"0": 0.5}}),
+        Group([PAYLOADS[5]], [PAYLOADS[6]], "", {"pretrain.lr": PAYLOADS[4]}, {"m": {"0": 0.6}}),
     ]
-    page = write_output(rows, tmp_path / "experiments.html")
+    page = write_result(tmp_path / "experiments.html", listing_markdown(groups), "", TITLE)
     dom, _ = open_page(page)
-    assert_inert(dom, "DVC experiments")
+    assert_inert(dom, TITLE)
     assert "onerror=" in dom  # shown as text
 
 
