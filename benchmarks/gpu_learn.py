@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cifar10_dev_probe import scores  # noqa: E402  (the same probe as the CPU figures)
 from record import command, now, save  # noqa: E402
 
 BATCH = 512
@@ -59,20 +60,6 @@ def thin(split, limit: int | None):
 
     step = max(1, len(split.labels) // limit) if limit else 1
     return Split(split.images[::step], split.labels[::step])
-
-
-def scores(encoder, train, test, device) -> dict[str, float]:
-    """Linear probe (C = 1) and kNN (k 200, T 0.1) accuracy on `encoder`'s frozen features."""
-    from simclr.features import extract_features
-    from simclr.probe import accuracies, knn_accuracy, logistic_probe
-
-    tr = extract_features(encoder, train.images, device)
-    te = extract_features(encoder, test.images, device)
-    fit = logistic_probe(tr, train.labels, te, (1.0,), 0.2, 1000, seed=0)
-    return {
-        "linear_probe": accuracies(fit.predictions, test.labels)[0],
-        "knn": knn_accuracy(tr, train.labels, te, test.labels, k=200, temperature=0.1),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
