@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     data = load_prepared(args.data, mmap=False)
     train, test = (thin(s, args.limit) for s in (data.train, data.test))
     epochs = epochs_for(args, len(train.images))
-    base = argparse.Namespace(epochs=epochs, precision="bf16", threads=None)
-    cfg = pretrain_config(base).model_copy(
+    base = argparse.Namespace(precision="bf16", threads=None)
+    cfg = pretrain_config(base, epochs).model_copy(
         update={
             "batch_size": args.batch,
             "device": args.device,
