@@ -7,21 +7,32 @@ The objective is scikit-learn's LogisticRegression's, so that C means the same t
 
 divided by C x n as scikit-learn divides it (the mean loss plus ||W||^2 / (2 C n)), which gives
 its stopping tolerance the same meaning: L-BFGS (10 correction pairs, as scipy's) stops when
-every gradient entry is below `tol`, when the objective stops decreasing, or after `max_iter`
-iterations. Only the classes present in a problem's labels get a score; with exactly two, the
-penalty is that of scikit-learn's binary model (one weight vector, the difference of the two
-scores), which the symmetric two-column form has at twice the strength.
+every entry of the weights' gradient is below `tol`, when the objective stops decreasing, or
+after `max_iter` iterations. Only the classes present in a problem's labels get a score; with
+exactly two, the penalty is that of scikit-learn's binary model (one weight vector, the
+difference of the two scores), which the symmetric two-column form has at twice the strength.
+
+L-BFGS is preconditioned, which changes its path but not the optimum: its initial inverse
+Hessian is that of the quadratic CURVATURE/2 x mean((W x)^2) + penalty/2 ||W||^2, from the top
+eigenvectors of the standardized features' second moment x^T x / n (the mean of the others for
+the rest of the spectrum). Raw pixels need this: neighbouring pixels are so correlated that the
+top eigenvalue of their 3,072-d second moment is hundreds of times the average, and plain
+L-BFGS, scipy's as much as ours, then needs thousands of iterations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 HISTORY = 10  # L-BFGS correction pairs (scipy's default maxcor)
 ARMIJO = 1e-4  # sufficient decrease of the backtracking line search
 MAX_HALVINGS = 50  # line-search trials (scikit-learn passes maxls=50)
+CURVATURE = 0.25  # the logistic loss's largest second derivative: the preconditioner's scale
+RANK = 256  # eigenvectors the preconditioner knows; all of them for features of <= RANK dims
+POWER_ITERATIONS = 2  # of the randomized range finder (Halko et al. 2011)
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,38 @@ class Problems:
         binary = self.present.sum(1) == 2
         return (1 + binary.to(C.dtype)) / (C * self.x.shape[1])
 
+    @cached_property
+    def spectrum(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Top eigenvectors V (B, d, r) and eigenvalues (B, r) of x^T x / n, r = min(n, d,
+        RANK), and the mean of the other eigenvalues (B,): exact when r = min(n, d), otherwise
+        a randomized range finder with a fixed seed (no global random state is drawn)."""
+        n, d = self.x.shape[1:]
+        r = min(n, d, RANK)
+        gen = torch.Generator(self.x.device).manual_seed(0)
+        probe = torch.randn(len(self.x), d, r, generator=gen, device=self.x.device)
+        basis = torch.linalg.qr(self.x @ probe.to(self.x.dtype)).Q
+        for _ in range(POWER_ITERATIONS):
+            basis = torch.linalg.qr(self.x @ (self.x.transpose(1, 2) @ basis)).Q
+        _, sv, vh = torch.linalg.svd(basis.transpose(1, 2) @ self.x, full_matrices=False)
+        top = sv.square() / n
+        rest = (self.x.square().sum((1, 2)) / n - top.sum(1)) / max(d - r, 1)
+        return vh.transpose(1, 2), top, rest.clamp_min(0.0)
+
+    def preconditioner(self, penalty: torch.Tensor):
+        """q (B, (d + 1) K) -> the quadratic model's inverse Hessian times q, per problem: in
+        the eigenbasis 1 / (CURVATURE x eigenvalue + penalty); the intercepts 1 / CURVATURE."""
+        v, top, rest = self.spectrum
+        b, d, k = len(self.x), self.x.shape[2], self.present.shape[1]
+        base = 1 / (CURVATURE * rest + penalty)  # (B,)
+        extra = 1 / (CURVATURE * top + penalty[:, None]) - base[:, None]  # (B, r)
+
+        def apply(q: torch.Tensor) -> torch.Tensor:
+            w = q.view(b, d + 1, k)
+            rows = base[:, None, None] * w[:, :-1] + v @ (extra[..., None] * (v.mT @ w[:, :-1]))
+            return torch.cat([rows, w[:, -1:] / CURVATURE], 1).reshape(b, -1)
+
+        return apply
+
 
 def scores(w: torch.Tensor, x: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Class scores x W + b, (B, n, K); -inf for classes absent from a problem."""
@@ -63,22 +106,25 @@ def loss_and_gradient(
     loss = (lse - picked).mean((1, 2)) + 0.5 * penalty * weights.square().sum((1, 2))
     residual = (logits - lse).exp_()  # softmax; 0 for absent classes
     residual.scatter_add_(-1, p.y[..., None], torch.full_like(picked, -1.0)).div_(n)
-    grad_w = torch.baddbmm(weights * penalty[:, None, None], p.x.transpose(1, 2), residual)
+    # (residual^T x)^T, not x^T residual: x is read row by row, 3x faster at 3,072-d on a CPU
+    grad_w = (residual.transpose(1, 2) @ p.x).transpose(1, 2) + weights * penalty[:, None, None]
     return loss, torch.cat([grad_w, residual.sum(1, keepdim=True)], 1)
 
 
-def _direction(g: torch.Tensor, pairs: list[tuple]) -> torch.Tensor:
+def _direction(g: torch.Tensor, pairs: list[tuple], precondition) -> torch.Tensor:
     """-H g by the L-BFGS two-loop recursion, each problem with its own pairs (a pair with rho 0,
-    skipped for lack of curvature, changes nothing)."""
+    skipped for lack of curvature, changes nothing), from the initial inverse Hessian gamma M:
+    M = `precondition`, gamma = s'y / y'My of the newest pair (Nocedal & Wright, 7.20)."""
     q, alphas = g.clone(), []
     for s, y, rho in reversed(pairs):
         a = rho * (s * q).sum(1)
         q -= a[:, None] * y
         alphas.append(a)
+    q = precondition(q)
     if pairs:
         s, y, rho = pairs[-1]
-        yy = (y * y).sum(1)
-        q *= torch.where(rho > 0, 1 / (rho * yy).clamp_min(1e-30), 1.0)[:, None]
+        ymy = (y * precondition(y)).sum(1)
+        q *= torch.where(rho > 0, 1 / (rho * ymy).clamp_min(1e-30), 1.0)[:, None]
     for (s, y, rho), a in zip(pairs, reversed(alphas), strict=True):
         b = rho * (y * q).sum(1)
         q += (a - b)[:, None] * s
@@ -114,12 +160,13 @@ def fit(
     tol: float = 1e-4,
 ) -> torch.Tensor:
     """The weights (B, d + 1, K) minimising each problem's objective (last row: intercepts),
-    by L-BFGS from `init` (zeros when None): warm-started along a regularisation path, a fit
-    needs far fewer iterations."""
+    by preconditioned L-BFGS from `init` (zeros when None): warm-started along a
+    regularisation path, a fit needs far fewer iterations."""
     b, n, d = p.x.shape
     k = p.present.shape[1]
     w = torch.zeros(b, d + 1, k, dtype=p.x.dtype, device=p.x.device) if init is None else init
     penalty = p.penalty(C.to(p.x))
+    precondition = p.preconditioner(penalty)
 
     def objective(flat: torch.Tensor):
         f, g = loss_and_gradient(flat.view(b, d + 1, k), p, penalty)
@@ -133,9 +180,7 @@ def fit(
     for _ in range(max_iter):
         if not bool(active.any()):
             break
-        direction = torch.where(active[:, None], _direction(g, pairs), 0.0)
-        if not pairs:  # the first step: at most unit length, as torch's and scipy's L-BFGS
-            direction /= direction.abs().sum(1, keepdim=True).clamp_min(1.0)
+        direction = torch.where(active[:, None], _direction(g, pairs, precondition), 0.0)
         new, f_new, g_new, stuck = _line_search(flat, f, g, direction, objective, active)
         s, y = new - flat, g_new - g
         sy = (s * y).sum(1)

@@ -66,6 +66,41 @@ def test_fit_reaches_scikit_learns_solution_in_float64(k):
         np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=1e-5)
 
 
+def _correlated(n, d, k=3, seed=0):
+    """Features as correlated as neighbouring pixels: a shared component plus a smooth one, so
+    that the top eigenvalue of the standardized second moment is most of its trace."""
+    rng = np.random.default_rng(seed)
+    smooth = np.cumsum(rng.normal(size=(n, d)), axis=1) / np.sqrt(d)
+    x = smooth + 3 * rng.normal(size=(n, 1)) + 0.3 * rng.normal(size=(n, d))
+    y = (x[:, : 4 * k : 4] - x[:, 1 : 4 * k : 4] + rng.normal(scale=0.3, size=(n, k))).argmax(1)
+    return x, y
+
+
+def _scores_match_scikit_learn(x, y, C, max_iter):
+    k = int(y.max()) + 1
+    xt, yt = torch.tensor(x)[None], torch.tensor(y)[None]
+    mean, std = scaling(xt)
+    p = Problems.of((xt - mean) / std, yt, k)
+    w = unscaled(fit(p, torch.tensor([C], dtype=torch.float64), None, max_iter, 1e-10), mean, std)
+    xs = StandardScaler().fit(x).transform(x)
+    clf = LogisticRegression(C=C, tol=1e-12, max_iter=100_000).fit(xs, y)
+    ours = (torch.tensor(x) @ w[0, :-1] + w[0, -1]).numpy()
+    ours, theirs = ours - ours.mean(1, keepdims=True), clf.decision_function(xs)
+    np.testing.assert_allclose(ours, theirs - theirs.mean(1, keepdims=True), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("n", "d"),
+    [(60, 400), (900, 300)],  # fewer samples than features; more features than RANK
+)
+def test_preconditioned_fit_reaches_scikit_learns_solution_in_few_iterations(n, d):
+    """Correlated features (top eigenvalue 392x and 292x the mean) at a weak penalty: 150
+    iterations reach scikit-learn's solution; with an identity preconditioner they do not (tried:
+    96% and 100% of the scores off, by up to ~0.15)."""
+    x, y = _correlated(n, d)
+    _scores_match_scikit_learn(x, y, C=10.0, max_iter=150)
+
+
 def _sklearn_probe(x, y, x_test, seed):
     """The protocol as it was with scikit-learn: C chosen on the validation split along a
     warm-started path (ties to the stronger penalty), then the refit on the whole subset."""
