@@ -191,7 +191,7 @@ def write_split(folder: Path, rows: Rows) -> Written:
         np.lib.format.write_array_header_1_0(f, header)
         for i in range(0, n, per_chunk):
             chunk = read_rows(rows.images, rows.index[i : i + per_chunk])
-            f.write(chunk.tobytes())
+            f.write(chunk)  # its buffer: a tobytes() copy would be one more chunk held
             mean[i : i + len(chunk)], std[i : i + len(chunk)] = image_stats(chunk)
             for j, img in enumerate(chunk, i):
                 digests[j] = np.frombuffer(hashlib.sha256(img.tobytes()).digest(), np.uint8)
