@@ -10,7 +10,9 @@ mean and std drawn at random, a distinct sha256 per image) and `classes.json`; t
 one-row placeholders (validation reads the manifest, not the pixels). With `--faults K`, K test
 images repeat a training image's sha256 (leakage: K failing rows) and K training images repeat
 another training image's (duplicates: 2K failing rows, both of each pair). The stage is timed
-(a Prefect temporary server included), stopped after `--timeout` seconds.
+(a Prefect temporary server included), stopped after `--timeout` seconds. The record keeps each
+check's outcome, the example rows the two fault checks name, and the Data Docs pages built
+(the clone is removed afterwards).
 """
 
 from __future__ import annotations
@@ -95,13 +97,20 @@ def main() -> int:
         seconds = time.perf_counter() - start
         stopped = proc.returncode in (124, 137)
         result_file = path / "reports/validation/results/big.json"
-        outcomes = None
+        outcomes, examples, docs = None, None, None
         if not stopped and result_file.is_file():
             report = json.loads(result_file.read_text())
             outcomes = {
                 o["check"]: {"success": o["success"], "unexpected_count": o["unexpected_count"]}
                 for o in report["expectations"]
             }
+            # What a user reads for the faults: the failing rows named (capped by GX).
+            examples = {
+                o["check"]: o["examples"] for o in report["expectations"] if o["check"] in CHECKS
+            }
+            docs = sorted(
+                str(p.relative_to(path)) for p in path.glob("reports/validation/docs/**/*.html")
+            )
         elif not stopped:
             sys.exit(f"validate failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     finally:
@@ -110,7 +119,9 @@ def main() -> int:
     faults = f"{args.faults} leaks, {args.faults} duplicates"
     print(f"validate on {args.rows:,} rows ({faults}): {shown}")
     for check in CHECKS if outcomes else ():
-        print(f"  {check}: {outcomes[check]}")
+        print(f"  {check}: {outcomes[check]}, {len(examples[check])} example rows named")
+    if docs is not None:
+        print(f"  Data Docs: {len(docs)} HTML pages")
     record = {
         "date": now(),
         "command": command(),
@@ -122,6 +133,8 @@ def main() -> int:
         "stopped": stopped,
         "exit_status": proc.returncode,
         "outcomes": outcomes,
+        "examples": examples,
+        "data_docs_pages": docs,
     }
     return save(args.out, record)
 

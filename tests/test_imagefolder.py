@@ -148,6 +148,18 @@ def test_undecodable_file_is_named(tmp_path, workers):
     assert str(bad) in message and "\n" not in message
 
 
+def test_not_strict_leaves_out_undecodable_files_keeping_paths_and_labels_aligned(tmp_path):
+    for c, color in (("a", (10, 0, 0)), ("b", (0, 200, 0))):
+        for i in range(3):
+            save(tmp_path / c / f"{i}.png", color=color)
+    (tmp_path / "a" / "1.png").write_bytes(b"not a png")
+    d = load_image_folder(tmp_path, workers=1, strict=False)
+    assert d.paths == ["a/0.png", "a/2.png", "b/0.png", "b/1.png", "b/2.png"]
+    assert d.labels.tolist() == [0, 0, 1, 1, 1]
+    assert d.images[:, 0, 0, 1].tolist() == [0, 0, 200, 200, 200]
+    assert [(p, label) for p, label, _ in d.rejected] == [("a/1.png", 0)]
+
+
 def test_truncated_file_is_named(tmp_path):
     good = save(tmp_path / "a" / "good.png", size=(64, 64))
     bad = tmp_path / "a" / "truncated.png"

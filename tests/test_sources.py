@@ -182,6 +182,21 @@ def test_image_folder_mixed_sizes_are_resized_and_gray_converted(tmp_path):
     assert s.paths[0].endswith("train/a/0.png") and s.class_names == ("a", "b")
 
 
+def test_image_folder_paths_are_one_object_array_shared_by_the_splits(tmp_path):
+    image_folder(tmp_path / "train", [(8, 8), (8, 8)])
+    image_folder(tmp_path / "test", [(8, 8), (8, 8)])
+    cfg = DatasetConfig(
+        source="imagefolder", root=str(tmp_path / "train"), test_root=str(tmp_path / "test")
+    )
+    s = load_dataset(cfg, DataConfig(image_size=8), seed=0)
+    folders = [tmp_path / r / c for r in ("train", "test") for c in "ab"]
+    assert s.paths.dtype == object
+    assert list(s.paths) == [str(f / f"{i}.png") for f in folders for i in range(4)]
+    # Splitting copies pointers to the same strings, not the text (memory per image).
+    test = split_source(s, 0.25, 0).test
+    assert all(any(p is q for q in s.paths) for p in test.paths)
+
+
 def test_image_folder_test_root_needs_the_same_classes(tmp_path):
     image_folder(tmp_path / "train", [(8, 8), (8, 8)])
     (tmp_path / "test" / "a").mkdir(parents=True)

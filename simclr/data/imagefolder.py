@@ -320,7 +320,7 @@ def load_image_folder(
     classes, paths, labels = scan(root)
     mode = MODES[channels]
     rows = _Rows(out, len(paths), channels)
-    kept: list[int] = []
+    kept = np.ones(len(paths), dtype=bool)  # a flag per file, not a Python int per image
     rejected: list[tuple[str, int, str]] = []
     decoded = _decoded(root, paths, mode, image_size, resize, workers)
     for indices, results in track(decoded, "decoding", CHUNK, len(paths)):
@@ -329,11 +329,11 @@ def load_image_folder(
                 if strict:
                     raise UndecodableImage(root / paths[i], img)
                 rejected.append((paths[i], labels[i], img))
+                kept[i] = False
                 continue
             rows.append(img, root / paths[i])
-            kept.append(i)
     images = rows.close()
-    if not kept:
+    if not rows.n:
         raise PipelineError(f"{root}: none of the {len(paths)} image files could be decoded")
     seconds = time.perf_counter() - start
     log.info(
@@ -344,10 +344,9 @@ def load_image_folder(
         seconds,
         len(paths) / max(seconds, 1e-9),
     )
-    keep = np.array(kept, dtype=np.int64)
-    return ImageFolder(
-        images, np.array(labels, dtype=np.int64)[keep], classes, [paths[i] for i in kept], rejected
-    )
+    if rejected:  # else the listing is the kept list as it is
+        paths = [p for p, k in zip(paths, kept, strict=True) if k]
+    return ImageFolder(images, np.array(labels, dtype=np.int64)[kept], classes, paths, rejected)
 
 
 class _Rows:

@@ -106,6 +106,19 @@ def _image_folders(cfg: DatasetConfig, opts: DataConfig, scratch: Path | None) -
         labels=np.concatenate([f.labels for f in parts]),
         class_names=tuple(classes),
         split=split,
-        paths=np.array([str(Path(roots[s]) / p) for s, f in folders.items() for p in f.paths]),
+        paths=_full_paths(roots, folders),
         rejected=rejected,
     )
+
+
+def _full_paths(roots: dict, folders: dict) -> np.ndarray:
+    """Each image's file as one object array of str: splitting it copies pointers, where a
+    fixed-width "<U" array would store 4 bytes per character of the longest path, twice."""
+    n = sum(len(f.paths) for f in folders.values())
+    out = np.empty(n, dtype=object)
+    i = 0
+    for split, folder in folders.items():
+        base = Path(roots[split])
+        out[i : i + len(folder.paths)] = [str(base / p) for p in folder.paths]
+        i += len(folder.paths)
+    return out
