@@ -1,8 +1,9 @@
 """Wall time and accuracy of the linear-probe protocol on CIFAR-10 dev features, before (the
-scikit-learn probe of a git ref, default main) and after (this checkout's torch probe).
+probe of a git ref, `--before`: its simclr/probe.py, and its simclr/logistic.py where it has
+one) and after (this checkout's).
 
-    .venv/bin/python benchmarks/probe_time.py [--fractions 1.0] [--seeds 5] [--train 10000]
-        [--methods random,pixels] [--out benchmarks/results/probe_time.json]
+    .venv/bin/python benchmarks/probe_time.py [--before REF] [--fractions 1.0] [--seeds 5]
+        [--train 10000] [--methods random,pixels] [--out benchmarks/results/probe_time.json]
 
 The dev folder's train images (the first `--train` of them, class-balanced order kept) are the
 labelled split and its val images the test split, decoded at 32 px RGB. Features: `random`, the
@@ -39,18 +40,30 @@ from simclr.models import Encoder  # noqa: E402
 from simclr.probe import logistic_probes  # noqa: E402
 
 
-def probe_at(ref: str):
-    """The module simclr/probe.py as it is at git `ref`, imported under another name."""
-    text = subprocess.run(
-        ["git", "show", f"{ref}:simclr/probe.py"], cwd=ROOT, capture_output=True, text=True
-    ).stdout
-    path = Path(tempfile.mkdtemp()) / "probe_before.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location("probe_before", path)
+def _module_at(ref: str, path: str, name: str, rewrite: dict[str, str]):
+    """The file `path` as it is at git `ref`, imported as module `name` (None where the ref has
+    no such file), with `rewrite`'s imports pointed at the other modules taken from the ref."""
+    show = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=ROOT, capture_output=True)
+    if show.returncode:
+        return None
+    text = show.stdout.decode()
+    for old, new in rewrite.items():
+        text = text.replace(old, new)
+    file = Path(tempfile.mkdtemp()) / f"{name}.py"
+    file.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
+
+
+def probe_at(ref: str):
+    """simclr/probe.py as it is at git `ref`, with that ref's simclr/logistic.py where it has
+    one (the torch probe), imported under other names."""
+    solver = _module_at(ref, "simclr/logistic.py", "logistic_before", {})
+    rewrite = {"from simclr.logistic import": "from logistic_before import"} if solver else {}
+    return _module_at(ref, "simclr/probe.py", "probe_before", rewrite)
 
 
 def features(data: Path, n_train: int) -> dict[str, tuple]:
@@ -98,7 +111,7 @@ def timed_protocol(fit_subsets, x, y, x_test, y_test, subsets: dict, budget: int
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=dev_data())
-    ap.add_argument("--before", default="main", help="git ref of the scikit-learn probe")
+    ap.add_argument("--before", default="main", help="git ref of the probe to compare with")
     ap.add_argument("--fractions", default="0.01,0.1,1.0")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--train", type=int, default=10_000)
@@ -110,7 +123,7 @@ def main() -> int:
     cfg = EvaluateConfig(fractions=fractions, seeds=args.seeds)
     grid, before = tuple(cfg.C), probe_at(args.before)
 
-    def sklearn(x, y, subs, x_test):
+    def theirs(x, y, subs, x_test):
         return [
             before.logistic_probe(
                 x[i], y[i], x_test, grid, cfg.val_fraction, cfg.max_iter, s
@@ -130,7 +143,7 @@ def main() -> int:
         x, x_test, y, y_test = feats[method]
         subsets = label_subsets(y, cfg, seed=0)
         results[method] = {"dims": x.shape[1]}
-        for name, fit in (("torch", ours), (f"sklearn@{args.before}", sklearn)):
+        for name, fit in (("this checkout", ours), (f"probe@{args.before}", theirs)):
             print(f"  {method} ({x.shape[1]}-d), {name}:", flush=True)
             results[method][name] = timed_protocol(fit, x, y, x_test, y_test, subsets, args.budget)
     record = {
