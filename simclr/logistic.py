@@ -58,7 +58,7 @@ class Problems:
     @cached_property
     def spectrum(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Top eigenvectors V (B, d, r) and eigenvalues (B, r) of x^T x / n, r = min(n, d,
-        RANK), and the mean of the other eigenvalues (B,): exact when r = min(n, d), otherwise
+        RANK), and the mean of the other nonzero ones (B,): exact when r = min(n, d), otherwise
         a randomized range finder with a fixed seed (no global random state is drawn)."""
         n, d = self.x.shape[1:]
         r = min(n, d, RANK)
@@ -69,7 +69,8 @@ class Problems:
             basis = torch.linalg.qr(self.x @ (self.x.transpose(1, 2) @ basis)).Q
         _, sv, vh = torch.linalg.svd(basis.transpose(1, 2) @ self.x, full_matrices=False)
         top = sv.square() / n
-        rest = (self.x.square().sum((1, 2)) / n - top.sum(1)) / max(d - r, 1)
+        # over the row space's other min(n, d) - r dimensions (x's null space has only the penalty)
+        rest = (self.x.square().sum((1, 2)) / n - top.sum(1)) / max(min(n, d) - r, 1)
         return vh.transpose(1, 2), top, rest.clamp_min(0.0)
 
     def preconditioner(self, penalty: torch.Tensor):
