@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import ROOT, command, cpu_model, dev_data, git_describe, now, save  # noqa: E402
 from workspace import clone, load_params, run  # noqa: E402
 
-from tasks.paths import checkpoint  # noqa: E402  (record put the repository on sys.path)
+from tasks.paths import DETAILS, EVALUATE, checkpoint  # noqa: E402  (record put the repository on sys.path)
 
 
 def blobs_with_classes(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -86,15 +86,15 @@ def timed(path: Path, timeout: int, *cmd: str) -> dict:
     return {"command": " ".join(cmd), "seconds": round(seconds, 1), "stopped": stopped}
 
 
-def cells(metrics: dict) -> dict:
-    """{protocol: {method: {fraction: {mean, std, n}}}} of metrics.json."""
+def cells(details: dict) -> dict:
+    """{protocol: {method: {fraction: {mean, std, n}}}} of one replica's details.json."""
     return {
         protocol: {
             method: {f: {k: c[k] for k in ("mean", "std", "n")} for f, c in by_fraction.items()}
-            for method, by_fraction in by_method.items()
+            for method, by_fraction in details[protocol].items()
         }
-        for protocol, by_method in metrics.items()
-        if protocol != "significance"
+        for protocol in ("linear", "knn", "finetune")
+        if protocol in details
     }
 
 
@@ -129,11 +129,11 @@ def main() -> int:
             if args.checkpoint:
                 shutil.copyfile(model, args.checkpoint)
         steps["evaluate"] = timed(path, args.timeout, "python", "-m", "flows.evaluate")
-        metrics_file = path / "reports/evaluate/metrics.json"
-        details_file = path / "reports/evaluate/details.json"
-        done = not steps["evaluate"]["stopped"] and metrics_file.is_file()
-        metrics = cells(json.loads(metrics_file.read_text())) if done else None
-        seconds = json.loads(details_file.read_text())["seconds"] if done else None
+        details_file = path / EVALUATE / "0" / DETAILS  # replica 0's, the one trained here
+        done = not steps["evaluate"]["stopped"] and details_file.is_file()
+        details = json.loads(details_file.read_text()) if done else None
+        metrics = cells(details) if done else None
+        seconds = details["seconds"] if done else None
     finally:
         shutil.rmtree(path, ignore_errors=True)
     ev = steps["evaluate"]
