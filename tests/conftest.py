@@ -2,6 +2,7 @@
 against tracebacks. Plain helpers that tests import live in helpers.py."""
 
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -11,6 +12,12 @@ import pytest
 from helpers import BIN, api, free_port
 
 from simclr.errors import UNEXPECTED_LOG
+
+# A non-interactive shell starts a background job (`pytest ... &`) with SIGINT ignored, and exec
+# passes "ignored" on: every stage and worker the tests start would then shrug off Ctrl-C (and
+# `prefect worker start` off the SIGINT it forwards on SIGTERM). A handled signal is reset to the
+# default at exec, so with Python's own handler here the children get Ctrl-C as a terminal gives it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 for key, value in {
     "DO_NOT_TRACK": "1",
