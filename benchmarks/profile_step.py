@@ -2,14 +2,15 @@
 lightly's example runs its step.
 
     .venv/bin/python benchmarks/profile_step.py [--batch 256] [--threads 2] [--steps 2]
-        [--precision fp32|bf16] [--channels-last]
+        [--precision fp32|bf16] [--channels-last] [--skip-ab] [--compile]
 
 The step is the body of `simclr.train.pretrain`'s loop, rebuilt from the same simclr modules
 (uint8 -> float, two batched views, one forward of the 2N views, NT-Xent, backward, LARS), on
 random uint8 images, with each phase timed separately (wall clock, median over `--steps` after a
 warm-up step). Then the forward + backward alone is timed four ways: the 2N views in one
 forward (ours) or as two forwards of N (lightly's example), each with torch's deterministic
-algorithms on (as pretrain sets on CPU) and off (torch's default, as in lightly).
+algorithms on (as pretrain sets on CPU) and off (torch's default, as in lightly). With
+`--compile`, the forward + backward eager against torch.compile.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--skip-ab", action="store_true", help="only the phase breakdown")
+    p.add_argument("--compile", action="store_true", help="also eager against torch.compile")
     return p.parse_args(argv)
 
 
@@ -148,12 +150,42 @@ def ab_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
     torch.use_deterministic_algorithms(False)
 
 
+def compile_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
+    """Our forward + NT-Xent + backward eager and under torch.compile (encoder and head as one
+    module, as pretrain's `compile: true` does), stepped in turn so that both share the
+    machine's noise; the first compiled call, which compiles, is reported on its own."""
+    views = torch.rand(2 * s.b, 3, 32, 32).contiguous(memory_format=s.fmt)
+    eager = torch.nn.Sequential(s.encoder, s.head)
+    compiled = torch.compile(eager)  # shares the parameters
+
+    def once(net) -> float:
+        start = time.perf_counter()
+        with s.autocast:
+            z = net(views)
+        loss = nt_xent(z[: s.b], z[s.b :], 0.5)
+        s.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        return time.perf_counter() - start
+
+    first = once(compiled)
+    once(eager)  # warm-up for this shape
+    times = [(once(eager), once(compiled)) for _ in range(args.steps)]
+    e, c = (statistics.median(t[i] for t in times) for i in (0, 1))
+    print(f"\ntorch.compile, batch {s.b}, {args.precision}: first call (compiling) {first:.1f} s")
+    print("| step | seconds (median) | source images/s |")
+    print("| --- | ---: | ---: |")
+    print(f"| eager | {e:.3f} | {s.b / e:.1f} |")
+    print(f"| compiled | {c:.3f} | {s.b / c:.1f} ({e / c:.2f}x) |")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     s = setup(args)
     phase_table(s, args)
     if not args.skip_ab:
         ab_table(s, args)
+    if args.compile:
+        compile_table(s, args)
     return 0
 
 
