@@ -302,6 +302,8 @@ class FinetuneConfig(_Model):
 
     epochs: Int = Field(20, ge=0)
     """passes over the labelled subset, within [min_steps, max_steps]"""
+    seeds: Int = Field(1, ge=1, le=1000)
+    """label subsets fine-tuned per fraction: the first of evaluate.seeds (the costly protocol)"""
     min_steps: Int = Field(50, ge=0)
     """tiny subsets still get this many updates"""
     max_steps: Int = Field(100, ge=0)
@@ -329,13 +331,19 @@ class EvaluateConfig(_Model):
     """inverse L2 strengths tried (log-spaced grid)"""
     max_iter: Int = Field(1000, ge=1)
     """L-BFGS iterations per fit"""
-    batch_size: Int = Field(512, ge=1, le=MAX_BATCH)
-    """feature extraction"""
+    batch_size: Int = Field(128, ge=1, le=MAX_BATCH)
+    """feature extraction and test predictions; a GPU wants more"""
     knn_k: Int = Field(20, ge=1)
     """neighbours that vote in the kNN classifier"""
     knn_temperature: FinitePositive = 0.1
     finetune: FinetuneConfig = FinetuneConfig()
     """encoder + linear head on the labelled subset; epochs 0 = off"""
+
+    @model_validator(mode="after")
+    def _finetune_subsets(self) -> EvaluateConfig:
+        if self.finetune.seeds > self.seeds:
+            raise fail(("finetune", "seeds"), self.finetune.seeds, f"at most seeds ({self.seeds})")
+        return self
 
 
 Replicas = Annotated[

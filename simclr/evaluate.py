@@ -161,10 +161,11 @@ def _frozen_runs(train_x, test_x, data: Prepared, subsets: dict, cfg, device) ->
 
 
 def _finetune_runs(encoder, data: Prepared, subsets: dict, cfg, device, amp_dtype) -> dict:
-    """{fraction key: [run]} of fine-tuning a copy of `encoder` on each label subset."""
+    """{fraction key: [run]} of fine-tuning a copy of `encoder` on the first `finetune.seeds`
+    label subsets of each fraction (each run costs as much as a short pretraining)."""
     tuned: dict[str, list] = {}
     for key, subs in subsets.items():
-        for s, idx in subs:
+        for s, idx in subs[: cfg.finetune.seeds]:
             model = finetune(
                 encoder,
                 read_rows(data.train.images, idx),

@@ -19,6 +19,7 @@ from simclr.augment import random_resized_crop_flip
 from simclr.config import FinetuneConfig
 from simclr.data.prepared import read_rows
 from simclr.device import to_images
+from simclr.features import BATCH_SIZE, for_inference
 from simclr.lars import lars_param_groups
 from simclr.models import Encoder
 from simclr.optim import warmup_cosine
@@ -100,17 +101,18 @@ def predict(
     model: nn.Module,
     images: np.ndarray,
     device: torch.device,
-    batch_size: int = 512,
+    batch_size: int = BATCH_SIZE,
     amp_dtype: torch.dtype | None = None,
 ) -> np.ndarray:
-    """Class predictions for uint8 NHWC images, the model in eval mode, batch by batch, inputs
-    channels_last, under `amp_dtype` autocast (the training precision) where one is given."""
-    model.eval()
+    """Class predictions for uint8 NHWC images, the model in eval mode (BN folded:
+    `for_inference`), batch by batch, inputs channels_last, under `amp_dtype` autocast (the
+    training precision) where one is given."""
+    folded = for_inference(model)
     autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
     out = np.empty(len(images), dtype=np.int64)
     for i in range(0, len(images), batch_size):
         x = to_images(read_rows(images, slice(i, i + batch_size)), device)
         with autocast:
-            logits = model(x.contiguous(memory_format=torch.channels_last))
+            logits = folded(x.contiguous(memory_format=torch.channels_last))
         out[i : i + len(x)] = logits.argmax(1).cpu().numpy()
     return out

@@ -227,6 +227,10 @@ def test_unknown_key_names_the_key_and_allowed_keys(tmp_path):
             "model.widths = [8]; allowed: as many stages as blocks (2)",
         ),
         (
+            ONE_DATASET + "evaluate: {seeds: 2, finetune: {seeds: 3}}\n",
+            "evaluate.finetune.seeds = 3; allowed: at most seeds (2)",
+        ),
+        (
             ONE_DATASET + "validate: {min_rows: 30, max_rows: 20}\n",
             "validate.min_rows = 30; allowed: at most max_rows (20)",
         ),

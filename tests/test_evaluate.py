@@ -11,7 +11,7 @@ from simclr.evaluate import (
     fraction_key,
     label_subsets,
 )
-from simclr.features import extract_features
+from simclr.features import extract_features, for_inference
 from simclr.finetune import finetune, finetune_optimizer, finetune_steps
 from simclr.models import build_model
 from simclr.probe import accuracies, logistic_probe
@@ -205,6 +205,30 @@ def test_feature_extraction_freezes_encoder_in_eval_mode():
         assert torch.equal(v, before[k]), k  # BN running stats included
 
 
+@pytest.mark.parametrize(
+    "cfg, size",
+    [(TINY_MODEL, 8), (ModelConfig(encoder="resnet18"), 32), (ModelConfig(encoder="resnet50"), 96)],
+)
+def test_inference_copy_folds_every_batchnorm_and_computes_the_same_function(cfg, size):
+    torch.manual_seed(0)
+    encoder, _ = build_model(cfg, in_channels=3, image_size=size)
+    model = torch.nn.Sequential(encoder, torch.nn.Linear(encoder.out_dim, 5))
+    with torch.no_grad():  # running statistics away from (0, 1), so that folding them matters
+        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+    model.double().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    folded = for_inference(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert not model.training  # the original is switched to eval mode, and otherwise untouched
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    x = torch.rand(4, 3, size, size, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-9, atol=1e-9)
+
+
 SMALL_EVAL = EvaluateConfig(
     fractions=(0.2, 1.0),
     seeds=2,
@@ -232,16 +256,24 @@ def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinis
     assert set(result["linear"]) == set(result["knn"]) == {"simclr", "random_init", "raw_pixels"}
     assert set(result["finetune"]) == {"simclr", "random_init"}  # raw pixels cannot be tuned
     for protocol in ("linear", "knn", "finetune"):
+        subsets = SMALL_EVAL.finetune.seeds if protocol == "finetune" else SMALL_EVAL.seeds
         for by_fraction in result[protocol].values():
             assert list(by_fraction) == ["0.2", "1.0"]
-            assert by_fraction["0.2"]["n"] == 2 and by_fraction["1.0"]["n"] == 1
+            assert by_fraction["0.2"]["n"] == subsets == (1 if protocol == "finetune" else 2)
+            assert by_fraction["1.0"]["n"] == 1
             for cell in by_fraction.values():
                 assert 0 <= cell["mean"] <= 1 and 0 <= cell["mean_per_class"] <= 1
                 assert cell["std"] >= 0 and len(cell["runs"]) == cell["n"]
     run = result["linear"]["simclr"]["0.2"]["runs"][0]
     assert run["C"] in SMALL_EVAL.C and isinstance(run["C_validated"], bool)
+    seeds = {
+        p: [r["seed"] for r in result[p]["random_init"]["0.2"]["runs"]]
+        for p in ("linear", "finetune")
+    }
+    assert seeds["finetune"] == seeds["linear"][:1]  # the first of the probes' label subsets
     sig = result["significance"]
     assert set(sig) == {"linear", "knn", "finetune"}
+    assert sig["finetune"]["random_init"]["0.2"]["test"].startswith("exact McNemar test on")
     assert set(sig["linear"]) == {"random_init", "raw_pixels"} and set(sig["finetune"]) == {
         "random_init"
     }
