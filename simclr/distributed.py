@@ -9,6 +9,7 @@ statistics are all-reduced here (sums with gradients); on CUDA torch's own is us
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 
 import torch
@@ -103,11 +104,8 @@ class _SumWithGrad(torch.autograd.Function):
 class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """SyncBatchNorm for CPU tensors: mean and (biased) variance over every process's batch,
     two all-reduced passes with gradients; running statistics as BatchNorm updates them. (Not a
-    SyncBatchNorm subclass: DDP refuses those on CPU.)"""
-
-    def _check_input_dim(self, x: torch.Tensor) -> None:
-        if x.dim() < 2:
-            raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
+    SyncBatchNorm subclass: DDP refuses those on CPU.) A mixin: `gloo_sync_batchnorm` makes one
+    subclass per torch BN class, so the class it replaced (and its input check) stays known."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or x.is_cuda or world()[1] == 1:
@@ -138,6 +136,19 @@ class GlooSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         return y.to(x.dtype)
 
 
+@functools.cache
+def _gloo_sync(cls: type) -> type:
+    return type(f"GlooSync{cls.__name__}", (GlooSyncBatchNorm, cls), {})
+
+
+def gloo_sync_batchnorm(net: nn.Module) -> None:
+    """Each BN of `net` synchronised over the gloo process group, in place: the same module,
+    parameters and buffers, its class swapped for `GlooSyncBatchNorm` + the BN class it was."""
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, GlooSyncBatchNorm):
+            m.__class__ = _gloo_sync(type(m))
+
+
 def data_parallel(encoder: nn.Module, head: nn.Module, device: torch.device) -> nn.Module:
     """encoder -> head as one DistributedDataParallel module with synchronised BN. The BN layers
     of `encoder` and `head` are replaced in place (same parameters), so their state dicts stay
@@ -145,9 +156,7 @@ def data_parallel(encoder: nn.Module, head: nn.Module, device: torch.device) -> 
     net = nn.Sequential(encoder, head)
     if device.type == "cuda":
         net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-    else:  # same module, same parameters and buffers, synchronised forward
-        for m in net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.__class__ = GlooSyncBatchNorm
+    else:
+        gloo_sync_batchnorm(net)
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(net, device_ids=ids)

@@ -59,13 +59,13 @@ def paired_difference(a, b, confidence: float = 0.95) -> dict:
     differences have no spread; the interval is then the one difference)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     d = a - b
-    p = paired_t_p(a, b)
-    if _constant(d):
-        low = high = float(d[0])
+    diff, p = float(d.mean()), paired_t_p(a, b)
+    if _constant(d):  # the mean, not d[0]: they may differ in the last bit
+        low = high = diff
     else:
         ci = stats.ttest_rel(a, b).confidence_interval(confidence)
         low, high = float(ci.low), float(ci.high)
-    return {"diff": float(d.mean()), "ci": [low, high], "p": p}
+    return {"diff": diff, "ci": [low, high], "p": p}
 
 
 def welch_difference(a, b, confidence: float = 0.95) -> dict:

@@ -26,8 +26,9 @@ from helpers import (
 from torch import nn
 
 from simclr.config import DistributedConfig, load_params
-from simclr.distributed import data_parallel
+from simclr.distributed import GlooSyncBatchNorm, data_parallel, gloo_sync_batchnorm
 from simclr.errors import PipelineError
+from simclr.features import for_inference
 from simclr.launch import pretrain_distributed, torchrun_command
 from simclr.loss import nt_xent
 from simclr.models import build_model
@@ -96,6 +97,24 @@ def test_two_processes_match_one_process_on_the_global_batch(tmp_path):
     alone_net = nn.Sequential(*_model_and_views()[:2])
     alone = _step(alone_net, v1[: N // 2], v2[: N // 2])
     assert abs(alone.item() - ref["loss"].item()) > 1e-3
+
+
+def test_a_synchronised_encoder_folds_for_inference_like_a_plain_one():
+    # What the kNN monitor gets in a data-parallel run: the encoder whose BN gloo synchronises.
+    encoder = _model_and_views()[0]
+    with torch.no_grad():  # running statistics away from (0, 1), so that folding them matters
+        for bn in (m for m in encoder.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    gloo_sync_batchnorm(encoder)
+    bns = [m for m in encoder.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(isinstance(m, GlooSyncBatchNorm) for m in bns)  # BN2d, and synchronised
+    folded = for_inference(encoder)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in folded.modules())
+    assert all(isinstance(m, GlooSyncBatchNorm) for m in bns)  # the original left synchronised
+    x = torch.rand(4, 3, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), encoder(x), rtol=1e-9, atol=1e-9)
 
 
 def test_torchrun_command_places_rank_0_on_the_stage_machine():

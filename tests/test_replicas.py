@@ -77,6 +77,9 @@ def test_paired_difference_matches_scipy_and_handles_no_spread():
     same = paired_difference([0.9, 0.8, 0.7], [0.8, 0.7, 0.6])
     assert same["p"] == 0.25 and same["ci"] == pytest.approx([0.1, 0.1])
     assert paired_difference([0.5, 0.6], [0.5, 0.6])["p"] == 1.0
+    # Gaps equal but for the last bit (1/12 - 0 and 1/4 - 1/6): the mean lies in the interval.
+    last_bit = paired_difference([1 / 12, 1 / 4], [0.0, 1 / 6])
+    assert last_bit["ci"][0] <= last_bit["diff"] <= last_bit["ci"][1]
 
 
 def test_welch_difference_matches_scipy_and_the_satterthwaite_formula():
