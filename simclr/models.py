@@ -7,12 +7,10 @@ forward, so every caller feeds the same input.
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
 
 from simclr.config import ModelConfig
 
-CIFAR_STEM_MAX_SIZE = 64  # stem "auto": the CIFAR stem up to this side, the ImageNet stem above
 # Every encoder maps its [0, 1] input to (x - MEAN) / STD, per channel, inside forward.
 NORMALIZE_MEAN = 0.5
 NORMALIZE_STD = 0.5
@@ -50,45 +48,6 @@ def _small_resnet(cfg: ModelConfig, in_channels: int) -> tuple[nn.Module, int]:
     return nn.Sequential(stem, *layers), cin
 
 
-class _WideResNet(torchvision.models.ResNet):
-    """torchvision's ResNet with every stage's channels multiplied by `width` (the SimCLR
-    paper's ResNet-50 (2x), (4x)); width 1 is torchvision's network unchanged."""
-
-    def __init__(self, block, layers: list[int], width: int):
-        self._width = width  # read by _make_layer, which the parent's __init__ calls
-        super().__init__(block, layers)
-
-    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
-        if planes == 64:  # first stage: its input is the (widened) stem's output
-            self.inplanes = 64 * self._width
-        return super()._make_layer(block, planes * self._width, blocks, stride, dilate)
-
-
-_TORCHVISION = {
-    "resnet18": (torchvision.models.resnet.BasicBlock, [2, 2, 2, 2]),
-    "resnet34": (torchvision.models.resnet.BasicBlock, [3, 4, 6, 3]),
-    "resnet50": (torchvision.models.resnet.Bottleneck, [3, 4, 6, 3]),
-}
-
-
-def _torchvision_resnet(
-    cfg: ModelConfig, in_channels: int, image_size: int
-) -> tuple[nn.Module, int]:
-    block, layers = _TORCHVISION[cfg.encoder]
-    net = _WideResNet(block, layers, cfg.width)
-    stem_width = 64 * cfg.width
-    cifar = cfg.stem == "cifar" or (cfg.stem == "auto" and image_size <= CIFAR_STEM_MAX_SIZE)
-    if cifar:
-        net.conv1 = nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=False)
-        net.maxpool = nn.Identity()
-    else:
-        net.conv1 = nn.Conv2d(in_channels, stem_width, 7, 2, 3, bias=False)
-    net.bn1 = nn.BatchNorm2d(stem_width)
-    out_dim = net.fc.in_features * cfg.width
-    net.fc = nn.Identity()
-    return net, out_dim
-
-
 class Encoder(nn.Module):
     """f: images in [0, 1], (N, C, H, W) -> h, (N, out_dim)."""
 
@@ -98,7 +57,9 @@ class Encoder(nn.Module):
             self.net, self.out_dim = _small_resnet(cfg, in_channels)
             self._pool = True
         else:
-            self.net, self.out_dim = _torchvision_resnet(cfg, in_channels, image_size)
+            from simclr.resnets import torchvision_resnet  # only here: see simclr.resnets
+
+            self.net, self.out_dim = torchvision_resnet(cfg, in_channels, image_size)
             self._pool = False  # torchvision's ResNet pools and flattens itself
         self.in_channels = in_channels
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from simclr.data.sampling import sample_per_class
 from simclr.data.source import Rejected, Source
@@ -107,6 +106,9 @@ def split_indices(
             f"class {lonely[0]!r} has a single image; a stratified train/test split needs at "
             "least 2 per class: add images, or give a separate test set"
         )
+    # Imported here: scikit-learn costs every stage ~1.5 s of start-up, and only prepare splits.
+    from sklearn.model_selection import train_test_split
+
     try:
         train_idx, test_idx = train_test_split(
             idx, test_size=test_fraction, stratify=labels[idx], random_state=seed, shuffle=True
