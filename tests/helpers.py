@@ -8,6 +8,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,13 +117,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def api(url: str, path: str, body: dict | None = None):
+def api(url: str, path: str, body: dict | None = None, tries: int = 5):
+    """One request to the Prefect server's REST API, the JSON it answers. A 503 is retried, as
+    Prefect's own client does: the server sends it for errors a client can retry on (its
+    SQLite database busy, on a loaded machine)."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
         url + path, data=data, headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            if e.code != 503 or attempt == tries - 1:
+                raise
+            time.sleep(2**attempt)
 
 
 def pretrain_stage(

