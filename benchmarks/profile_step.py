@@ -2,14 +2,15 @@
 lightly's example runs its step.
 
     .venv/bin/python benchmarks/profile_step.py [--batch 256] [--threads 2] [--steps 2]
-        [--precision fp32|bf16] [--channels-last] [--skip-ab] [--compile]
+        [--precision fp32|bf16] [--channels-last] [--skip-ab] [--chunks 1,2] [--compile]
 
 The step is the body of `simclr.train.pretrain`'s loop, rebuilt from the same simclr modules
 (uint8 -> float, two batched views, one forward of the 2N views, NT-Xent, backward, LARS), on
 random uint8 images, with each phase timed separately (wall clock, median over `--steps` after a
-warm-up step). Then the forward + backward alone is timed four ways: the 2N views in one
-forward (ours) or as two forwards of N (lightly's example), each with torch's deterministic
-algorithms on (as pretrain sets on CPU) and off (torch's default, as in lightly). With
+warm-up step). Then the forward + backward alone is timed with the 2N views in one forward
+(ours) or in `--chunks` forwards of 2N / chunks (2: lightly's example, one forward per view;
+more: BN over fewer views, not the paper's), each with torch's deterministic algorithms on (as
+pretrain sets on CPU) and off (torch's default, as in lightly). With
 `--compile`, the forward + backward eager against torch.compile.
 """
 
@@ -46,6 +47,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--skip-ab", action="store_true", help="only the phase breakdown")
+    p.add_argument(
+        "--chunks",
+        type=lambda v: [int(c) for c in v.split(",")],
+        default=[1, 2],
+        help="forwards the 2N views are split into, compared in the A/B (comma-separated)",
+    )
     p.add_argument("--compile", action="store_true", help="also eager against torch.compile")
     return p.parse_args(argv)
 
@@ -119,17 +126,13 @@ def phase_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
         print(f"| {k} | {m:.3f} | {100 * m / total:.1f}% |")
 
 
-def forward_backward(s: SimpleNamespace, views: torch.Tensor, split: bool) -> float:
-    """Seconds of forward, NT-Xent and backward of the 2N views: in one forward (ours) or as
-    two forwards of N (lightly's example: model(x0), model(x1))."""
+def forward_backward(s: SimpleNamespace, views: torch.Tensor, chunks: int) -> float:
+    """Seconds of forward, NT-Xent and backward of the 2N views: in one forward (ours) or in
+    `chunks` forwards (2: lightly's example, model(x0), model(x1))."""
     start = time.perf_counter()
     with s.autocast:
-        if split:
-            z0, z1 = s.head(s.encoder(views[: s.b])), s.head(s.encoder(views[s.b :]))
-        else:
-            z = s.head(s.encoder(views))
-            z0, z1 = z[: s.b], z[s.b :]
-    loss = nt_xent(z0, z1, 0.5)
+        z = torch.cat([s.head(s.encoder(v)) for v in views.chunk(chunks)])
+    loss = nt_xent(z[: s.b], z[s.b :], 0.5)
     s.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     return time.perf_counter() - start
@@ -142,10 +145,10 @@ def ab_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
     print("| --- | --- | ---: | ---: |")
     for det in (True, False):
         torch.use_deterministic_algorithms(det)
-        for split in (False, True):
-            forward_backward(s, views, split)  # warm-up for this shape
-            m = statistics.median(forward_backward(s, views, split) for _ in range(args.steps))
-            label = f"2 forwards of {s.b}" if split else f"1 forward of {2 * s.b}"
+        for chunks in args.chunks:
+            forward_backward(s, views, chunks)  # warm-up for this shape
+            m = statistics.median(forward_backward(s, views, chunks) for _ in range(args.steps))
+            label = f"{chunks} forward{'s' * (chunks > 1)} of {2 * s.b // chunks}"
             print(f"| {label} | {'on' if det else 'off'} | {m:.3f} | {s.b / m:.1f} |")
     torch.use_deterministic_algorithms(False)
 
