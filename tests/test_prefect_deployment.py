@@ -133,8 +133,8 @@ def test_run_on_planted_bad_data_fails_and_names_the_problem(deployed):
 def test_two_runs_at_once_run_one_after_the_other_and_leave_the_workspace_clean(deployed):
     path, run = deployed["path"], deployed["run"]
     before = {n: (path / n).read_bytes() for n in ("params.yaml", "dvc.yaml")}
-    # Only the evaluation differs from the earlier "tiny-ok" run: DVC's run cache restores the
-    # stages before it, so the two runs cost two evaluations, not two whole pipelines.
+    # Only the evaluation's params differ from the earlier "tiny-ok" run, so DVC's run cache
+    # may restore the stages before it: the scheduling is under test, not the pipeline.
     ids = [
         trigger(
             deployed, overrides={"pretrain.epochs": 1, "evaluate.knn_k": k}, experiment=f"twin-{k}"
