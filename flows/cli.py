@@ -107,11 +107,17 @@ def prefect_api() -> Iterator[None]:
                 worker.drain_all(timeout=5)
 
 
-def run_stage(flow: Callable[..., object], *args: str) -> None:
+def run_stage(
+    flow: Callable[..., object], *args: str, check: Callable[..., object] | None = None
+) -> None:
+    """Run `flow(*args, params=...)`; `check(params, *args)` refuses bad arguments first, before
+    a Prefect server is started."""
     from prefect import tags
 
     with boundary():
         params = load_params(PARAMS)
+        if check is not None:
+            check(params, *args)
         with prefect_api(), tags(*run_tags()):
             flow(*args, params=params)
 

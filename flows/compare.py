@@ -22,6 +22,7 @@ from pathlib import Path
 
 from flows.cli import boundary
 from tasks.comparison import (
+    check_result_path,
     compare_groups,
     comparison_markdown,
     csv_text,
@@ -87,6 +88,8 @@ def parse_args(argv: list[str] | None, prog: str = "python -m flows.compare") ->
 @boundary()
 def main(argv: list[str] | None = None, prog: str = "python -m flows.compare") -> int:
     args = parse_args(argv, prog)
+    if args.output is not None:
+        check_result_path(args.output)  # before the work: dvc exp show takes seconds
     markdown, csv = build(args)
     if args.output is not None:
         write_result(args.output, markdown, csv, TITLE)

@@ -106,7 +106,9 @@ def _embed(argv: list[str], prog: str) -> int:
     from simclr.embed import embed
     from simclr.encoder import load_encoder
     from simclr.errors import PipelineError
+    from simclr.io import check_target
 
+    check_target(args.output)  # before the checkpoint is read: a bad OUTPUT costs nothing
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # skipped files, progress
     encoder, prep = load_encoder(args.checkpoint, args.device, args.resize)
     meta = {"checkpoint": str(args.checkpoint), "source": args.source, "resize": args.resize}
@@ -144,8 +146,9 @@ def _export(argv: list[str], prog: str) -> int:
     from pathlib import Path
 
     from simclr.encoder import load_encoder
-    from simclr.export import PREPROCESSING, export_encoder
+    from simclr.export import PREPROCESSING, check_out_dir, export_encoder
 
+    check_out_dir(args.out_dir)  # before the checkpoint is read
     encoder, prep = load_encoder(args.checkpoint, "cpu", args.resize)
     info = export_encoder(encoder, prep, Path(args.checkpoint), args.out_dir, tuple(args.format))
     for name in [*info["files"].values(), PREPROCESSING]:

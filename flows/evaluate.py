@@ -18,4 +18,5 @@ def evaluate_flow(replica: str | None = None, *, params: Params) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(evaluate_flow, *stage_args("python -m flows.evaluate [replica]", 0, 1))
+    args = stage_args("python -m flows.evaluate [replica]", 0, 1)
+    run_stage(evaluate_flow, *args, check=replica_arg)

@@ -16,4 +16,5 @@ def pretrain_flow(replica: str | None = None, *, params: Params) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(pretrain_flow, *stage_args("python -m flows.pretrain [replica]", 0, 1))
+    args = stage_args("python -m flows.pretrain [replica]", 0, 1)
+    run_stage(pretrain_flow, *args, check=replica_arg)

@@ -17,7 +17,14 @@ from pathlib import Path
 
 from flows.cli import boundary
 from simclr.errors import PipelineError
-from tasks.comparison import ALPHA, CANNOT_TELL, compare_groups, csv_text, write_result
+from tasks.comparison import (
+    ALPHA,
+    CANNOT_TELL,
+    check_result_path,
+    compare_groups,
+    csv_text,
+    write_result,
+)
 from tasks.experiments import (
     PARAMS_FILE,
     Entry,
@@ -113,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default=".", help="the repository (default: here)")
     parser.add_argument("--output", type=Path, help="write the table to this .md, .html or .csv")
     args = parser.parse_args(argv)
+    if args.output is not None:
+        check_result_path(args.output)  # before the work
     rows, markdown = check(Path(args.repo), args.against)
     if args.output is None:
         sys.stdout.write(markdown)

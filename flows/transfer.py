@@ -12,16 +12,22 @@ from tasks.paths import transfer_dir
 from tasks.replicas import replica_arg
 
 
-@flow(name="transfer")
-def transfer_flow(dataset: str, replica: str | None = None, *, params: Params) -> None:
+def transfer_args(params: Params, dataset: str, replica: str | None = None) -> int:
+    """The replica, once `dataset` is known to be one of transfer.datasets."""
     if dataset not in params.transfer.datasets:
         raise PipelineError(
             f"params.yaml: transfer.datasets has no {dataset!r}; "
             f"allowed: {', '.join(params.transfer.datasets)}"
         )
-    r = replica_arg(params, replica)
+    return replica_arg(params, replica)
+
+
+@flow(name="transfer")
+def transfer_flow(dataset: str, replica: str | None = None, *, params: Params) -> None:
+    r = transfer_args(params, dataset, replica)
     evaluate_on(dataset, r, transfer_dir(dataset, r), params)
 
 
 if __name__ == "__main__":
-    run_stage(transfer_flow, *stage_args("python -m flows.transfer <dataset> [replica]", 1, 1))
+    args = stage_args("python -m flows.transfer <dataset> [replica]", 1, 1)
+    run_stage(transfer_flow, *args, check=transfer_args)

@@ -17,12 +17,13 @@ import torch
 
 from simclr.encoder import Preprocessing
 from simclr.errors import PipelineError
-from simclr.io import write_atomic, write_json
+from simclr.io import atomic_path, check_target, write_json
 from simclr.models import Encoder
 
 FORMATS = ("torchscript", "onnx")
 FILES = {"torchscript": "encoder.torchscript.pt", "onnx": "encoder.onnx"}
 PREPROCESSING = "preprocessing.json"
+EXPORTED = frozenset([*FILES.values(), PREPROCESSING])  # an export's files, and only those
 INPUT, OUTPUT = "images", "h"  # the ONNX graph's input and output names
 EXTRA = "pip install 'simclr-pipeline[onnx]'"
 
@@ -40,7 +41,8 @@ def export_torchscript(encoder: Encoder, example: torch.Tensor, path: Path) -> P
         # purpose here, and the warning would only tell the user what this comment says.
         warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
         traced = torch.jit.trace(encoder, example)
-        return write_atomic(path, lambda tmp: torch.jit.save(traced, str(tmp)))
+        torch.jit.save(traced, str(path))
+        return path
 
 
 def export_onnx(encoder: Encoder, example: torch.Tensor, path: Path) -> int:
@@ -49,25 +51,34 @@ def export_onnx(encoder: Encoder, example: torch.Tensor, path: Path) -> int:
         import onnxscript  # noqa: F401  (torch's exporter needs it; fail before any work)
     except ImportError:
         raise PipelineError(f"ONNX export needs the onnx extra: {EXTRA}") from None
-    batch = torch.export.Dim("batch", min=1)
-    programs = []
+    program = torch.onnx.export(
+        encoder,
+        (example,),
+        str(path),
+        dynamo=True,
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+        external_data=False,  # one self-contained file
+        verbose=False,
+    )
+    return int(program.model.opset_imports[""])
 
-    def write(tmp: Path) -> None:
-        program = torch.onnx.export(
-            encoder,
-            (example,),
-            str(tmp),
-            dynamo=True,
-            input_names=[INPUT],
-            output_names=[OUTPUT],
-            dynamic_shapes=({0: batch},),
-            external_data=False,  # one self-contained file
-            verbose=False,
-        )
-        programs.append(program)
 
-    write_atomic(path, write)
-    return int(programs[0].model.opset_imports[""])
+def check_out_dir(out_dir: str | Path) -> Path:
+    """`out_dir` if an export may be written there: a new folder, an empty one or an earlier
+    export (its files are replaced as a set); a folder holding anything else is refused, so that
+    no file of the user's is ever replaced."""
+    out_dir = check_target(out_dir, tree=True)
+    if out_dir.is_dir():
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in EXPORTED)
+        if foreign:
+            raise PipelineError(
+                f"{out_dir}: holds files that are not an export ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); name a new or empty folder, or an "
+                "earlier export's"
+            )
+    return out_dir
 
 
 def export_encoder(
@@ -77,8 +88,10 @@ def export_encoder(
     out_dir: str | Path,
     formats: tuple[str, ...] = FORMATS,
 ) -> dict:
-    """Write `formats` of `encoder` and PREPROCESSING into `out_dir`; what PREPROCESSING holds."""
-    out_dir = Path(out_dir)
+    """Write `formats` of `encoder` and PREPROCESSING into `out_dir`, all together or not at
+    all (a temporary folder renamed into place; an earlier export there is replaced as a whole,
+    so no file of an older set stays beside the new one); what PREPROCESSING holds."""
+    out_dir = check_out_dir(out_dir)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise PipelineError(f"export formats {unknown or '[]'}: choose from {', '.join(FORMATS)}")
@@ -93,13 +106,15 @@ def export_encoder(
         "checkpoint": {"path": str(checkpoint), "sha256": _sha256(checkpoint)},
         "torch": torch.__version__,
     }
-    if "onnx" in formats:
-        info["onnx_opset"] = export_onnx(encoder, example, out_dir / FILES["onnx"])
-        info["files"]["onnx"] = FILES["onnx"]
-    if "torchscript" in formats:
-        export_torchscript(encoder, example, out_dir / FILES["torchscript"])
-        info["files"]["torchscript"] = FILES["torchscript"]
-    write_json(out_dir / PREPROCESSING, info)
+    with atomic_path(out_dir, tree=True) as tmp:
+        tmp.mkdir()
+        if "onnx" in formats:
+            info["onnx_opset"] = export_onnx(encoder, example, tmp / FILES["onnx"])
+            info["files"]["onnx"] = FILES["onnx"]
+        if "torchscript" in formats:
+            export_torchscript(encoder, example, tmp / FILES["torchscript"])
+            info["files"]["torchscript"] = FILES["torchscript"]
+        write_json(tmp / PREPROCESSING, info)
     return info
 
 

@@ -97,19 +97,68 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     return removed
 
 
-@contextmanager
-def atomic_path(target: str | Path):
-    """Yield a temporary path beside `target`; on success rename it onto `target`.
-
-    Works for files and directories. On error the temporary is removed and `target` is untouched;
-    an error of a full disk becomes a PipelineError naming `target`.
-    """
+def check_target(target: str | Path, tree: bool = False) -> Path:
+    """Refuse, before any work, a `target` that cannot take the output without harm to what is
+    there: a folder where a file goes (or a file where a folder goes), a path below a regular
+    file, a place that is read-only or not ours to write. Nothing is created. A symbolic link
+    is followed: its file is written, the link kept. Returns the path to write."""
     target = Path(target)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
+    if target.exists():
+        if tree and not target.is_dir():
+            raise PipelineError(f"{target}: is a file, where a folder is written; name a folder")
+        if not tree and target.is_dir():
+            raise PipelineError(
+                f"{target}: is a folder, where a file is written; name a file (nothing in the "
+                "folder was touched)"
+            )
+        if not tree and not target.is_file():
+            raise PipelineError(f"{target}: not a regular file; name a file")
+    ancestor = target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise PipelineError(f"{target}: {ancestor} is a file, not a folder; choose another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        read_only = _read_only(ancestor)
+        why = "is on a read-only file system" if read_only else "is not writable by this user"
+        raise PipelineError(f"{target}: cannot write it: {ancestor} {why}; use a writable place")
+    return target
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _named(e: OSError, temporaries: tuple, target: Path) -> OSError:
+    """`e` naming `target` where it named one of our temporaries, which the user never named."""
+    ours = {Path(t) for t in temporaries if t is not None}
+    if e.filename is None or Path(e.filename) not in ours:
+        return e
+    return OSError(e.errno, e.strerror, str(target))  # the same subclass (PermissionError, ...)
+
+
+@contextmanager
+def atomic_path(target: str | Path, tree: bool = False):
+    """Yield a temporary path beside `target`; on success rename it onto `target`: a file, or
+    with `tree` a folder (which replaces the folder there as a whole: the pipeline's own
+    outputs, and exports).
+
+    The target is checked first (`check_target`): an existing folder is never replaced by a
+    file, nor a file by a folder. On error the temporary is removed and `target` is untouched;
+    an error of a full disk becomes a PipelineError naming `target`, and an OS error names
+    `target`, not the temporary.
+    """
+    target = check_target(target, tree)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    tmp = _temp_name(target)
-    old = None
+    tmp, old = None, None
     try:
+        tmp = _temp_name(target)
         try:
             yield tmp
         except OSError as e:
@@ -119,13 +168,15 @@ def atomic_path(target: str | Path):
                     f"{target}: disk full while writing it ({e.strerror or e}); {kept}; free "
                     f"space on {target.parent.resolve()} and re-run"
                 ) from None
-            raise
-        if target.is_dir() and not target.is_symlink():
+            raise _named(e, (tmp,), target) from None
+        if tree and target.is_dir():
             # A directory cannot be replaced in one rename: move the old one aside first, so
             # that `target` is at every moment the old tree, absent, or the new tree.
             old = _temp_name(target, ".old")
             os.replace(target, old)
         os.replace(tmp, target)
+    except OSError as e:
+        raise _named(e, (tmp, old), target) from None
     finally:
         if old is not None and old.exists() and not target.exists():
             os.replace(old, target)  # stopped between the two renames: the old tree comes back

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from simclr.errors import PipelineError
-from simclr.io import write_text
+from simclr.io import check_target, write_text
 from simclr.significance import false_discovery, paired_difference, welch_difference
 from tasks.experiments import UNKNOWN_REPLICA, Group, varying_params
 from tasks.report_html import to_html
@@ -210,14 +210,21 @@ def csv_text(rows: list[dict]) -> str:
 OUTPUTS = (".md", ".html", ".csv")
 
 
-def write_result(path: Path, markdown: str, csv_rows: str, title: str) -> Path:
-    """A result to `path`, by its suffix: the Markdown, a self-contained HTML page of it, or
-    the CSV."""
+def check_result_path(path: Path) -> Path:
+    """`path` if a result can be written there (a known suffix, a file's place): checked before
+    the work, so that a bad --output costs nothing."""
     if path.suffix not in OUTPUTS:
         raise PipelineError(
             f"--output {path}: no format for {path.suffix or 'no suffix'}; "
             f"use a file ending in {', '.join(OUTPUTS)}"
         )
+    return check_target(path)
+
+
+def write_result(path: Path, markdown: str, csv_rows: str, title: str) -> Path:
+    """A result to `path`, by its suffix: the Markdown, a self-contained HTML page of it, or
+    the CSV."""
+    check_result_path(path)
     if path.suffix == ".html":
         return write_text(path, to_html(markdown, title))
     return write_text(path, markdown if path.suffix == ".md" else csv_rows)

@@ -13,7 +13,7 @@ from simclr.config import Params
 from simclr.errors import PipelineError
 
 
-def replica_arg(params: Params, arg: str | None) -> int:
+def replica_arg(params: Params, arg: str | None = None) -> int:
     """The replica a stage was started for (its command-line argument; none = the first)."""
     if arg is None:
         return params.replicas[0]

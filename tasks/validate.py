@@ -239,7 +239,7 @@ class Suites:
 
     def publish(self, target: Path) -> None:
         """Move the Data Docs site to `target` in one rename."""
-        with atomic_path(target) as tmp:
+        with atomic_path(target, tree=True) as tmp:
             shutil.copytree(self.docs, tmp)
         self.discard()
 

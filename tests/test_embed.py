@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers import BIN, photo_files, tiny_checkpoint, tiny_prepared
+from helpers import BIN, photo_files, tiny_checkpoint, tiny_prepared, tree_digest
 from PIL import Image
 
 import simclr.embed as embed_module
@@ -152,3 +152,23 @@ def test_wrong_channels_and_a_missing_folder_are_one_line_errors(tmp_path, capsy
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_simclr_embed_never_writes_over_a_folder_and_refuses_before_reading_the_checkpoint(
+    tmp_path, photos
+):
+    keep = tmp_path / "keep"
+    (keep / "sub").mkdir(parents=True)
+    (keep / "a.parquet").write_bytes(b"precious")
+    before = tree_digest(keep)
+    missing = tmp_path / "no-such-checkpoint.pt"  # not read: the output is refused first
+    for out, said in (
+        (keep, f"{keep}: is a folder, where a file is written; name a file"),
+        (keep / "a.parquet" / "h.parquet", f"{keep}/a.parquet is a file, not a folder"),
+    ):
+        cmd = [str(BIN / "simclr"), "embed", str(photos), str(out), "--checkpoint", str(missing)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith("error: ") and said in r.stderr
+    assert tree_digest(keep) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "photos"]

@@ -12,7 +12,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from helpers import photo_files, tiny_checkpoint
+from helpers import photo_files, tiny_checkpoint, tree_digest
 from PIL import Image
 
 from flows.console import main
@@ -90,3 +90,32 @@ def test_simclr_export_writes_the_files_and_a_bad_format_is_one_line(tmp_path, c
     assert capsys.readouterr().err == (
         "error: export formats ['tflite']: choose from torchscript, onnx\n"
     )
+
+
+def test_an_export_never_touches_a_folder_of_the_users_and_replaces_its_own_set_whole(
+    tmp_path, capsys, monkeypatch
+):
+    import simclr.export as export_module
+
+    checkpoint = tiny_checkpoint(tmp_path / "simclr.pt", channels=1, image_size=8)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    before = tree_digest(mine)
+    with pytest.raises(SystemExit) as exit_:
+        main(["export", str(mine), "--checkpoint", str(checkpoint)])
+    assert exit_.value.code == 2 and tree_digest(mine) == before
+    assert capsys.readouterr().err == (
+        f"error: {mine}: holds files that are not an export (notes.txt); name a new or empty "
+        "folder, or an earlier export's\n"
+    )
+    out = tmp_path / "out"
+    assert (
+        main(["export", str(out), "--checkpoint", str(checkpoint), "--format", "torchscript"]) == 0
+    )
+    first = tree_digest(out)
+    # A failure after the first file of a new set: the earlier set stays, whole and alone.
+    monkeypatch.setattr(export_module, "write_json", lambda *a: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        export_module.export_encoder(*load_encoder(checkpoint), checkpoint, out, ("torchscript",))
+    assert tree_digest(out) == first and [p.name for p in tmp_path.glob(".out.*")] == []

@@ -258,7 +258,7 @@ def write_prepared(
 
 def save_prepared(prepared: Prepared, root: str | Path) -> Path:
     """Write the prepared dataset atomically: a reader sees the old one or the complete new one."""
-    with atomic_path(root) as tmp:
+    with atomic_path(root, tree=True) as tmp:
         splits = {
             name: Rows(split.images, np.arange(len(split.labels)), split.labels, split.paths)
             for name, split in prepared.splits().items()
@@ -284,7 +284,7 @@ def prepare(
     rename), and every split is gathered from them chunk by chunk, so memory does not grow
     with the dataset. Atomic as `save_prepared`; returns the written dataset, memory-mapped,
     with the files that did not decode (`rejected`, or `skipped` with `skip_corrupt`)."""
-    with atomic_path(root) as tmp:
+    with atomic_path(root, tree=True) as tmp:
         source = load(tmp / SCRATCH)
         parts = split_indices(source, test_fraction, seed, fraction, max_per_class)
         splits = {

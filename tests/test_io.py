@@ -1,0 +1,129 @@
+"""simclr/io.py: the one way every output is written. Nothing of the user's is deleted or
+replaced by something of another kind, a bad target is refused before any work, and an error
+names the target the user gave, never our temporary."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import tree_digest
+
+from simclr.errors import PipelineError, explain
+from simclr.io import atomic_path, check_target, write_text
+
+
+@pytest.fixture
+def sentinel(tmp_path) -> Path:
+    """A folder of the user's, with files and a sub-folder."""
+    root = tmp_path / "keep"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("precious")
+    (root / "sub" / "b.bin").write_bytes(os.urandom(64))
+    return root
+
+
+def test_a_file_is_never_written_over_a_folder_and_the_folder_is_untouched(sentinel):
+    before = tree_digest(sentinel)
+    with pytest.raises(PipelineError, match=r"keep: is a folder, where a file is written"):
+        write_text(sentinel, "x")
+    assert tree_digest(sentinel) == before
+    assert sorted(p.name for p in sentinel.parent.iterdir()) == ["keep"]  # no temporary
+
+
+def test_a_symbolic_link_to_a_folder_is_refused_and_one_to_a_file_is_written_through(
+    tmp_path, sentinel
+):
+    (tmp_path / "to-dir").symlink_to(sentinel)
+    with pytest.raises(PipelineError, match="is a folder"):
+        write_text(tmp_path / "to-dir", "x")
+    (tmp_path / "to-file").symlink_to(sentinel / "a.txt")
+    write_text(tmp_path / "to-file", "new")
+    assert (tmp_path / "to-file").is_symlink() and (sentinel / "a.txt").read_text() == "new"
+
+
+def test_a_folder_is_never_written_over_a_file(tmp_path):
+    target = tmp_path / "report.md"
+    target.write_text("mine")
+    refused = r"report\.md: is a file, where a folder is written"
+    with pytest.raises(PipelineError, match=refused), atomic_path(target, tree=True) as tmp:
+        tmp.mkdir()
+    assert target.read_text() == "mine"
+
+
+def test_a_path_below_a_regular_file_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "a.txt").write_text("mine")
+    with pytest.raises(PipelineError) as e:
+        write_text(tmp_path / "a.txt" / "deeper" / "x.md", "x")
+    assert str(e.value) == (
+        f"{tmp_path}/a.txt/deeper/x.md: {tmp_path}/a.txt is a file, not a folder; choose "
+        "another path"
+    )
+    assert (tmp_path / "a.txt").read_text() == "mine"
+
+
+def test_the_check_comes_before_the_work(tmp_path, sentinel):
+    ran = []
+    with pytest.raises(PipelineError), atomic_path(sentinel) as tmp:
+        ran.append(tmp)
+    assert ran == []
+
+
+def test_an_os_error_while_writing_names_the_target_not_the_temporary(tmp_path):
+    target = tmp_path / "out.parquet"
+    with pytest.raises(OSError) as e, atomic_path(target) as tmp:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp))
+    assert isinstance(e.value, PermissionError) and e.value.filename == str(target)
+    assert explain(e.value) == (
+        f"Permission denied ({target}); check its permissions (ls -l) or run as a user who may "
+        "use it"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_place_is_refused_before_any_work_naming_the_target(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            with pytest.raises(PipelineError, match=r"ro/x\.md: cannot write it: .*not writable"):
+                check_target(folder / "x.md")
+        finally:
+            folder.chmod(0o755)
+        return
+    if not shutil.which("unshare"):
+        pytest.skip("root without unshare: no read-only file system to test on")
+    # As root permissions do not bind: a read-only tmpfs in a mount namespace of its own, which
+    # vanishes with the process.
+    code = (
+        "import sys; from simclr.io import write_text; from simclr.errors import user_errors\n"
+        "with user_errors(): write_text(sys.argv[1] + '/x.md', 'x')"
+    )
+    script = f'mount -t tmpfs -o ro none "$1" && exec "{sys.executable}" -c "$2" "$1"'
+    r = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", str(folder), code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if "mount" in r.stderr and r.returncode != 2:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    assert r.returncode == 2
+    assert r.stderr == (
+        f"error: {folder}/x.md: cannot write it: {folder} is on a read-only file system; use a "
+        "writable place\n"
+    )
+
+
+def test_missing_parent_folders_are_made_and_a_file_is_replaced_whole(tmp_path):
+    target = tmp_path / "new" / "deeper" / "x.md"
+    write_text(target, "one")
+    write_text(target, "two")
+    assert target.read_text() == "two"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["x.md"]
