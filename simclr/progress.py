@@ -1,17 +1,20 @@
 """Progress of long work (pretraining epochs, feature extraction, fine-tuning, image decoding,
 embedding): `track` wraps the loop's iterable.
 
-On a terminal (stderr is a TTY) it draws a tqdm bar: images done of the total, steps, images/s,
-elapsed and time left; the bar appears only for work lasting over BAR_DELAY seconds and is
-cleared when the work ends, so the caller's own summary line (the epoch's loss, say) is what
-stays on screen. Anywhere else (a log file, CI, DVC run by the scheduled Prefect flow, pytest)
-there are no carriage returns: one plain `logging` line (logger `simclr.progress`, INFO) every
-LOG_EVERY seconds while the work lasts, and nothing for work shorter than that.
+On a terminal (stderr is a TTY with columns) it draws a tqdm bar: images done of the total,
+steps, images/s, elapsed and time left; the bar appears only for work lasting over BAR_DELAY
+seconds and is cleared when the work ends, so the caller's own summary line (the epoch's loss,
+say) is what stays on screen. Anywhere else (a log file, CI, DVC run by the scheduled Prefect
+flow, pytest, a TTY of 0 columns) there are no carriage returns: one plain `logging` line
+(logger `simclr.progress`, INFO) every LOG_EVERY seconds while the work lasts, and nothing for
+work shorter than that.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sized
@@ -48,7 +51,7 @@ def track(
     if not show:
         yield from items
         return
-    meter = _Bar(what, total) if sys.stderr.isatty() else _LogLines(what, total)
+    meter = _Bar(what, total) if _draws_bars(sys.stderr) else _LogLines(what, total)
     done = 0
     try:
         for step, item in enumerate(items, 1):
@@ -57,6 +60,17 @@ def track(
             meter.update(done, f"step {step}/{steps}" if steps else f"step {step}")
     finally:
         meter.close()
+
+
+def _draws_bars(stream) -> bool:
+    """A terminal that can show a bar: a TTY with columns. Some CI runners and pty wrappers
+    report 0 columns, where tqdm draws nothing; they get the plain lines."""
+    if not stream.isatty():
+        return False
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return True  # a TTY whose size is unknown: tqdm falls back to its default width
 
 
 class _Bar:

@@ -93,3 +93,27 @@ def test_a_loop_that_stops_early_closes_its_bar(monkeypatch):
             if i == 3:
                 raise ValueError
     assert screen.getvalue().split("\r")[-1].strip() == ""  # cleared
+
+
+def test_a_terminal_of_zero_columns_gets_the_plain_lines(clock, monkeypatch, caplog):
+    # A real pseudo-terminal that reports 0 x 0, as some CI runners and pty wrappers do: tqdm
+    # would draw nothing there, so a long job would look hung.
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+    with os.fdopen(follower, "w") as screen:
+        assert screen.isatty() and os.get_terminal_size(follower).columns == 0
+        monkeypatch.setattr(progress.sys, "stderr", screen)
+        caplog.set_level(logging.INFO, logger="simclr.progress")
+        for _ in track(range(2), "evaluating", per_item=10):
+            clock.now += progress.LOG_EVERY
+    os.close(leader)
+    assert [r.getMessage() for r in caplog.records] == [
+        "evaluating: 10/20 images (50%), step 1/2, 0 images/s, 01:00 left",
+        "evaluating: 20/20 images (100%), step 2/2, 0 images/s, 00:00 left",
+    ]
