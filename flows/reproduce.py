@@ -17,9 +17,8 @@ from pathlib import Path
 
 from flows.cli import boundary
 from simclr.errors import PipelineError
+from simclr.significance import ALPHA, CANNOT_TELL
 from tasks.comparison import (
-    ALPHA,
-    CANNOT_TELL,
     check_result_path,
     compare_groups,
     csv_text,

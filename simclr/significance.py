@@ -111,3 +111,18 @@ def over_replicas(a, b) -> dict:
 def false_discovery(ps: list[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (q) of a family of tests, in the given order."""
     return [float(q) for q in stats.false_discovery_control(ps)] if ps else []
+
+
+ALPHA = 0.05  # a difference is beyond the noise when its q (and so its p) is below this
+CANNOT_TELL = "cannot tell"
+
+
+def verdict(p: float | None, q: float | None) -> str:
+    """Whether a difference is beyond the noise, one rule for every table: "yes" where its
+    Benjamini-Hochberg q over the family is below ALPHA, "p < 0.05 only" where p alone is, "no"
+    otherwise, and CANNOT_TELL where there is no test."""
+    if p is None:
+        return CANNOT_TELL
+    if q < ALPHA:
+        return "yes"
+    return f"p < {ALPHA} only" if p < ALPHA else "no"

@@ -13,13 +13,18 @@ import numpy as np
 
 from simclr.errors import PipelineError
 from simclr.io import check_target, write_text
-from simclr.significance import false_discovery, paired_difference, welch_difference
+from simclr.significance import (
+    ALPHA,
+    CANNOT_TELL,
+    false_discovery,
+    paired_difference,
+    verdict,
+    welch_difference,
+)
 from tasks.experiments import UNKNOWN_REPLICA, Group, varying_params
 from tasks.report_html import to_html
 
-ALPHA = 0.05  # a difference is beyond the noise when its q (and so its p) is below this
 LOWER_IS_BETTER = ("pretrain.loss",)
-CANNOT_TELL = "cannot tell"
 
 
 def spread(values: dict[str, float]) -> tuple[float, float, int]:
@@ -43,14 +48,6 @@ def difference(base: dict[str, float], other: dict[str, float]) -> dict:
         return {**out, "test": f"paired t-test over {len(ids)} replicas (same seeds)"}
     out = welch_difference(list(other.values()), list(base.values()))
     return {**out, "test": f"Welch's t-test, {len(other)} vs {len(base)} replicas"}
-
-
-def verdict(p: float | None, q: float | None) -> str:
-    if p is None:
-        return CANNOT_TELL
-    if q < ALPHA:
-        return "yes"
-    return "p < 0.05 only" if p < ALPHA else "no"
 
 
 def compare_groups(base: Group, other: Group) -> list[dict]:
