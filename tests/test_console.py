@@ -71,3 +71,47 @@ def test_simclr_run_checks_params_then_runs_dvc_repro_with_the_options_given(rep
     assert r.returncode == 2 and "Running stage" not in r.stdout
     assert r.stderr.startswith("error: params.yaml: unknown key 'pretrain.epochz'")
     assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "option, value, allowed",
+    [
+        ("--workers", "-1", "-1: allowed: 1 to 256"),
+        ("--workers", "0", "0: allowed: 1 to 256"),
+        ("--workers", "100000", "100000: allowed: 1 to 256"),
+        ("--batch-size", "0", "0: allowed: 1 to 65,536"),
+        ("--batch-size", "nan", "'nan' is not an integer"),
+    ],
+)
+def test_embed_refuses_bad_numbers_before_reading_the_checkpoint(
+    option, value, allowed, tmp_path, capsys
+):
+    missing = tmp_path / "missing.pt"  # read first, its error would be another line
+    argv = ["embed", str(tmp_path), str(tmp_path / "h.parquet"), "--checkpoint", str(missing)]
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, option, value])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"simclr embed: error: argument {option}: {allowed}"
+    )
+
+
+def test_embed_with_negative_workers_is_one_usage_line(tmp_path):
+    cmd = [str(BIN / "simclr"), "embed", str(tmp_path), str(tmp_path / "h.parquet")]
+    r = subprocess.run([*cmd, "--workers", "-1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("usage: simclr embed")
+    assert (
+        r.stderr.splitlines()[-1]
+        == "simclr embed: error: argument --workers: -1: allowed: 1 to 256"
+    )
+
+
+def test_serve_refuses_a_bad_cron_before_starting_a_server():
+    cmd = [str(BIN / "simclr"), "serve", "--cron", "99 99 * * *"]
+    env = {k: v for k, v in repo_env().items() if k != "PREFECT_API_URL"}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("usage: simclr serve")
+    assert r.stderr.splitlines()[-1] == (
+        'simclr serve: error: argument --cron: Invalid cron string: "99 99 * * *"; write five '
+        "fields: minute hour day month weekday, e.g. '0 3 * * *'"
+    )
