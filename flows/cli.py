@@ -64,9 +64,13 @@ def run_tags() -> list[str]:
 API_TIMEOUT_SECONDS = 5
 
 
-def check_api() -> None:
+LOCAL_SERVER = "or unset PREFECT_API_URL to run with a temporary local server"
+
+
+def check_api(otherwise: str = LOCAL_SERVER) -> None:
     """Fail fast, in one line, when a Prefect API is configured but does not answer: otherwise
-    Prefect fails later with a traceback, or waits on a host that never replies."""
+    Prefect fails later with a traceback, or waits on a host that never replies. `otherwise`:
+    the advice besides starting it."""
     import urllib.request
 
     from prefect.settings import PREFECT_API_URL
@@ -81,7 +85,7 @@ def check_api() -> None:
         reason = getattr(e, "reason", e)
         raise PipelineError(
             f"the Prefect API at {url} does not answer ({reason}); start it (prefect server "
-            "start) or unset PREFECT_API_URL to run with a temporary local server"
+            f"start) {otherwise}"
         ) from None
 
 

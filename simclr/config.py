@@ -9,6 +9,7 @@ allowed, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from pathlib import Path
@@ -418,13 +419,37 @@ with warnings.catch_warnings():
             return self
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read, type-check and validate params.yaml."""
+def load_params(path: str | Path = "params.yaml", overrides: dict | None = None) -> Params:
+    """Read, type-check and validate params.yaml; with `overrides` (dotted key -> value), the
+    params an experiment with those overrides runs with (`with_overrides`)."""
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: file not found; run from the repository root")
     raw = read_yaml(path)
-    return from_dict(Params, {} if raw is None else raw)
+    raw = {} if raw is None else raw
+    return from_dict(Params, with_overrides(raw, overrides) if overrides else raw)
+
+
+def with_overrides(raw, overrides: dict):
+    """params.yaml's data with each dotted key set as `dvc exp run -S ++key=value` sets it (the
+    pipeline flow's overrides): added where missing, so that a misspelt key reaches the schema
+    and is refused there, naming it."""
+    if not isinstance(raw, dict):
+        return raw  # not a mapping: the schema refuses it as it is
+    out = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        *parents, last = str(key).split(".")
+        node = out
+        for i, part in enumerate(parents):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                above = ".".join(parents[: i + 1])
+                raise PipelineError(
+                    f"override {key}: params.yaml's {above} is {show(node)}, not a mapping of "
+                    "keys; set a key that params.yaml has"
+                )
+        node[last] = value
+    return out
 
 
 def to_dict(cfg: BaseModel) -> dict:
