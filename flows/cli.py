@@ -72,12 +72,19 @@ def check_api(otherwise: str = LOCAL_SERVER) -> None:
     Prefect fails later with a traceback, or waits on a host that never replies. `otherwise`:
     the advice besides starting it."""
     import urllib.request
+    from urllib.parse import urlsplit
 
     from prefect.settings import PREFECT_API_URL
 
     url = PREFECT_API_URL.value()
     if not url:
         return  # no server configured: the stage starts its own (prefect_api)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PipelineError(
+            f"PREFECT_API_URL {url!r} is not an http(s) URL; set it to the server's API (e.g. "
+            f"http://127.0.0.1:4200/api) {otherwise}"
+        )
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=API_TIMEOUT_SECONDS):
             return

@@ -115,3 +115,29 @@ def test_serve_refuses_a_bad_cron_before_starting_a_server():
         'simclr serve: error: argument --cron: Invalid cron string: "99 99 * * *"; write five '
         "fields: minute hour day month weekday, e.g. '0 3 * * *'"
     )
+
+
+@pytest.mark.parametrize(
+    "url, line",
+    [
+        (
+            "http://127.0.0.1:9/api",  # nothing listens on the discard port
+            "error: the Prefect API at http://127.0.0.1:9/api does not answer ([Errno 111] "
+            "Connection refused); start it (prefect server start) or unset PREFECT_API_URL to "
+            "run with a temporary local server",
+        ),
+        (
+            "localhost:4200",
+            "error: PREFECT_API_URL 'localhost:4200' is not an http(s) URL; set it to the "
+            "server's API (e.g. http://127.0.0.1:4200/api) or unset PREFECT_API_URL to run with "
+            "a temporary local server",
+        ),
+    ],
+)
+def test_simclr_check_checks_the_api_it_is_given(url, line, tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    env = repo_env(PREFECT_API_URL=url)
+    r = subprocess.run(
+        [str(BIN / "simclr"), "check"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert (r.returncode, r.stdout, r.stderr.splitlines()) == (2, "", [line])
