@@ -103,7 +103,7 @@ def evaluate_representations(
 def _check_neighbours(k: int, images: int) -> None:
     """A k beyond the whole labelled training split is more than the data allows: an error,
     not a silent clip. Below that, a small label fraction's subset may hold fewer images than
-    k (1% of digits is about 14 images against the default k = 20): all of them vote then, a
+    k (1% of each digit class is a few images, fewer than the default k = 20): all of them vote, a
     cap the default pipeline's results rely on, so it stays (simclr.probe.knn_predict)."""
     if k > images:
         raise PipelineError(

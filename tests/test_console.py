@@ -141,3 +141,20 @@ def test_simclr_check_checks_the_api_it_is_given(url, line, tmp_path):
         [str(BIN / "simclr"), "check"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert (r.returncode, r.stdout, r.stderr.splitlines()) == (2, "", [line])
+
+
+def test_simclr_check_refuses_params_that_dvc_repro_would_miss(tmp_path):
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    (tmp_path / "params.yaml").write_text("pretrain:\n  epochs: 10\n")  # only what was changed
+    env = {k: v for k, v in repo_env().items() if k != "PREFECT_API_URL"}
+    r = subprocess.run(
+        [str(BIN / "simclr"), "check"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr.splitlines() == [
+        "error: params.yaml: missing data, datasets, validate, seed, model, evaluate, "
+        "pretrain.device, pretrain.precision, replicas, pretrain.dataset, transfer, which "
+        "dvc.yaml's stages declare as params (dvc repro stops without them); add them, e.g. "
+        "copied from the params.yaml that comes with the pipeline (it lists every key with its "
+        "default)"
+    ]
