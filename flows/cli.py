@@ -64,16 +64,27 @@ def run_tags() -> list[str]:
 API_TIMEOUT_SECONDS = 5
 
 
-def check_api() -> None:
+LOCAL_SERVER = "or unset PREFECT_API_URL to run with a temporary local server"
+
+
+def check_api(otherwise: str = LOCAL_SERVER) -> None:
     """Fail fast, in one line, when a Prefect API is configured but does not answer: otherwise
-    Prefect fails later with a traceback, or waits on a host that never replies."""
+    Prefect fails later with a traceback, or waits on a host that never replies. `otherwise`:
+    the advice besides starting it."""
     import urllib.request
+    from urllib.parse import urlsplit
 
     from prefect.settings import PREFECT_API_URL
 
     url = PREFECT_API_URL.value()
     if not url:
         return  # no server configured: the stage starts its own (prefect_api)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PipelineError(
+            f"PREFECT_API_URL {url!r} is not an http(s) URL; set it to the server's API (e.g. "
+            f"http://127.0.0.1:4200/api) {otherwise}"
+        )
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=API_TIMEOUT_SECONDS):
             return
@@ -81,7 +92,7 @@ def check_api() -> None:
         reason = getattr(e, "reason", e)
         raise PipelineError(
             f"the Prefect API at {url} does not answer ({reason}); start it (prefect server "
-            "start) or unset PREFECT_API_URL to run with a temporary local server"
+            f"start) {otherwise}"
         ) from None
 
 

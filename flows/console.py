@@ -28,6 +28,22 @@ def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]. A refusal is argparse's one-line usage error
+    (exit 2), before anything is loaded."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value}: allowed: {low} to {high:,}")
+        return value
+
+    return parse
+
+
 def _check(argv: list[str], prog: str) -> int:
     argparse.ArgumentParser(
         prog=prog,
@@ -86,11 +102,19 @@ def _embed(argv: list[str], prog: str) -> int:
         "file with one row per image: path, label (the class folder; null in a flat folder), "
         "split and index (prepared datasets), and h (float32 list).",
     )
+    from simclr.config import MAX_BATCH, MAX_PROCESSES  # the bounds params.yaml has too
+
     parser.add_argument("source", help="image folder or prepared dataset")
     parser.add_argument("output", help="the Parquet file to write")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
+    parser.add_argument(
+        "--batch-size", type=_int_in(1, MAX_BATCH), default=256, help="images per batch"
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    parser.add_argument("--workers", type=int, help="decoding threads (default: one per CPU)")
+    parser.add_argument(
+        "--workers",
+        type=_int_in(1, MAX_PROCESSES),
+        help="decoding threads (default: one per CPU)",
+    )
     _add_checkpoint(parser)
     parser.add_argument(
         "--skip-bad",

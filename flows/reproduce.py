@@ -56,8 +56,8 @@ def committed_run(repo: Path, rev: str) -> Entry:
 def status(row: dict, base: dict[str, float], new: dict[str, float]) -> str:
     if base == new:
         return "identical"
-    if row["p"] is None:
-        return f"{CANNOT_TELL} (one replica)"
+    if row["p"] is None:  # one replica, or a value that is not a number
+        return f"{CANNOT_TELL} ({row['test'].removeprefix(CANNOT_TELL + ': ')})"
     if row["q"] < ALPHA:
         return "moved beyond noise"
     return "p < 0.05 only" if row["p"] < ALPHA else "within noise"

@@ -26,11 +26,27 @@ def _overrides(text: str) -> dict:
     return value
 
 
+def _cron(text: str) -> str:
+    """--cron: checked as the deployment's schedule will be (Prefect's CronSchedule), so that
+    a bad expression is argparse's one-line usage error before any server is started."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=text)
+    except ValidationError as e:
+        reason = e.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        raise argparse.ArgumentTypeError(
+            f"{reason}; write five fields: minute hour day month weekday, e.g. '0 3 * * *'"
+        ) from None
+    return text
+
+
 @boundary()
 def main(argv: list[str] | None = None, prog: str = "python -m flows.serve") -> None:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--name", default="simclr-serve", help="deployment name")
-    parser.add_argument("--cron", default=DEFAULT_CRON, help="schedule (cron, UTC)")
+    parser.add_argument("--cron", default=DEFAULT_CRON, type=_cron, help="schedule (cron, UTC)")
     parser.add_argument(
         "--overrides",
         default={},

@@ -23,13 +23,14 @@ from prefect.cache_policies import NONE
 from ruamel.yaml import YAML
 
 import flows  # noqa: F401  (sets the analytics opt-outs before prefect runs anything)
-from flows.cli import boundary
+from flows.cli import PARAMS, boundary, check_api
 from flows.compare import comparisons
 from simclr.config import load_params
 from simclr.errors import PipelineError
 from tasks.artifacts import artifact_key, publish
 from tasks.comparison import listing_markdown
-from tasks.experiments import dvc_exp_show, entries, group_entries
+from tasks.dotted import flatten
+from tasks.experiments import dvc_exp_show, entries, git, group_entries
 
 DEPLOYMENT = "simclr-pipeline/nightly"  # prefect.yaml; simclr-pipeline/nightly-gpu on GPUs
 POLL_SECONDS = 5
@@ -110,6 +111,8 @@ def sweep_flow(
     (default: params.yaml's); name: prefix of the experiments' names; repo: the repository the
     deployment runs in (where the experiments are read back).
     """
+    if not timeout > 0:  # NaN too: it would wait for nothing, or forever
+        raise PipelineError(f"sweep: timeout {timeout}: allowed: seconds > 0")
     log = get_run_logger()
     root = Path(repo).resolve()
     replicas = list(replicas) if replicas else list(load_params(root / "params.yaml").replicas)
@@ -131,11 +134,79 @@ def sweep_flow(
 
 
 def _replicas(text: str) -> list[int]:
-    """--replicas: comma-separated integers (argparse turns a refusal into its usage error)."""
+    """--replicas: comma-separated integers, by the schema's rules for params.yaml `replicas`
+    (>= 0, no repeats); argparse turns a refusal into its one-line usage error."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from simclr.config import Replicas
+
     try:
-        return [int(r) for r in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: write replicas as 0,1,2") from None
+        return list(TypeAdapter(Replicas).validate_python([int(r) for r in text.split(",")]))
+    except (ValueError, ValidationError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write distinct replicas >= 0, e.g. 0,1,2"
+        ) from None
+
+
+def _experiment_prefix(text: str) -> str:
+    """--name: DVC keeps an experiment as a Git ref, refs/exps/.../<name>, and refuses a name
+    that `git check-ref-format` refuses or that holds '/'; checked on the first experiment's
+    name before anything is submitted (each run would fail on it)."""
+    first = f"{text}-0-r0"
+    if "/" in text or git(Path.cwd(), "check-ref-format", f"refs/exps/{first}").returncode:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a valid DVC experiment name; use letters, digits, '-', '_' and "
+            "'.' (no spaces, '/', '..', '~', '^', ':', '?', '*', '[' or '\\')"
+        )
+    return text
+
+
+def _deployment(text: str) -> str:
+    flow_name, sep, name = text.partition("/")
+    if not (flow_name and sep and name) or "/" in name:
+        raise argparse.ArgumentTypeError(f"{text!r}: write FLOW/DEPLOYMENT, e.g. {DEPLOYMENT}")
+    return text
+
+
+def check_experiments(repo: Path, grid: dict[str, list], replicas: list[int] | None) -> list:
+    """Every grid point's params (params.yaml with its overrides and the replicas, as `dvc exp
+    run -S` sets them) checked by the schema before anything is submitted: a misspelt key or a
+    bad value is one line naming it, not a failed run per experiment. Returns the replicas
+    (default: params.yaml's)."""
+    replicas = replicas or list(load_params(repo / PARAMS).replicas)
+    for point in grid_points(grid):
+        try:
+            load_params(repo / PARAMS, {**flatten(point), "replicas": replicas})
+        except PipelineError as e:
+            spec = ", ".join(f"{k}={v}" for k, v in point.items())
+            raise PipelineError(f"--grid {spec}: {e}") from None
+    return replicas
+
+
+def check_server(deployment: str) -> None:
+    """The Prefect server answers (the stages' check) and has `deployment`, before anything is
+    submitted: otherwise the first submission fails with Prefect's traceback."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:  # a temporary server would have no deployment, nor workers
+        raise PipelineError(
+            "PREFECT_API_URL is not set (the sweep runs on a server's work pool); set it to the "
+            "server's API, e.g. http://127.0.0.1:4200/api"
+        )
+    check_api(otherwise="or point PREFECT_API_URL at the server that has the deployment")
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(deployment)
+        except ObjectNotFound:
+            name = deployment.partition("/")[2]
+            raise PipelineError(
+                f"deployment {deployment} is not registered on the Prefect server at {url}; "
+                f"register it from the repository root with `prefect --no-prompt deploy --name "
+                f"{name}` (prefect.yaml), or pass --deployment of one that is"
+            ) from None
 
 
 @boundary()
@@ -143,11 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.sweep", description=__doc__)
     parser.add_argument("--grid", action="append", required=True, help="key=value1,value2")
     parser.add_argument("--replicas", type=_replicas, help="e.g. 0,1,2 (default: params.yaml's)")
-    parser.add_argument("--deployment", default=DEPLOYMENT)
-    parser.add_argument("--name", default="sweep", help="prefix of the experiments' names")
+    parser.add_argument("--deployment", default=DEPLOYMENT, type=_deployment)
+    parser.add_argument(
+        "--name", default="sweep", type=_experiment_prefix, help="prefix of the experiments' names"
+    )
     parser.add_argument("--repo", default=".", help="where the deployment runs (default: here)")
     args = parser.parse_args(argv)
-    sweep_flow(parse_grid(args.grid), args.replicas, args.deployment, args.name, args.repo)
+    grid = parse_grid(args.grid)
+    # Everything a user can get wrong, checked before the first run is submitted.
+    replicas = check_experiments(Path(args.repo), grid, args.replicas)
+    check_server(args.deployment)
+    sweep_flow(grid, replicas, args.deployment, args.name, args.repo)
     return 0
 
 

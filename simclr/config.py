@@ -9,6 +9,7 @@ allowed, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import copy
 import re
 import warnings
 from pathlib import Path
@@ -64,8 +65,7 @@ def _exact_int(value):
 
 
 Scale = Annotated[tuple[Share, Share], AfterValidator(_ordered)]
-Positive = Annotated[Float, Field(gt=0)]
-Ratio = Annotated[tuple[Positive, Positive], AfterValidator(_ordered)]
+Ratio = Annotated[tuple[FinitePositive, FinitePositive], AfterValidator(_ordered)]
 Shares = Annotated[tuple[Share, ...], Field(min_length=1), AfterValidator(_unique)]
 Positives = Annotated[tuple[FinitePositive, ...], Field(min_length=1)]
 
@@ -73,12 +73,15 @@ Positives = Annotated[tuple[FinitePositive, ...], Field(min_length=1)]
 # Upper bounds of the params that multiply memory (pixels per image, images per batch, channels,
 # processes): far above any real setting (ImageNet on GPUs: 224 px, batch 4096, ResNet-50 4x,
 # heads of 8192), low enough that a typo is refused in one line instead of filling the memory
-# until the kernel kills the stage. knn_k needs none (k is capped at the labelled images), nor
-# epochs (the schedule is computed step by step).
+# until the kernel kills the stage. epochs needs none (the schedule is computed step by step).
 MAX_IMAGE_SIZE = 1024  # 3 MiB an RGB image; 20000 px would be 1.2 GB each
 MAX_BATCH = 65_536  # the paper's largest is 8192
 MAX_CHANNELS = 32_768  # widths and head dims; ResNet-50 8x has 16384
 MAX_PROCESSES = 256  # decoding threads, loader processes, processes per machine
+# kNN votes: a classifier with fewer labelled images than k lets all of them vote (a 1% label
+# subset of the default run holds fewer than evaluate.knn_k), so without a bound a typo such as
+# 10**20 would silently mean "every image votes"; the literature's monitor votes with 200.
+MAX_NEIGHBOURS = 10_000
 
 
 class _Model(BaseModel):
@@ -169,9 +172,9 @@ class ValidateConfig(_Model):
     max_rows: Int = Field(10_000_000, ge=0)
     min_per_class: Int = Field(2, ge=1)
     """images of every class in each of train and test"""
-    max_imbalance: Float = Field(10.0, ge=1)
+    max_imbalance: Float = Field(10.0, ge=1, allow_inf_nan=False)
     """largest class / smallest class, in each split"""
-    min_pixel_std: Float = Field(1.0, ge=0)
+    min_pixel_std: Float = Field(1.0, ge=0, allow_inf_nan=False)
     """pixel std (0..255) below which an image is near-blank"""
 
     @model_validator(mode="after")
@@ -219,7 +222,7 @@ class AugmentConfig(_Model):
     """aspect ratios of the crop (the paper's 3/4 to 4/3)"""
     flip_p: Prob = 0.0
     """digits are not mirror-symmetric"""
-    jitter_strength: Float = Field(0.5, ge=0)
+    jitter_strength: Float = Field(0.5, ge=0, allow_inf_nan=False)
     """s: brightness, contrast, saturation 0.8s, hue 0.2s"""
     jitter_p: Prob = 0.8
     grayscale_p: Prob = 0.2
@@ -262,7 +265,7 @@ class PretrainConfig(_Model):
     lr_scaling: Literal["linear", "sqrt"] = "linear"
     """linear: lr * batch / 256; sqrt: lr * sqrt(batch)"""
     momentum: Float = Field(0.9, gt=0, lt=1)
-    weight_decay: Float = Field(1e-6, ge=0)
+    weight_decay: Float = Field(1e-6, ge=0, allow_inf_nan=False)
     trust_coefficient: FinitePositive = 0.001
     """LARS eta"""
     warmup_epochs: Int = Field(5, ge=0)
@@ -280,7 +283,7 @@ class PretrainConfig(_Model):
     """processes reading batches (a GPU may want 4-8)"""
     knn_every: Int = Field(10, ge=0)
     """kNN monitor on the labelled split every K epochs; 0 = off"""
-    knn_k: Int = Field(200, ge=1)
+    knn_k: Int = Field(200, ge=1, le=MAX_NEIGHBOURS)
     knn_temperature: FinitePositive = 0.1
     distributed: DistributedConfig = DistributedConfig()
     """data-parallel processes started by torchrun; batch_size is global"""
@@ -312,7 +315,7 @@ class FinetuneConfig(_Model):
     lr: FinitePositive = 0.2
     """used as given (not rescaled by the batch); cosine decay"""
     momentum: Float = Field(0.9, ge=0, lt=1)
-    weight_decay: Float = Field(0.0, ge=0)
+    weight_decay: Float = Field(0.0, ge=0, allow_inf_nan=False)
     """the paper fine-tunes without regularization"""
     crop_scale: Scale = (0.3, 1.0)
     """random resized crop area, as pretrain.augment"""
@@ -333,7 +336,7 @@ class EvaluateConfig(_Model):
     """L-BFGS iterations per fit"""
     batch_size: Int = Field(128, ge=1, le=MAX_BATCH)
     """feature extraction and test predictions; a GPU wants more"""
-    knn_k: Int = Field(20, ge=1)
+    knn_k: Int = Field(20, ge=1, le=MAX_NEIGHBOURS)
     """neighbours that vote in the kNN classifier"""
     knn_temperature: FinitePositive = 0.1
     finetune: FinetuneConfig = FinetuneConfig()
@@ -418,13 +421,37 @@ with warnings.catch_warnings():
             return self
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read, type-check and validate params.yaml."""
+def load_params(path: str | Path = "params.yaml", overrides: dict | None = None) -> Params:
+    """Read, type-check and validate params.yaml; with `overrides` (dotted key -> value), the
+    params an experiment with those overrides runs with (`with_overrides`)."""
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: file not found; run from the repository root")
     raw = read_yaml(path)
-    return from_dict(Params, {} if raw is None else raw)
+    raw = {} if raw is None else raw
+    return from_dict(Params, with_overrides(raw, overrides) if overrides else raw)
+
+
+def with_overrides(raw, overrides: dict):
+    """params.yaml's data with each dotted key set as `dvc exp run -S ++key=value` sets it (the
+    pipeline flow's overrides): added where missing, so that a misspelt key reaches the schema
+    and is refused there, naming it."""
+    if not isinstance(raw, dict):
+        return raw  # not a mapping: the schema refuses it as it is
+    out = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        *parents, last = str(key).split(".")
+        node = out
+        for i, part in enumerate(parents):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                above = ".".join(parents[: i + 1])
+                raise PipelineError(
+                    f"override {key}: params.yaml's {above} is {show(node)}, not a mapping of "
+                    "keys; set a key that params.yaml has"
+                )
+        node[last] = value
+    return out
 
 
 def to_dict(cfg: BaseModel) -> dict:

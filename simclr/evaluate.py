@@ -23,6 +23,7 @@ from simclr.config import EvaluateConfig
 from simclr.data.prepared import Prepared, read_rows
 from simclr.data.sampling import sample_per_class
 from simclr.device import explain_oom
+from simclr.errors import PipelineError
 from simclr.features import extract_features, raw_pixels
 from simclr.finetune import finetune, predict
 from simclr.models import Encoder
@@ -93,9 +94,22 @@ def evaluate_representations(
     "predictions": {protocol: {method: {fraction: test predictions of the first run}}}} (arrays,
     for figures; not JSON).
     `encoders` maps a method name to a frozen encoder; none of them is modified."""
+    _check_neighbours(cfg.knn_k, len(data.train.labels))
     lower = f"evaluate.batch_size (now {cfg.batch_size}) or evaluate.finetune.batch_size"
     with explain_oom("evaluation", lower):
         return _evaluate(data, encoders, cfg, seed, device, amp_dtype)
+
+
+def _check_neighbours(k: int, images: int) -> None:
+    """A k beyond the whole labelled training split is more than the data allows: an error,
+    not a silent clip. Below that, a small label fraction's subset may hold fewer images than
+    k (1% of each digit class is a few images, fewer than the default k = 20): all of them vote, a
+    cap the default pipeline's results rely on, so it stays (simclr.probe.knn_predict)."""
+    if k > images:
+        raise PipelineError(
+            f"params.yaml: evaluate.knn_k = {k} is more than the {images} labelled training "
+            f"images of the dataset; allowed: at most {images}"
+        )
 
 
 def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,17 @@ def spread(values: dict[str, float]) -> tuple[float, float, int]:
 def difference(base: dict[str, float], other: dict[str, float]) -> dict:
     """other - base of one metric, each side replica -> value: a paired t-test over the
     replicas when both have the same ones (same seeds, same label subsets), else Welch's
-    t-test; with fewer than 2 replicas on a side, the difference alone."""
+    t-test; with fewer than 2 replicas on a side, or a value that is not a number (a run that
+    diverged writes NaN), the difference alone: its p would be NaN, which the q over the
+    metrics cannot take."""
     diff = spread(other)[0] - spread(base)[0]
+    if not all(math.isfinite(v) for v in [*base.values(), *other.values()]):
+        return {
+            "diff": diff,
+            "ci": None,
+            "p": None,
+            "test": f"{CANNOT_TELL}: a value is NaN or inf",
+        }
     known = UNKNOWN_REPLICA not in base and UNKNOWN_REPLICA not in other
     if not known or min(len(base), len(other)) < 2:
         n = min(len(base), len(other)) if known else 1

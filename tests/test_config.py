@@ -174,7 +174,41 @@ def test_unknown_key_names_the_key_and_allowed_keys(tmp_path):
             ONE_DATASET + "evaluate: {val_fraction: 1}\n",
             "evaluate.val_fraction = 1; allowed: a number in (0, 1)",
         ),
-        (ONE_DATASET + "evaluate: {knn_k: 0}\n", "evaluate.knn_k = 0; allowed: an integer >= 1"),
+        (
+            ONE_DATASET + "evaluate: {knn_k: 0}\n",
+            "evaluate.knn_k = 0; allowed: an integer in [1, 10000]",
+        ),
+        # an integer k far beyond any data (YAML's 1e20 is a float, refused as one)
+        (
+            ONE_DATASET + "evaluate: {knn_k: 100000000000000000000}\n",
+            "evaluate.knn_k = 100000000000000000000; allowed: an integer in [1, 10000]",
+        ),
+        (ONE_DATASET + "pretrain: {knn_k: 10001}\n", "pretrain.knn_k = 10001; allowed: an"),
+        # non-finite values where only finite ones make sense
+        (
+            ONE_DATASET + "pretrain: {weight_decay: .inf}\n",
+            "pretrain.weight_decay = inf; allowed: a finite number >= 0",
+        ),
+        (
+            ONE_DATASET + "evaluate: {finetune: {weight_decay: .nan}}\n",
+            "evaluate.finetune.weight_decay = nan; allowed: a finite number >= 0",
+        ),
+        (
+            ONE_DATASET + "pretrain: {augment: {jitter_strength: .inf}}\n",
+            "pretrain.augment.jitter_strength = inf; allowed: a finite number >= 0",
+        ),
+        (
+            ONE_DATASET + "pretrain: {augment: {crop_ratio: [1, .inf]}}\n",
+            "pretrain.augment.crop_ratio[1] = inf; allowed: a finite number > 0",
+        ),
+        (
+            ONE_DATASET + "validate: {min_pixel_std: .inf}\n",
+            "validate.min_pixel_std = inf; allowed: a finite number >= 0",
+        ),
+        (
+            ONE_DATASET + "validate: {max_imbalance: .inf}\n",
+            "validate.max_imbalance = inf; allowed: a finite number >= 1",
+        ),
         (
             ONE_DATASET + "evaluate: {finetune: {batch_size: 1}}\n",
             "evaluate.finetune.batch_size = 1; allowed: an integer in [2, 65536]",

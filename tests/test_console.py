@@ -71,3 +71,90 @@ def test_simclr_run_checks_params_then_runs_dvc_repro_with_the_options_given(rep
     assert r.returncode == 2 and "Running stage" not in r.stdout
     assert r.stderr.startswith("error: params.yaml: unknown key 'pretrain.epochz'")
     assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "option, value, allowed",
+    [
+        ("--workers", "-1", "-1: allowed: 1 to 256"),
+        ("--workers", "0", "0: allowed: 1 to 256"),
+        ("--workers", "100000", "100000: allowed: 1 to 256"),
+        ("--batch-size", "0", "0: allowed: 1 to 65,536"),
+        ("--batch-size", "nan", "'nan' is not an integer"),
+    ],
+)
+def test_embed_refuses_bad_numbers_before_reading_the_checkpoint(
+    option, value, allowed, tmp_path, capsys
+):
+    missing = tmp_path / "missing.pt"  # read first, its error would be another line
+    argv = ["embed", str(tmp_path), str(tmp_path / "h.parquet"), "--checkpoint", str(missing)]
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, option, value])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"simclr embed: error: argument {option}: {allowed}"
+    )
+
+
+def test_embed_with_negative_workers_is_one_usage_line(tmp_path):
+    cmd = [str(BIN / "simclr"), "embed", str(tmp_path), str(tmp_path / "h.parquet")]
+    r = subprocess.run([*cmd, "--workers", "-1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("usage: simclr embed")
+    assert (
+        r.stderr.splitlines()[-1]
+        == "simclr embed: error: argument --workers: -1: allowed: 1 to 256"
+    )
+
+
+def test_serve_refuses_a_bad_cron_before_starting_a_server():
+    cmd = [str(BIN / "simclr"), "serve", "--cron", "99 99 * * *"]
+    env = {k: v for k, v in repo_env().items() if k != "PREFECT_API_URL"}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("usage: simclr serve")
+    assert r.stderr.splitlines()[-1] == (
+        'simclr serve: error: argument --cron: Invalid cron string: "99 99 * * *"; write five '
+        "fields: minute hour day month weekday, e.g. '0 3 * * *'"
+    )
+
+
+@pytest.mark.parametrize(
+    "url, line",
+    [
+        (
+            "http://127.0.0.1:9/api",  # nothing listens on the discard port
+            "error: the Prefect API at http://127.0.0.1:9/api does not answer ([Errno 111] "
+            "Connection refused); start it (prefect server start) or unset PREFECT_API_URL to "
+            "run with a temporary local server",
+        ),
+        (
+            "localhost:4200",
+            "error: PREFECT_API_URL 'localhost:4200' is not an http(s) URL; set it to the "
+            "server's API (e.g. http://127.0.0.1:4200/api) or unset PREFECT_API_URL to run with "
+            "a temporary local server",
+        ),
+    ],
+)
+def test_simclr_check_checks_the_api_it_is_given(url, line, tmp_path):
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    env = repo_env(PREFECT_API_URL=url)
+    r = subprocess.run(
+        [str(BIN / "simclr"), "check"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert (r.returncode, r.stdout, r.stderr.splitlines()) == (2, "", [line])
+
+
+def test_simclr_check_refuses_params_that_dvc_repro_would_miss(tmp_path):
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    (tmp_path / "params.yaml").write_text("pretrain:\n  epochs: 10\n")  # only what was changed
+    env = {k: v for k, v in repo_env().items() if k != "PREFECT_API_URL"}
+    r = subprocess.run(
+        [str(BIN / "simclr"), "check"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr.splitlines() == [
+        "error: params.yaml: missing data, datasets, validate, seed, model, evaluate, "
+        "pretrain.device, pretrain.precision, replicas, pretrain.dataset, transfer, which "
+        "dvc.yaml's stages declare as params (dvc repro stops without them); add them, e.g. "
+        "copied from the params.yaml that comes with the pipeline (it lists every key with its "
+        "default)"
+    ]

@@ -330,3 +330,15 @@ def test_out_of_memory_in_evaluation_names_the_batch_sizes_to_lower(monkeypatch)
         f"lower evaluate.batch_size (now {SMALL_EVAL.batch_size}) or evaluate.finetune.batch_size"
     )
     assert str(e.value).endswith(lower)
+
+
+def test_a_knn_k_beyond_the_labelled_training_images_is_an_error_not_a_clip():
+    data = tiny_data()  # 60 training images; the 0.2 fraction's subsets hold 12, below k
+    encoders = {"simclr": tiny_encoder()}
+    too_many = SMALL_EVAL.model_copy(update={"knn_k": 61})
+    with pytest.raises(PipelineError) as e:
+        evaluate_representations(data, encoders, too_many, 0, CPU)
+    assert str(e.value) == (
+        "params.yaml: evaluate.knn_k = 61 is more than the 60 labelled training images of the "
+        "dataset; allowed: at most 60"
+    )

@@ -106,6 +106,27 @@ def test_false_discovery_is_benjamini_hochberg():
     assert false_discovery([]) == []
 
 
+def test_a_nan_metric_is_cannot_tell_and_left_out_of_the_q_over_metrics():
+    from tasks.comparison import compare_groups, comparison_markdown
+    from tasks.experiments import Group
+
+    def group(name: str, linear: list[float], knn: list[float]) -> Group:
+        values = {
+            m: {str(r): v for r, v in enumerate(vs)} for m, vs in (("linear", linear), ("knn", knn))
+        }
+        return Group([name], ["abc1234"], name, {}, values)
+
+    base = group("base", [0.70, 0.71, 0.72], [0.60, 0.62, 0.64])
+    other = group("other", [0.81, 0.84, 0.82], [0.61, float("nan"), 0.63])  # a diverged run
+    rows = {r["metric"]: r for r in compare_groups(base, other)}
+    knn, linear = rows["knn"], rows["linear"]
+    assert knn["p"] is None and knn["q"] is None and knn["beyond noise"] == "cannot tell"
+    assert knn["test"] == "cannot tell: a value is NaN or inf"
+    # the other metric keeps its test; its q is over the metrics that have a p
+    assert linear["q"] == pytest.approx(linear["p"]) and linear["beyond noise"] == "yes"
+    assert "| knn |" in comparison_markdown(base, other, list(rows.values()))
+
+
 def test_replica_seeds_nest_label_subsets_and_share_the_random_init():
     params = from_dict(Params, {"seed": 7, "replicas": [0, 1, 4], "evaluate": {"seeds": 3}})
     assert [pretraining_seed(params, r) for r in params.replicas] == [7, 8, 11]

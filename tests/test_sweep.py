@@ -84,3 +84,82 @@ def test_a_bad_grid_is_one_line():
     assert r.stderr.splitlines() == [
         "error: --grid 'lr': write key=value1,value2 (a params.yaml key)"
     ]
+
+
+DEAD_API = "http://127.0.0.1:9/api"  # nothing listens on the discard port
+
+
+def sweep(*args: str, api: str = DEAD_API):
+    """`python -m flows.sweep` run here (the repository's params.yaml) against `api`."""
+    env = repo_env(PREFECT_API_URL=api)
+    return runner(ROOT, env, timeout=120)("python", "-m", "flows.sweep", *args, check=False)
+
+
+@pytest.mark.parametrize(
+    "grid, line",
+    [
+        (
+            "pretrain.epochz=1",
+            "error: --grid pretrain.epochz=1: params.yaml: unknown key 'pretrain.epochz'; "
+            "allowed: augment, batch_size,",
+        ),
+        (
+            "pretrain.lr=0.1,-1",
+            "error: --grid pretrain.lr=-1: params.yaml: pretrain.lr = -1; allowed: a finite "
+            "number > 0",
+        ),
+        ("pretrain.lr.x=1", "error: --grid pretrain.lr.x=1: override pretrain.lr.x: params.yaml"),
+    ],
+)
+def test_every_grid_point_is_checked_by_the_schema_before_the_server_is_asked(grid, line):
+    r = sweep("--grid", grid)  # the dead API would be another line
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(line), r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["--replicas=-1,0,0"], "argument --replicas: '-1,0,0': write distinct replicas >= 0"),
+        (["--replicas=0,0"], "argument --replicas: '0,0': write distinct replicas >= 0"),
+        (["--name", "a b"], "argument --name: 'a b' is not a valid DVC experiment name"),
+        (["--name", "a/b"], "argument --name: 'a/b' is not a valid DVC experiment name"),
+        (["--deployment", "nightly"], "argument --deployment: 'nightly': write FLOW/DEPLOYMENT"),
+    ],
+)
+def test_replicas_name_and_deployment_are_usage_errors(args, line, capsys):
+    from flows.sweep import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--grid", "pretrain.lr=0.1", *args])
+    assert stop.value.code == 2
+    assert (
+        capsys.readouterr().err.splitlines()[-1].startswith(f"python -m flows.sweep: error: {line}")
+    )
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan")])
+def test_the_timeout_must_be_positive(timeout):
+    from flows.sweep import sweep_flow
+    from simclr.errors import PipelineError
+
+    with pytest.raises(PipelineError, match="timeout .*: allowed: seconds > 0"):
+        sweep_flow.fn({"pretrain.lr": [0.1]}, [0], timeout=timeout)
+
+
+def test_a_dead_api_is_the_stages_one_line_before_anything_is_submitted():
+    r = sweep("--grid", "pretrain.lr=0.1")
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith(f"error: the Prefect API at {DEAD_API} does not answer")
+
+
+def test_a_deployment_not_registered_is_one_line_naming_it(prefect_api):
+    r = sweep(
+        "--grid", "pretrain.lr=0.1", "--deployment", "simclr-pipeline/absent", api=prefect_api
+    )
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.splitlines() == [
+        f"error: deployment simclr-pipeline/absent is not registered on the Prefect server at "
+        f"{prefect_api}; register it from the repository root with `prefect --no-prompt deploy "
+        "--name absent` (prefect.yaml), or pass --deployment of one that is"
+    ]
