@@ -142,6 +142,6 @@ def stage_args(usage: str, required: int, optional: int = 0) -> list[str]:
     """The positional arguments of a stage: `required` of them, then up to `optional` more."""
     args = sys.argv[1:]
     if not required <= len(args) <= required + optional:
-        print(f"usage: {usage}", file=sys.stderr)
+        print(f"error: {len(args)} arguments given; usage: {usage}", file=sys.stderr)
         sys.exit(2)
     return args

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from flows.cli import boundary
+from simclr.errors import ArgumentParser
 from tasks.comparison import (
     check_result_path,
     compare_groups,
@@ -74,7 +75,7 @@ def build(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def parse_args(argv: list[str] | None, prog: str = "python -m flows.compare") -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--baseline", help="compare every configuration with this one")
     parser.add_argument("--format", choices=("md", "csv"), default="md", help="of the printout")
     parser.add_argument("--sort", help='a metric, e.g. "digits.linear.10%%" (listing only)')

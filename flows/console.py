@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from simclr.errors import ArgumentParser  # the standard library only: cheap
 from tasks.paths import checkpoint  # pathlib only: cheap
 
 CHECKPOINT = checkpoint(0)  # replica 0 of params.yaml `replicas`, the default [0, 1, 2]
@@ -45,7 +46,7 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
 
 
 def _check(argv: list[str], prog: str) -> int:
-    argparse.ArgumentParser(
+    ArgumentParser(
         prog=prog,
         description="Check ./params.yaml against the schema: prints 'params.yaml: ok', or one "
         "line naming the bad key and what is allowed (exit 2). Reads params.yaml (and, with "
@@ -58,7 +59,7 @@ def _check(argv: list[str], prog: str) -> int:
 
 
 def _run(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=prog,
         usage=f"{prog} [dvc repro options and targets]",
         description="Run the pipeline in this checkout: check params.yaml, then `dvc repro` "
@@ -92,7 +93,7 @@ def _serve(argv: list[str], prog: str) -> int:
 
 
 def _embed(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=prog,
         description="Embed images with the pretrained encoder: h = f(x), as evaluation uses, "
         "in batches on the best device, each image resized to the checkpoint's image size and "
@@ -153,7 +154,7 @@ def _embed(argv: list[str], prog: str) -> int:
 
 
 def _export(argv: list[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=prog,
         description="Export the pretrained encoder for use without this code. Reads the "
         "checkpoint; writes into OUT_DIR encoder.torchscript.pt (TorchScript), encoder.onnx "
@@ -213,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[0] not in COMMANDS:
         known = ", ".join(COMMANDS)
-        print(f"{USAGE}\nerror: unknown command {argv[0]!r}; one of: {known}", file=sys.stderr)
+        print(
+            f"error: unknown command {argv[0]!r}; one of: {known} (see simclr --help)",
+            file=sys.stderr,
+        )
         return 2
     handler, _ = COMMANDS[argv[0]]
     from simclr.errors import user_errors  # the one boundary; imports neither prefect nor torch

@@ -11,12 +11,11 @@ identical (every replica's value equal: bitwise reproduced), within the noise (t
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from flows.cli import boundary
-from simclr.errors import PipelineError
+from simclr.errors import ArgumentParser, PipelineError
 from simclr.significance import ALPHA, CANNOT_TELL
 from tasks.comparison import (
     check_result_path,
@@ -114,7 +113,7 @@ def document(rows: list[dict], rev: str, replicas: int) -> str:
 
 @boundary()
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.reproduce", description=__doc__)
+    parser = ArgumentParser(prog="python -m flows.reproduce", description=__doc__)
     parser.add_argument("--against", default="HEAD", help="the revision whose results to check")
     parser.add_argument("--repo", default=".", help="the repository (default: here)")
     parser.add_argument("--output", type=Path, help="write the table to this .md, .html or .csv")

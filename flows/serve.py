@@ -11,6 +11,7 @@ import json
 
 from flows.cli import boundary, prefect_api
 from flows.pipeline import pipeline_flow
+from simclr.errors import ArgumentParser
 
 DEFAULT_CRON = "0 3 * * *"  # every night at 03:00, server time zone UTC
 
@@ -44,7 +45,7 @@ def _cron(text: str) -> str:
 
 @boundary()
 def main(argv: list[str] | None = None, prog: str = "python -m flows.serve") -> None:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--name", default="simclr-serve", help="deployment name")
     parser.add_argument("--cron", default=DEFAULT_CRON, type=_cron, help="schedule (cron, UTC)")
     parser.add_argument(

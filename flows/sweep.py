@@ -26,7 +26,7 @@ import flows  # noqa: F401  (sets the analytics opt-outs before prefect runs any
 from flows.cli import PARAMS, boundary, check_api
 from flows.compare import comparisons
 from simclr.config import load_params
-from simclr.errors import PipelineError
+from simclr.errors import ArgumentParser, PipelineError
 from tasks.artifacts import artifact_key, publish
 from tasks.comparison import listing_markdown
 from tasks.dotted import flatten
@@ -211,7 +211,7 @@ def check_server(deployment: str) -> None:
 
 @boundary()
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.sweep", description=__doc__)
+    parser = ArgumentParser(prog="python -m flows.sweep", description=__doc__)
     parser.add_argument("--grid", action="append", required=True, help="key=value1,value2")
     parser.add_argument("--replicas", type=_replicas, help="e.g. 0,1,2 (default: params.yaml's)")
     parser.add_argument("--deployment", default=DEPLOYMENT, type=_deployment)

@@ -13,6 +13,7 @@ traceback.
 
 from __future__ import annotations
 
+import argparse
 import errno
 import os
 import sys
@@ -190,3 +191,13 @@ def user_errors():
             raise
         _say(line)
         raise SystemExit(EXIT_ERROR) from None
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose refusal of an argument is the one line every other error is
+    (`error: <what> (<prog>); see <prog> --help`, exit 2) rather than its usage block and a
+    second line."""
+
+    def error(self, message: str):
+        _say(single_line(f"{message} ({self.prog}); see {self.prog} --help"))
+        raise SystemExit(EXIT_ERROR)
