@@ -1,10 +1,18 @@
 """The pretrained checkpoint: encoder and head weights, their model config and what else the
 caller adds (the pretrain stage: its params and the computed per-epoch metrics).
 
-Every checkpoint carries a sha256 of its contents (`seal`), checked when it is loaded
-(`unseal`): a file damaged after it was written (a flipped bit, a foreign write) is refused
-instead of giving silently different weights. Loading uses torch's weights_only unpickler, so a
-file carrying a pickled object that would run code is refused too."""
+What loading a file proves, and what it does not:
+
+- The sha256 of its contents (`seal`, checked by `unseal`) proves integrity: a file damaged
+  after it was written (a flipped bit, a cut copy) is refused instead of giving silently
+  different weights. It proves nothing about origin: it is no signature, anyone can recompute
+  it for a file they made or edited.
+- torch's weights_only unpickler (`load_state`) keeps a foreign file from running code: one
+  holding a pickled object that would is refused.
+- The fields that size what loading allocates (image_size, in_channels, the model config) are
+  checked with params.yaml's bounds and against the weights the file holds (`check_fields`,
+  `load_encoder`), so a foreign file cannot make loading or preprocessing take unbounded memory.
+"""
 
 from __future__ import annotations
 

@@ -85,8 +85,12 @@ def load_encoder(
     """The encoder f of a pretrained checkpoint (h = f(x), what evaluation uses) in eval mode
     and frozen (`encoder.requires_grad_()` to train it further) on `device` (auto: CUDA, then
     MPS, then the CPU), and its preprocessing: the checkpoint's image size and channels, and
-    `resize` (stretch or crop, as the dataset was prepared). The checkpoint is read with
-    torch's weights_only loader and its sha256 checked."""
+    `resize` (stretch or crop, as the dataset was prepared).
+
+    Its sha256 is checked: that proves the file is undamaged, not who made it (anyone can
+    recompute it). A file from elsewhere still cannot run code (torch's weights_only loader)
+    nor make loading take unbounded memory (its image size, channels and model config are held
+    to params.yaml's bounds and to the weights it holds); a bad one is a PipelineError."""
     if resize not in RESIZE_POLICIES:
         raise PipelineError(f"resize {resize!r}: must be one of {', '.join(RESIZE_POLICIES)}")
     try:
