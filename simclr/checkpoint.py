@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import re
+import warnings
 from pathlib import Path
 from typing import Annotated, get_args
 
@@ -156,12 +157,39 @@ def save_state(state: dict, path: str | Path) -> Path:
     return write_atomic(path, write)
 
 
+# torch's warning before it tries a pickle protocol other than the one it writes (2); its
+# weights-only unpickler then fails on the protocol's first frame.
+PROTOCOL_WARNING = "Detected pickle protocol"
+
+
+def _torch_load(path: Path, notes: list[str]) -> object:
+    """torch.load to the CPU, weights only. torch's two-line warning about the file's pickle
+    protocol is kept off the terminal and put in `notes`, for the one-line error that follows
+    (if the load succeeds, the warning was needless); any other warning is shown as it was."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.filterwarnings("always", PROTOCOL_WARNING, UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    finally:
+        for w in caught:
+            found = re.search(rf"{PROTOCOL_WARNING} (\d+)", str(w.message))
+            if found:
+                notes.append(
+                    f"saved with pickle protocol {found.group(1)}, which torch's "
+                    "weights-only loader does not read (this pipeline writes protocol 2)"
+                )
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def load_state(path: Path) -> object:
     """torch.load to the CPU with weights_only=True: tensors and plain data only, never code.
     A truncated, foreign or malicious file is a PipelineError naming `path`; an error of the
     machine (I/O, memory) is left as it is, not blamed on the file."""
+    notes: list[str] = []
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _torch_load(path, notes)
     except MemoryError:
         raise
     except OSError as e:
@@ -179,6 +207,8 @@ def load_state(path: Path) -> object:
             ) from None
         if path.is_file() and path.stat().st_size == 0:
             reason = "the file is empty"
+        elif notes:
+            reason = notes[0]
         elif text.startswith("Weights only load failed") or not text:
             reason = "truncated or damaged"
         else:

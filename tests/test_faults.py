@@ -8,10 +8,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -435,6 +437,30 @@ def test_weights_stored_as_a_few_bytes_that_claim_a_huge_shape_are_refused(
     monkeypatch.setattr(checkpoint_module, "Encoder", built_on_the_meta_device_only)
     with pytest.raises(PipelineError, match=r"encoder\.net\.\S+ holds fewer values than its shape"):
         load_encoder(bad, torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    ("save", "protocol"),
+    [
+        (lambda state, path: path.write_bytes(pickle.dumps(state, protocol=5)), 5),
+        (lambda state, path: torch.save(state, path, pickle_protocol=4), 4),
+    ],
+    ids=["plain-pickle-5", "torch-save-protocol-4"],
+)
+def test_a_file_of_another_pickle_protocol_is_one_line_without_torchs_warning(
+    tmp_path, save, protocol
+):
+    path = tmp_path / "other.pt"
+    save({"encoder": {}, "model": {}}, path)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with pytest.raises(PipelineError) as e:
+            load_encoder(path, torch.device("cpu"))
+    assert [str(w.message) for w in shown] == []  # torch's two lines would precede ours
+    assert str(e.value).startswith(
+        f"{path}: not a readable checkpoint (saved with pickle protocol {protocol}, which "
+        "torch's weights-only loader does not read (this pipeline writes protocol 2)); re-run"
+    )
 
 
 class RunsCode:
