@@ -46,15 +46,18 @@ def relay(loc: tuple, model: type[BaseModel], error: ValidationError) -> Pydanti
     return rule((*loc, *inner), rest)
 
 
-def one_line(model: type[BaseModel], error: ValidationError, prefix: str = "") -> str:
-    """The first error of validating a `model` (keys below `prefix`) as one line."""
+def one_line(
+    model: type[BaseModel], error: ValidationError, prefix: str = "", source: str = "params.yaml"
+) -> str:
+    """The first error of validating a `model` (keys below `prefix`) as one line; `source`
+    names the file the data came from."""
     err = error.errors(include_url=False)[0]
     if err["type"] in ("extra_forbidden", "invalid_key"):  # invalid: not a string
         fields = sorted(_type_at(model, err["loc"][:-1])[0].model_fields)
         key = _dotted(prefix, err["loc"])
-        return f"params.yaml: unknown key {key!r}; allowed: {', '.join(fields)}"
+        return f"{source}: unknown key {key!r}; allowed: {', '.join(fields)}"
     loc, rest = _parts(model, err)
-    return f"params.yaml: {_dotted(prefix, loc) or 'top level'}{rest}"
+    return f"{source}: {_dotted(prefix, loc) or 'top level'}{rest}"
 
 
 def _parts(model: type[BaseModel], err: dict) -> tuple[tuple, str]:

@@ -11,7 +11,8 @@ floats in [0, 1]; the encoder normalises inside its forward.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import get_args
@@ -28,6 +29,38 @@ from simclr.errors import PipelineError
 from simclr.models import NORMALIZE_MEAN, NORMALIZE_STD, Encoder
 
 RESIZE_POLICIES = get_args(DataConfig.model_fields["resize"].annotation)  # stretch, crop
+HOW = "pass a list of PIL images, e.g. [Image.open(path) for path in paths]"
+# Iterables that are not batches of images: iterating them would give characters, rows, bytes.
+NOT_A_BATCH = (str, bytes, os.PathLike, np.ndarray, torch.Tensor)
+
+
+def _batch(images) -> list[Image.Image]:
+    """`images` as a list of non-empty PIL images, or a one-line PipelineError saying what to
+    pass. One image alone is refused, not taken as a batch of one: preprocess always returns a
+    batch (N, C, H, W), where a torchvision transform given one image returns (C, H, W)."""
+    if isinstance(images, Image.Image):
+        raise PipelineError(
+            "preprocess: got one PIL image, not a list of them; pass [image] (the result is a "
+            "batch: (N, C, H, W))"
+        )
+    if isinstance(images, NOT_A_BATCH) or not isinstance(images, Iterable):
+        array = isinstance(images, np.ndarray)
+        made = "; Image.fromarray(array) makes one of an array" if array else ""
+        raise PipelineError(f"preprocess: got a {type(images).__name__}; {HOW}{made}")
+    batch = list(images)
+    if not batch:
+        raise PipelineError("preprocess: no images given; pass a list of PIL images")
+    for i, img in enumerate(batch):
+        if not isinstance(img, Image.Image):
+            raise PipelineError(
+                f"preprocess: images[{i}] is a {type(img).__name__}, not a PIL image; {HOW}"
+            )
+        if 0 in img.size:  # Pillow would resize it to a blank square, embedded as if an image
+            raise PipelineError(
+                f"preprocess: images[{i}] is {img.width}x{img.height} pixels, empty; pass "
+                "images of at least 1x1 pixels"
+            )
+    return batch
 
 
 @dataclass(frozen=True)
@@ -56,10 +89,9 @@ class Preprocessing:
         return array.reshape(self.image_size, self.image_size, self.channels)
 
     def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """PIL images -> float32 (N, C, H, W) in [0, 1] on the encoder's device."""
-        if not len(images):
-            raise PipelineError("preprocess: no images given; pass a list of PIL images")
-        arrays = np.stack([self.image(img, f"images[{i}]") for i, img in enumerate(images)])
+        """A list of PIL images -> float32 (N, C, H, W) in [0, 1] on the encoder's device."""
+        batch = _batch(images)
+        arrays = np.stack([self.image(img, f"images[{i}]") for i, img in enumerate(batch)])
         return to_images(arrays, self.device)
 
     def describe(self) -> dict:
@@ -85,8 +117,12 @@ def load_encoder(
     """The encoder f of a pretrained checkpoint (h = f(x), what evaluation uses) in eval mode
     and frozen (`encoder.requires_grad_()` to train it further) on `device` (auto: CUDA, then
     MPS, then the CPU), and its preprocessing: the checkpoint's image size and channels, and
-    `resize` (stretch or crop, as the dataset was prepared). The checkpoint is read with
-    torch's weights_only loader and its sha256 checked."""
+    `resize` (stretch or crop, as the dataset was prepared).
+
+    Its sha256 is checked: that proves the file is undamaged, not who made it (anyone can
+    recompute it). A file from elsewhere still cannot run code (torch's weights_only loader)
+    nor make loading take unbounded memory (its image size, channels and model config are held
+    to params.yaml's bounds and to the weights it holds); a bad one is a PipelineError."""
     if resize not in RESIZE_POLICIES:
         raise PipelineError(f"resize {resize!r}: must be one of {', '.join(RESIZE_POLICIES)}")
     try:

@@ -172,3 +172,38 @@ def test_simclr_embed_never_writes_over_a_folder_and_refuses_before_reading_the_
         assert r.stderr.startswith("error: ") and said in r.stderr
     assert tree_digest(keep) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "photos"]
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("photo.jpg", r"got a str; pass a list of PIL images, e.g. \[Image\.open\(path\)"),
+        (np.zeros((4, 8, 8, 3), np.uint8), r"got a ndarray; .*Image\.fromarray\(array\)"),
+        (Image.new("RGB", (8, 8)), r"got one PIL image, not a list of them; pass \[image\]"),
+        (["photo.jpg"], r"images\[0\] is a str, not a PIL image; pass a list of PIL images"),
+        ([], r"no images given"),
+        ([Image.new("RGB", (8, 8)), Image.new("RGB", (0, 0))], r"images\[1\] is 0x0 pixels"),
+        ([Image.new("L", (0, 5))], r"images\[0\] is 0x5 pixels, empty"),
+    ],
+    ids=["path", "array", "one-image", "list-of-paths", "empty-list", "0x0", "0x5"],
+)
+def test_preprocess_given_anything_but_a_list_of_nonempty_pil_images_says_what_to_pass(
+    checkpoint, given, message
+):
+    from simclr import load_encoder
+    from simclr.errors import PipelineError
+
+    _, preprocess = load_encoder(checkpoint, device="cpu")
+    with pytest.raises(PipelineError, match=f"^preprocess: {message}"):
+        preprocess(given)
+
+
+def test_preprocess_takes_a_tuple_or_a_generator_of_images(checkpoint):
+    from simclr import load_encoder
+
+    _, preprocess = load_encoder(checkpoint, device="cpu")
+    images = [Image.new("RGB", (9, 7), "red"), Image.new("RGB", (1, 1))]
+    expected = preprocess(images)
+    assert expected.shape == (2, 3, 16, 16)
+    assert torch.equal(preprocess(tuple(images)), expected)
+    assert torch.equal(preprocess(img for img in images), expected)

@@ -8,9 +8,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +22,20 @@ import torch
 from helpers import MODEL, ROOT, TINY_PARAMS, cfg, copy_code, pretrain_run, tiny_images
 
 import flows.cli as cli
+import simclr.checkpoint as checkpoint_module
 import simclr.train as train_module
-from simclr.checkpoint import load_encoder, load_state, save_checkpoint, unseal
-from simclr.config import ModelConfig, load_params
+from simclr.checkpoint import (
+    REQUIRED,
+    load_encoder,
+    load_state,
+    save_checkpoint,
+    save_state,
+    unseal,
+)
+from simclr.config import MAX_CHANNELS, MAX_IMAGE_SIZE, ModelConfig, load_params, to_dict
 from simclr.errors import PipelineError
 from simclr.io import remove_stale_temporaries, write_text
-from simclr.models import build_model
+from simclr.models import Encoder, build_model
 from simclr.train import pretrain
 
 HOOKS = Path(__file__).parent / "fault_hooks"  # sitecustomize.py: SIGKILL / ENOSPC on demand
@@ -343,6 +354,113 @@ def test_foreign_torch_file_is_refused(tmp_path):
     torch.save({"state_dict": {"w": torch.zeros(2)}}, other)
     with pytest.raises(PipelineError, match="not a simclr-pipeline checkpoint"):
         load_encoder(other, torch.device("cpu"))
+
+
+def resealed(tmp_path: Path, good: Path, **fields) -> Path:
+    """The good checkpoint with `fields` changed and sealed again, as anyone can: a sha256
+    shows that a file is whole, not who wrote it."""
+    state = unseal(load_state(good), good, REQUIRED)
+    return save_state({**state, **fields}, tmp_path / "resealed.pt")
+
+
+def built_on_the_meta_device_only(*args, **kwargs):
+    """Encoder, refusing to allocate: only shapes (the meta device) may be built."""
+    if torch.empty(0).device.type != "meta":
+        raise AssertionError("a model was allocated for a checkpoint that should be refused")
+    return Encoder(*args, **kwargs)
+
+
+WIDE = [MODEL.widths[0], 10**9]
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        (
+            {"image_size": 200_000},
+            f"image_size = 200000; allowed: an integer in [4, {MAX_IMAGE_SIZE}]",
+        ),
+        ({"image_size": -3}, "image_size = -3; allowed: an integer in [4, "),
+        ({"image_size": 0}, "image_size = 0; allowed: an integer in [4, "),
+        ({"image_size": "16"}, "image_size = '16'; allowed: an integer in [4, "),
+        ({"in_channels": 2}, "in_channels = 2; allowed: 1, 3"),
+        (
+            {"model": {**to_dict(MODEL), "widths": WIDE}},
+            f"model.widths[1] = 1000000000; allowed: an integer in (0, {MAX_CHANNELS}]",
+        ),
+    ],
+    ids=["size-200000", "size-negative", "size-0", "size-string", "channels-2", "width-1e9"],
+)
+def test_a_resealed_checkpoint_with_a_field_params_refuse_is_refused_before_building(
+    tmp_path, good_checkpoint, monkeypatch, fields, shown
+):
+    bad = resealed(tmp_path, good_checkpoint, **fields)
+    monkeypatch.setattr(checkpoint_module, "Encoder", built_on_the_meta_device_only)
+    start = time.perf_counter()
+    with pytest.raises(PipelineError) as e:
+        load_encoder(bad, torch.device("cpu"))
+    assert time.perf_counter() - start < 0.5
+    text = str(e.value)
+    assert text.startswith(f"{bad}: checkpoint field: {shown}"), text
+    assert "a value this pipeline never writes" in text and "not who wrote it" in text
+    assert "re-run the pretrain stage" in text and "\n" not in text
+
+
+def test_a_resealed_config_wider_than_its_weights_is_refused_before_building(
+    tmp_path, good_checkpoint, monkeypatch
+):
+    """Widths within params' bounds, but not those of the weights the file holds: checked on
+    the meta device, so the 38 GB the config asks for are never allocated."""
+    wide = {**to_dict(MODEL), "widths": [MAX_CHANNELS, MAX_CHANNELS]}
+    bad = resealed(tmp_path, good_checkpoint, model=wide)
+    monkeypatch.setattr(checkpoint_module, "Encoder", built_on_the_meta_device_only)
+    with pytest.raises(PipelineError, match=r"do not fit its model config \(size mismatch for "):
+        load_encoder(bad, torch.device("cpu"))
+
+
+def test_weights_stored_as_a_few_bytes_that_claim_a_huge_shape_are_refused(
+    tmp_path, good_checkpoint, monkeypatch
+):
+    """A zero-stride view is saved as its one value; made contiguous (by the digest) or copied
+    into a model it would take the memory of its whole shape."""
+    wide = ModelConfig(widths=(MAX_CHANNELS, MAX_CHANNELS), blocks=(1, 1))
+    with torch.device("meta"):
+        shapes = Encoder(wide, 1, 8).state_dict()
+    state = unseal(load_state(good_checkpoint), good_checkpoint, REQUIRED)
+    state["model"] = to_dict(wide)
+    state["encoder"] = {
+        k: torch.zeros((), dtype=t.dtype).expand(t.shape) for k, t in shapes.items()
+    }
+    bad = tmp_path / "views.pt"
+    torch.save(state, bad)  # unsealed: a digest would make them contiguous
+    assert bad.stat().st_size < 100_000
+    monkeypatch.setattr(checkpoint_module, "Encoder", built_on_the_meta_device_only)
+    with pytest.raises(PipelineError, match=r"encoder\.net\.\S+ holds fewer values than its shape"):
+        load_encoder(bad, torch.device("cpu"))
+
+
+@pytest.mark.parametrize(
+    ("save", "protocol"),
+    [
+        (lambda state, path: path.write_bytes(pickle.dumps(state, protocol=5)), 5),
+        (lambda state, path: torch.save(state, path, pickle_protocol=4), 4),
+    ],
+    ids=["plain-pickle-5", "torch-save-protocol-4"],
+)
+def test_a_file_of_another_pickle_protocol_is_one_line_without_torchs_warning(
+    tmp_path, save, protocol
+):
+    path = tmp_path / "other.pt"
+    save({"encoder": {}, "model": {}}, path)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with pytest.raises(PipelineError) as e:
+            load_encoder(path, torch.device("cpu"))
+    assert [str(w.message) for w in shown] == []  # torch's two lines would precede ours
+    assert str(e.value).startswith(
+        f"{path}: not a readable checkpoint (saved with pickle protocol {protocol}, which "
+        "torch's weights-only loader does not read (this pipeline writes protocol 2)); re-run"
+    )
 
 
 class RunsCode:

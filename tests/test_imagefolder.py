@@ -210,3 +210,23 @@ def test_cmyk_jpeg_and_rgba_png_become_rgb(tmp_path):
     r, g, b = d.images[0].reshape(-1, 3).mean(axis=0)
     assert r > 200 and g < 60 and b < 60
     assert d.images[1, 0, 0].tolist() == [10, 200, 30]  # alpha dropped, colour kept
+
+
+def test_a_large_photo_decodes_without_pillows_bomb_warning_and_a_bomb_is_one_line(
+    tmp_path, monkeypatch
+):
+    """Pillow's limits scaled down (as test_decode_fuzz does): it warns above MAX_IMAGE_PIXELS
+    and refuses above twice that. Between them (a 100 MP photo at the real limits) an image is
+    decoded quietly; above, the refusal is the one-line UndecodableImage."""
+    import warnings
+
+    from simclr.data.imagefolder import UndecodableImage, decode
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    large, bomb = save(tmp_path / "large.png", (40, 40)), save(tmp_path / "bomb.png", (50, 50))
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")  # whatever the caller's filters, Pillow's stays quiet
+        assert decode(large, "RGB", 8).shape == (8, 8, 3)
+        with pytest.raises(UndecodableImage, match=r"bomb\.png: cannot decode image \(Image size"):
+            decode(bomb, "RGB", 8)
+    assert [str(w.message) for w in shown] == []

@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import time
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -204,6 +205,7 @@ def _open(path: Path) -> Image.Image:
     but for damaged files of some formats also NotImplementedError (DDS), struct.error,
     IndexError, KeyError, TypeError, ZeroDivisionError, EOFError... Memory is not the file's
     fault and propagates (as does Ctrl-C, not an Exception)."""
+    _quiet_large_images()
     try:
         with Image.open(path) as f:
             f.load()
@@ -212,6 +214,16 @@ def _open(path: Path) -> Image.Image:
         raise
     except Exception as e:
         raise UndecodableImage(path, _reason(e)) from e
+
+
+def _quiet_large_images() -> None:
+    """Pillow warns, in two lines, of a possible decompression bomb above MAX_IMAGE_PIXELS
+    (89 MP) and refuses twice that with DecompressionBombError, which `_open` makes a one-line
+    UndecodableImage. In between lie real photographs (a 100 MP camera): they are decoded like
+    any other, without the scare. A filter of this one category for the process, not
+    catch_warnings around the call, which is not thread-safe and files decode in threads; set
+    again at each file, in front, as a caller's catch_warnings may have dropped it."""
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def _to_8bit(path: Path, img: Image.Image) -> Image.Image:
