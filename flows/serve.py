@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from flows.cli import boundary, prefect_api
+from flows.cli import PARAMS, boundary, prefect_api
 from flows.pipeline import pipeline_flow
-from simclr.errors import ArgumentParser
+from simclr.config import load_params
+from simclr.errors import ArgumentParser, PipelineError
 
 DEFAULT_CRON = "0 3 * * *"  # every night at 03:00, server time zone UTC
 
@@ -43,10 +44,23 @@ def _cron(text: str) -> str:
     return text
 
 
+def _name(text: str) -> str:
+    """--name: a deployment name Prefect accepts (it refuses these characters, later, in a
+    traceback)."""
+    from prefect.types import BANNED_CHARACTERS
+
+    banned = [c for c in BANNED_CHARACTERS if c in text]
+    if not text.strip() or banned:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a deployment name, without {' '.join(BANNED_CHARACTERS)}"
+        )
+    return text
+
+
 @boundary()
 def main(argv: list[str] | None = None, prog: str = "python -m flows.serve") -> None:
     parser = ArgumentParser(prog=prog, description=__doc__)
-    parser.add_argument("--name", default="simclr-serve", help="deployment name")
+    parser.add_argument("--name", default="simclr-serve", type=_name, help="deployment name")
     parser.add_argument("--cron", default=DEFAULT_CRON, type=_cron, help="schedule (cron, UTC)")
     parser.add_argument(
         "--overrides",
@@ -55,6 +69,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m flows.serve") -> 
         help="params for every run, JSON: '{\"pretrain.epochs\": 100}'",
     )
     args = parser.parse_args(argv)
+    try:  # every run would apply them to params.yaml: refused now, not at 3 a.m.
+        load_params(PARAMS, args.overrides)
+    except PipelineError as e:
+        raise PipelineError(f"--overrides: {e}") from None
     with prefect_api():  # PREFECT_API_URL's server, else one of its own until stopped
         pipeline_flow.serve(
             name=args.name,

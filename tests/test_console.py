@@ -101,8 +101,7 @@ def test_embed_with_negative_workers_is_one_usage_line(tmp_path):
     cmd = [str(BIN / "simclr"), "embed", str(tmp_path), str(tmp_path / "h.parquet")]
     r = subprocess.run([*cmd, "--workers", "-1"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr == (
-        "error: argument --workers: -1: allowed: 1 to 256 (simclr embed); see simclr embed "
-        "--help\n"
+        "error: argument --workers: -1: allowed: 1 to 256 (simclr embed); see simclr embed --help\n"
     )
 
 
