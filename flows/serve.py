@@ -24,7 +24,9 @@ def _overrides(text: str) -> dict:
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"not JSON ({e})") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError('a JSON object of params, e.g. {"pretrain.epochs": 100}')
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: a JSON object of params, e.g. {{"pretrain.epochs": 100}}'
+        )
     return value
 
 
