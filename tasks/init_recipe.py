@@ -379,10 +379,9 @@ def finish(p: Params, data: Data, speed: Speed, minutes: float, device: str) -> 
                 )
                 lines = _plan_lines(final, data, speed, minutes, epochs, seconds)
                 return Recipe(final, lines + checks, seconds)
-    epochs, fixed = _epochs(_with(p, 1, 1, ()), data, speed, budget)
-    per_epoch = (budget - fixed) / max(epochs, 1e-9) if epochs > 0 else None
+    _, fixed = _epochs(_with(p, 1, 1, ()), data, speed, budget)
     one = data.split.n_train * speed.pretrain_s
-    need = math.ceil((fixed + (per_epoch or one)) / SAFETY / 60)
+    need = math.ceil((fixed + one) / SAFETY / 60)
     raise PipelineError(
         f"--minutes {minutes:g} is too short for this folder on this {device}: preparing, "
         f"validating, evaluating and reporting alone take about {fixed / 60:.1f} minutes and "

@@ -20,7 +20,8 @@ from simclr.config import Params
 # Seconds the pretraining measurement may run before it stops after its current step; the
 # first step (oneDNN/cuDNN set-up, allocations) is a warm-up and not counted. The environment
 # variable shortens it (tests).
-SECONDS = float(os.environ.get("SIMCLR_INIT_MEASURE_S", "12"))
+SECONDS = 12.0
+SECONDS_VARIABLE = "SIMCLR_INIT_MEASURE_S"
 MAX_STEPS = 8  # measured steps at most: enough for a median on a machine that is shared
 INFERENCE_BATCHES = 3  # evaluate.batch_size batches timed after a warm-up one
 
@@ -76,12 +77,14 @@ def _inference_rate(params: Params, images: np.ndarray, device) -> float:
     return len(images) / (time.perf_counter() - start)
 
 
-def measure(params: Params, seconds: float = SECONDS) -> Timing:
+def measure(params: Params, seconds: float | None = None) -> Timing:
     """Time pretraining and inference of `params`' encoder at `params.data.image_size` and
     `params.data.channels`, pretrain.batch_size and pretrain.precision."""
     from simclr.device import autocast_dtype, select_device
     from simclr.train import PRECISIONS
 
+    if seconds is None:
+        seconds = float(os.environ.get(SECONDS_VARIABLE, SECONDS))
     start = time.perf_counter()
     size, channels = params.data.image_size, params.data.channels or 3
     batch = max(params.pretrain.batch_size, params.evaluate.batch_size * INFERENCE_BATCHES)
