@@ -198,7 +198,9 @@ def _draft_lines(
     small = side < CROP_MIN_SIDE
     lines = [
         f"data.image_size = {side}: the sample's typical shorter side is {typical} px "
-        f"({n} files), rounded down to a common size and capped at {side} {where}",
+        f"({n} files)"
+        + (", rounded down to a common size" if side < typical else "")
+        + (f", at most {side} {where}" if side < min(SIDES[-1], typical) else ""),
         f"data.resize = {p.data.resize}: {spread} in the sample"
         + (" (crop keeps the proportions)" if crop else " (stretching distorts all alike)"),
         f"data.channels = {p.data.channels}: "
@@ -480,7 +482,8 @@ def summary(recipe: Recipe, train: Folder, test: Folder | None) -> str:
     p, t = recipe.params, recipe.timing
 
     def folder(f: Folder) -> str:
-        sizes = f"{min(f.counts):,}-{max(f.counts):,} a class"
+        low, high = min(f.counts), max(f.counts)
+        sizes = f"{low:,} a class" if low == high else f"{low:,}-{high:,} a class"
         return f"{f.root} ({len(f.classes)} classes, {f.images:,} images, {sizes})"
 
     lines = [f"simclr init: {folder(train)}" + (f", test {folder(test)}" if test else "")]
