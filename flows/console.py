@@ -18,6 +18,9 @@ from tasks.paths import checkpoint  # pathlib only: cheap
 CHECKPOINT = checkpoint(0)  # replica 0 of params.yaml `replicas`, the default [0, 1, 2]
 
 
+WEEK_MINUTES = 7 * 24 * 60  # a longer --minutes for `simclr init` is a typo
+
+
 def _add_checkpoint(parser: argparse.ArgumentParser) -> None:
     """Options of the commands that read a checkpoint: which one, how its images were resized."""
     parser.add_argument("--checkpoint", default=CHECKPOINT, help=f"default: {CHECKPOINT}")
@@ -183,8 +186,69 @@ def _export(argv: list[str], prog: str) -> int:
     return 0
 
 
+def _minutes(text: str) -> float:
+    """--minutes as a number of minutes from a second to a week, or one error line."""
+    from simclr.errors import PipelineError
+
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = float("nan")
+    if not 0 < minutes <= WEEK_MINUTES:  # also false for nan
+        raise PipelineError(
+            f"--minutes {text!r}: give the run's budget as a number of minutes, above 0 and at "
+            f"most {WEEK_MINUTES} (a week)"
+        )
+    return minutes
+
+
+def _init(argv: list[str], prog: str) -> int:
+    parser = ArgumentParser(
+        prog=prog,
+        description="Write a params.yaml for an image folder (TRAIN_DIR/<class>/<images>), "
+        "sized so that the whole `simclr run` fits --minutes on this machine. Reads TRAIN_DIR "
+        "and TEST_DIR (class folders, file counts, the headers of a sample of files; nothing "
+        "is decoded) and measures a few pretraining steps here on random images (about 20 s). "
+        "Writes OUTPUT, every param with its description, the summary of what was chosen and "
+        "why as its header comment; prints that summary. An existing OUTPUT is kept unless "
+        "--force.",
+    )
+    parser.add_argument("train_dir", help="the training images: TRAIN_DIR/<class>/<images>")
+    parser.add_argument("--test", help="a separate test folder with the same classes")
+    parser.add_argument("--minutes", default="30", help="budget of the whole run (default 30)")
+    parser.add_argument("--force", action="store_true", help="replace an existing OUTPUT")
+    parser.add_argument("--output", default="params.yaml", help="default: params.yaml")
+    args = parser.parse_args(argv)
+    from pathlib import Path
+
+    from simclr.errors import PipelineError
+
+    minutes, output = _minutes(args.minutes), Path(args.output)
+    if output.is_dir():
+        raise PipelineError(f"{output}: is a folder; give --output a file name")
+    if output.exists() and not args.force:
+        raise PipelineError(f"{output}: exists and is kept; pass --force to replace it")
+    from simclr.device import select_device
+    from simclr.io import write_text
+    from tasks.init_folder import check_test_classes, survey
+    from tasks.init_recipe import choose, summary
+    from tasks.init_timing import measure
+    from tasks.params_yaml import params_yaml
+
+    train = survey(args.train_dir)
+    test = survey(args.test) if args.test else None
+    if test is not None:
+        check_test_classes(train, test)
+    recipe = choose(train, test, select_device("auto").type, minutes, measure)
+    text = summary(recipe, train, test)
+    write_text(output, params_yaml(recipe.params, f"{text}\n"))
+    print(f"{text}\nwrote {output}")
+    return 0
+
+
 # name -> (handler(argv, prog) -> exit code, one line for `simclr --help`)
 COMMANDS: dict[str, tuple[Callable[[list[str], str], int], str]] = {
+    "init": (_init, "write a params.yaml for an image folder, sized to a time budget"),
     "check": (_check, "check params.yaml (reads params.yaml)"),
     "run": (_run, "run the pipeline: dvc repro with one Prefect server (writes its outputs)"),
     "compare": (_compare, "compare DVC experiments as a table (reads dvc exp show)"),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import BaseModel
 
 from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig
 from tasks.paths import RUN, pretrain_dir
@@ -375,3 +376,28 @@ def tree_digest(root: Path) -> str:
         h.update(str(path.relative_to(root.parent)).encode())
         h.update(path.read_bytes() if path.is_file() else b"<dir>")
     return h.hexdigest()
+
+
+def _comment(node, key) -> str | None:
+    """The end-of-line comment after `key:` in a ruamel round-trip mapping."""
+    tokens = node.ca.items.get(key)
+    token = tokens[2] if tokens and len(tokens) > 2 else None
+    text = token.value.split("\n")[0].strip().removeprefix("#").strip() if token else ""
+    return text or None
+
+
+def params_differences(node, model: type[BaseModel], prefix: str = "") -> list[str]:
+    """How a params.yaml read with ruamel (round-trip: comments kept) differs from `model`:
+    keys it lacks or adds, and comments that are not the field's description."""
+    found = []
+    keys, fields = set(node), set(model.model_fields)
+    found += [f"{prefix}{k}: in params.yaml, not in {model.__name__}" for k in keys - fields]
+    found += [f"{prefix}{k}: missing from params.yaml" for k in fields - keys]
+    for key in sorted(keys & fields):
+        field = model.model_fields[key]
+        if _comment(node, key) != field.description:
+            found.append(f"{prefix}{key}: comment {_comment(node, key)!r} != {field.description!r}")
+        sub = field.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            found += params_differences(node[key], sub, f"{prefix}{key}.")
+    return found

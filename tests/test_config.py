@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from helpers import params_differences
 from ruamel.yaml import YAML
 
 from simclr.config import (
@@ -59,43 +59,20 @@ def test_params_yaml_holds_exactly_the_schema_defaults():
     assert from_dict(Params, to_dict(Params())) == Params()
 
 
-def _comment(node, key) -> str | None:
-    """The end-of-line comment after `key:` in a ruamel round-trip mapping."""
-    tokens = node.ca.items.get(key)
-    token = tokens[2] if tokens and len(tokens) > 2 else None
-    text = token.value.split("\n")[0].strip().removeprefix("#").strip() if token else ""
-    return text or None
-
-
-def _differences(node, model: type[BaseModel], prefix: str = "") -> list[str]:
-    found = []
-    keys, fields = set(node), set(model.model_fields)
-    found += [f"{prefix}{k}: in params.yaml, not in {model.__name__}" for k in keys - fields]
-    found += [f"{prefix}{k}: missing from params.yaml" for k in fields - keys]
-    for key in sorted(keys & fields):
-        field = model.model_fields[key]
-        if _comment(node, key) != field.description:
-            found.append(f"{prefix}{key}: comment {_comment(node, key)!r} != {field.description!r}")
-        sub = field.annotation
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
-            found += _differences(node[key], sub, f"{prefix}{key}.")
-    return found
-
-
 def test_params_yaml_lists_every_key_with_its_description_as_comment():
     node = YAML().load(ROOT / "params.yaml")  # round-trip: keeps the comments
-    assert _differences(node, Params) == []
+    assert params_differences(node, Params) == []
 
 
 def test_the_comparison_sees_a_stale_comment_and_a_missing_key(tmp_path):
     text = (ROOT / "params.yaml").read_text()
     stale = text.replace("# square side every image", "# side every image")
-    assert _differences(YAML().load(stale), Params) == [
+    assert params_differences(YAML().load(stale), Params) == [
         "data.image_size: comment 'side every image is resized to' "
         "!= 'square side every image is resized to'"
     ]
     missing = YAML().load(text.replace("  proj_dim: 64\n", ""))
-    assert _differences(missing, Params) == ["model.proj_dim: missing from params.yaml"]
+    assert params_differences(missing, Params) == ["model.proj_dim: missing from params.yaml"]
 
 
 # ---------------------------------------------------------------------------------------------

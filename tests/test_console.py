@@ -19,7 +19,7 @@ HEAVY = ("torch", "prefect", "dvc", "pandas", "numpy")
 def test_help_lists_every_command_and_imports_nothing_heavy():
     r = subprocess.run([str(BIN / "simclr"), "--help"], capture_output=True, text=True)
     assert r.returncode == 0
-    for name in ("check", "run", "compare", "serve", "embed", "export"):
+    for name in ("init", "check", "run", "compare", "serve", "embed", "export"):
         assert f"\n  {name} " in r.stdout
     probe = f"import sys, flows.console; print([m for m in {HEAVY!r} if m in sys.modules])"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
@@ -42,7 +42,7 @@ def test_each_command_says_what_it_reads_and_writes(name, capsys):
 def test_an_unknown_command_is_one_line_and_exit_2(capsys):
     assert main(["pretrian"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: unknown command 'pretrian'; one of: check, run, compare")
+    assert err.startswith("error: unknown command 'pretrian'; one of: init, check, run, compare")
     assert err.count("\n") == 1
 
 
