@@ -222,10 +222,9 @@ def _init(argv: list[str], prog: str) -> int:
     from pathlib import Path
 
     from simclr.errors import PipelineError
+    from simclr.io import check_target
 
-    minutes, output = _minutes(args.minutes), Path(args.output)
-    if output.is_dir():
-        raise PipelineError(f"{output}: is a folder; give --output a file name")
+    minutes, output = _minutes(args.minutes), check_target(Path(args.output))
     if output.exists() and not args.force:
         raise PipelineError(f"{output}: exists and is kept; pass --force to replace it")
     from simclr.device import select_device

@@ -67,6 +67,15 @@ def cases() -> list[tuple[list[str], str]]:
     overrides = ['{"pretrain.epochz": 1}', '{"pretrain.lr": -1}', '{"pretrain.lr": NaN}', "[1]"]
     table += [(["simclr", "serve", "--overrides", o], o.split('"')[1] if '"' in o else o)
               for o in overrides]  # fmt: skip
+    init = ["simclr", "init", "{photos}", "--output", "{tmp}/p.yaml"]
+    table += _options(init, "--minutes", NUMBERS[:-2] + ["-5", "1e9"])
+    table += [
+        (["simclr", "init", d, "--output", "{tmp}/p.yaml"], d)
+        for d in ("{missing}", "{file}", "{keep}")
+    ]
+    table += _options(init, "--test", ["{missing}", "{keep}"])
+    outputs = [*OUTPUT_FILE, "{file}"]  # an existing file is kept without --force
+    table += [(["simclr", "init", "{photos}", "--output", o], o.split("/")[0]) for o in outputs]
     sweep = ["python", "-m", "flows.sweep"]
     grids = ["pretrain.epochz=1", "pretrain.lr=-1,0.1", "pretrain.lr=.nan", "pretrain.epochs"]
     table += [([*sweep, "--grid", g], g.split("=")[0]) for g in grids]
