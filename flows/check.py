@@ -1,12 +1,14 @@
 """`python -m flows.check`: validate params.yaml before a run and, with PREFECT_API_URL set,
 that the Prefect API answers (one line on error, exit 2)."""
 
+import sys
 from pathlib import Path
 
 from flows.cli import PARAMS, boundary, check_api
 from simclr.config import load_params
 from simclr.config_errors import read_yaml
 from simclr.errors import PipelineError
+from tasks.params_checks import check_params
 
 DVC_YAML = "dvc.yaml"
 
@@ -42,7 +44,7 @@ def missing_params(raw, declared: list[str]) -> list[str]:
 
 @boundary()
 def main() -> None:
-    load_params(PARAMS)
+    params = load_params(PARAMS)
     if Path(DVC_YAML).is_file():
         missing = missing_params(read_yaml(Path(PARAMS)), declared_params(Path(DVC_YAML)))
         if missing:
@@ -51,7 +53,10 @@ def main() -> None:
                 "params (dvc repro stops without them); add them, e.g. copied from the params.yaml "
                 "that comes with the pipeline (it lists every key with its default)"
             )
+    warnings = check_params(params)
     check_api()  # the stages would fail on a dead API only once they start
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     print(f"{PARAMS}: ok")
 
 

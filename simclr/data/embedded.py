@@ -86,6 +86,7 @@ def load_textures(
 
 
 SOURCES = ("digits", "faces", "mnist", "textures")
+CHANNELS = dict.fromkeys(SOURCES, 1)  # every embedded set is grayscale
 
 
 def load_source(name: str, seed: int) -> Source:

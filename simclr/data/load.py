@@ -11,6 +11,7 @@ import numpy as np
 from simclr.config import DataConfig, DatasetConfig
 from simclr.data.archives import load_cifar, load_stl10
 from simclr.data.arrays import load_npz
+from simclr.data.embedded import CHANNELS as EMBEDDED_CHANNELS
 from simclr.data.embedded import SOURCES, load_source
 from simclr.data.imagefolder import load_image_folder
 from simclr.data.prepared import read_rows, release
@@ -122,3 +123,15 @@ def _full_paths(roots: dict, folders: dict) -> np.ndarray:
         out[i : i + len(folder.paths)] = [str(base / p) for p in folder.paths]
         i += len(folder.paths)
     return out
+
+
+def source_channels(cfg: DatasetConfig, defaults: DataConfig) -> int | None:
+    """The channels a dataset is prepared with, known without reading it: `channels` where
+    set, else the source's (embedded sets grayscale; CIFAR, STL-10 and image folders RGB);
+    None for an .npz file, whose arrays say."""
+    channels = cfg.options(defaults).channels
+    if channels is not None:
+        return channels
+    if cfg.source in EMBEDDED_CHANNELS:
+        return EMBEDDED_CHANNELS[cfg.source]
+    return None if cfg.source == "npz" else 3
