@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 
@@ -26,6 +27,17 @@ from tasks.experiments import UNKNOWN_REPLICA, Group, varying_params
 from tasks.report_html import to_html
 
 LOWER_IS_BETTER = ("pretrain.loss",)
+# Metrics whose scale is set by params: compared only between configurations that agree on them
+# (the NT-Xent loss grows with the batch (more negatives), falls with the temperature, and
+# depends on the data).
+SCALED_BY = {"pretrain.loss": ("pretrain.temperature", "pretrain.batch_size", "pretrain.dataset")}
+NOT_COMPARABLE = "not comparable"
+
+
+def incomparable(metric: str, groups: list[Group]) -> list[str]:
+    """The params that set `metric`'s scale and differ between `groups` (none: comparable)."""
+    keys = SCALED_BY.get(metric, ())
+    return [k for k in keys if len({json.dumps(g.params.get(k), default=str) for g in groups}) > 1]
 
 
 def spread(values: dict[str, float]) -> tuple[float, float, int]:
@@ -69,7 +81,15 @@ def compare_groups(base: Group, other: Group) -> list[dict]:
         if metric not in other.values:
             continue
         b, o = spread(base_values), spread(other.values[metric])
+        differ = incomparable(metric, [base, other])
         d = difference(base_values, other.values[metric])
+        if differ:  # neither tested nor counted in the q over the metrics
+            d = {
+                **d,
+                "ci": None,
+                "p": None,
+                "test": f"{NOT_COMPARABLE}: {', '.join(differ)} differ",
+            }
         ci = d["ci"] or [None, None]
         rows.append(
             {
@@ -92,7 +112,8 @@ def compare_groups(base: Group, other: Group) -> list[dict]:
         r["q"] = q
     for r in rows:
         r.setdefault("q", None)
-        r["beyond noise"] = verdict(r["p"], r["q"])
+        scaled = r["test"].startswith(NOT_COMPARABLE)
+        r["beyond noise"] = NOT_COMPARABLE if scaled else verdict(r["p"], r["q"])
     return rows
 
 
@@ -160,8 +181,11 @@ def listing_markdown(groups: list[Group]) -> str:
     rows = []
     for metric in metric_columns(groups):
         stats = [spread(g.values[metric]) if metric in g.values else None for g in groups]
-        means = [s[0] for s in stats if s is not None]
-        best = (min if metric in LOWER_IS_BETTER else max)(means)
+        means = [s[0] for s in stats if s is not None and np.isfinite(s[0])]
+        differ = incomparable(metric, groups)
+        best = None if differ or not means else (min if metric in LOWER_IS_BETTER else max)(means)
+        if differ:
+            metric = f"{metric} ({NOT_COMPARABLE}: {', '.join(differ)} differ)"
         cells = []
         for s in stats:
             text = "" if s is None else f"{s[0]:.4f} ± {s[1]:.4f}"
@@ -183,11 +207,17 @@ def comparison_markdown(base: Group, other: Group, rows: list[dict]) -> str:
             "`replicas`, e.g. `-S 'replicas=[0,1,2]'`) to compare."
         )
     else:
+        tested = [r for r in rows if r["p"] is not None]
         note = (
             f"diff = {other.label} − baseline; 95% CI and p over the replicas "
-            f"({rows[0]['test'] if rows else ''}); q: Benjamini-Hochberg over these "
-            f"{len(rows)} metrics; beyond noise: q < {ALPHA} (yes), or only p < {ALPHA}."
+            f"({tested[0]['test'] if tested else ''}); q: Benjamini-Hochberg over these "
+            f"{len(tested)} metrics; beyond noise: q < {ALPHA} (yes), or only p < {ALPHA}."
         )
+        if n == 2:
+            note += (
+                " With 2 replicas a side the test has 1 degree of freedom: wide intervals and "
+                'little power, so a real difference can read "no"; run 3 or more.'
+            )
     table = [
         [
             r["metric"],

@@ -115,16 +115,17 @@ def entries(exp_show: list[dict]) -> list[Entry]:
 
 
 def _without_unchanged_workspace(found: list[Entry], head: str) -> list[Entry]:
-    """The workspace only where its params or results differ from HEAD's (an unchanged
-    workspace is HEAD)."""
-    committed = next((e for e in found if e.rev == head), None)
+    """The workspace only where its params or results differ from those of HEAD and of every
+    experiment on it: an unchanged workspace is HEAD, and after `dvc exp run` (which leaves the
+    experiment's results in the workspace) it is that experiment, not a configuration of its
+    own."""
+    ours = [e for e in found if e.rev != "workspace" and e.baseline == head]
     return [
         e
         for e in found
         if not (
             e.rev == "workspace"
-            and committed is not None
-            and (e.params, e.metrics) == (committed.params, committed.metrics)
+            and any((e.params, e.metrics) == (o.params, o.metrics) for o in ours)
         )
     ]
 
