@@ -37,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import ROOT, dev_data, now, save  # noqa: E402
 
-from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig  # noqa: E402
+from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
 from simclr.data.imagefolder import load_image_folder  # noqa: E402
 from simclr.device import seed_everything  # noqa: E402
 from simclr.features import extract_features  # noqa: E402
@@ -74,7 +74,7 @@ def pretrain_config(args: argparse.Namespace, epochs: int) -> PretrainConfig:
         threads=args.threads,
         knn_every=5 if epochs > 1 else 0,
         channels_last=False,
-        augment=PAPER_AUGMENT.model_copy(update={"jitter_strength": 0.5}),
+        augment=AugmentConfig().model_copy(update={"jitter_strength": 0.5}),
     )
 
 

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace):
     result, the wall seconds of the whole run, the channels_last it used)."""
     import torch
 
-    from simclr.config import PAPER_AUGMENT, PretrainConfig
+    from simclr.config import AugmentConfig, PretrainConfig
     from simclr.train import pretrain
 
     images = synthetic(args)
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace):
         optimizer="lars",
         warmup_epochs=0,
         loader_workers=args.loader_workers,
-        augment=PAPER_AUGMENT,
+        augment=AugmentConfig(),
     )
     torch.backends.cudnn.benchmark = True
     sync()
@@ -158,7 +158,7 @@ def augment_seconds(args: argparse.Namespace) -> float:
     import torch
 
     from simclr.augment import simclr_view
-    from simclr.config import PAPER_AUGMENT
+    from simclr.config import AugmentConfig
     from simclr.device import to_images
 
     device = torch.device(args.device)
@@ -169,7 +169,7 @@ def augment_seconds(args: argparse.Namespace) -> float:
 
     def views():
         x = to_images(x_u8, device)
-        torch.cat([simclr_view(x, PAPER_AUGMENT, g) for _ in range(2)]).contiguous(
+        torch.cat([simclr_view(x, AugmentConfig(), g) for _ in range(2)]).contiguous(
             memory_format=fmt
         )
 

@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import ROOT, command, cpu_model, dev_data, git_describe, now, save  # noqa: E402
 
 from simclr.augment import simclr_view  # noqa: E402
-from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig  # noqa: E402
+from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
 from simclr.device import to_images  # noqa: E402
 from simclr.io import write_json  # noqa: E402
 from simclr.models import build_model  # noqa: E402
@@ -156,7 +156,7 @@ def measure_ours(images, args, precision: str, channels_last: bool) -> dict:
         weight_decay=WEIGHT_DECAY,
         warmup_epochs=0,
         temperature=TEMPERATURE,
-        augment=PAPER_AUGMENT,  # the paper's; blur is off at 32 px (blur_min_size=33)
+        augment=AugmentConfig(),  # the paper's; blur is off at 32 px (blur_min_size=33)
     )
     out = pretrain(images, MODEL, cfg, seed=0)
     steady = out.history[1:]
@@ -194,7 +194,7 @@ class PILDataset(torch.utils.data.Dataset):
 def lightly_transform():
     from lightly.transforms import SimCLRTransform
 
-    # The paper's CIFAR setting with PAPER_AUGMENT's values: crop area 0.08-1 (lightly's
+    # The paper's CIFAR setting with AugmentConfig()'s values: crop area 0.08-1 (lightly's
     # ratio is torchvision's 3/4-4/3), flip 0.5, jitter 0.8/0.8/0.8/0.2 x strength 1.0 with
     # p 0.8, grayscale 0.2, no blur at 32 px. normalize=None: our encoder normalizes inside
     # forward, so lightly's ImageNet normalization would normalize twice (and cost a little).
@@ -305,7 +305,7 @@ def measure_lightly(images, args, workers: int, bf16: bool = False) -> dict:
 def measure_our_augment(images, args) -> dict:
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)  # as inside pretrain on CPU
-    cfg, g = PAPER_AUGMENT, torch.Generator().manual_seed(1)
+    cfg, g = AugmentConfig(), torch.Generator().manual_seed(1)
     device = torch.device("cpu")
     u8 = torch.from_numpy(images)
     chunks = [u8[i : i + args.batch] for i in range(0, len(u8), args.batch)]

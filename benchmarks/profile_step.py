@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simclr.augment import simclr_view  # noqa: E402
-from simclr.config import PAPER_AUGMENT, AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
+from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
 from simclr.device import to_images  # noqa: E402
 from simclr.loss import nt_xent  # noqa: E402
 from simclr.models import build_model  # noqa: E402
@@ -109,7 +109,7 @@ def phases(s: SimpleNamespace, x_u8: torch.Tensor, aug: AugmentConfig, g) -> dic
 
 
 def phase_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
-    aug, g = PAPER_AUGMENT, torch.Generator().manual_seed(1)
+    aug, g = AugmentConfig(), torch.Generator().manual_seed(1)
     x_u8 = torch.randint(0, 256, (s.b, 32, 32, 3), dtype=torch.uint8)
     torch.use_deterministic_algorithms(True)  # as pretrain does on CPU
     phases(s, x_u8, aug, g)  # warm-up

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from simclr.config import (
     NAME,
-    PAPER_AUGMENT,
+    AugmentConfig,
     DataConfig,
     DatasetConfig,
     EvaluateConfig,
@@ -144,7 +144,7 @@ def draft(
     sp = split(train, test, 0.2)
     batch = _batch(side, sp.n_train, accelerator)
     lars = accelerator and batch >= 512
-    augment = PAPER_AUGMENT
+    augment = AugmentConfig()
     if side < CROP_MIN_SIDE:
         augment = augment.model_copy(update={"crop_scale": SMALL_CROP})
     ft = FinetuneConfig()

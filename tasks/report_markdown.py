@@ -206,7 +206,7 @@ def run_section(inputs: ReportInputs) -> list[str]:
         + ", ".join(f"`{n}` ({d.source})" for n, d in params.datasets.items())
         + f"; pretraining on `{params.pretrain.dataset}`, "
         + _transfer_words(params.transfer.datasets),
-        "- params that differ from the built-in defaults: "
+        "- departures from the paper's recipe (the library's defaults, simclr/config.py): "
         + ("; ".join(changed) if changed else "none"),
         "",
     ]

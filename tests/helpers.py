@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from simclr.config import PAPER_AUGMENT, ModelConfig, PretrainConfig
+from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
 from tasks.paths import RUN, pretrain_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,7 +201,7 @@ def cfg(**kw) -> PretrainConfig:
         device="cpu",
         channels_last=False,
         knn_every=0,
-        augment=PAPER_AUGMENT.model_copy(update={"crop_scale": (0.3, 1.0)}),
+        augment=AugmentConfig().model_copy(update={"crop_scale": (0.3, 1.0)}),
     )
     return PretrainConfig(**{**base, **kw})
 
@@ -386,18 +386,37 @@ def _comment(node, key) -> str | None:
     return text or None
 
 
-def params_differences(node, model: type[BaseModel], prefix: str = "") -> list[str]:
+def params_differences(
+    node, model: type[BaseModel], prefix: str = "", loaded: BaseModel | None = None
+) -> list[str]:
     """How a params.yaml read with ruamel (round-trip: comments kept) differs from `model`:
-    keys it lacks or adds, and comments that are not the field's description."""
+    keys it lacks or adds, and comments that are not the field's description. With `loaded`
+    (the file as the model reads it), a value that departs from the model's default (the
+    paper's) must say so instead: `paper: <default>; <why>`."""
     found = []
     keys, fields = set(node), set(model.model_fields)
     found += [f"{prefix}{k}: in params.yaml, not in {model.__name__}" for k in keys - fields]
     found += [f"{prefix}{k}: missing from params.yaml" for k in fields - keys]
+    defaults = model.model_construct()
     for key in sorted(keys & fields):
-        field = model.model_fields[key]
-        if _comment(node, key) != field.description:
-            found.append(f"{prefix}{key}: comment {_comment(node, key)!r} != {field.description!r}")
+        field, comment = model.model_fields[key], _comment(node, key)
         sub = field.annotation
-        if isinstance(sub, type) and issubclass(sub, BaseModel):
-            found += params_differences(node[key], sub, f"{prefix}{key}.")
+        nested = isinstance(sub, type) and issubclass(sub, BaseModel)
+        value = None if loaded is None else getattr(loaded, key)
+        if not nested and loaded is not None and value != getattr(defaults, key):
+            said = f"paper: {_shown(getattr(defaults, key))}; "
+            if not (comment or "").startswith(said) or len(comment) < len(said) + 10:
+                found.append(f"{prefix}{key}: departs from the paper; comment {comment!r} "
+                             f"should read '{said}<why>'")  # fmt: skip
+        elif comment != field.description:
+            found.append(f"{prefix}{key}: comment {comment!r} != {field.description!r}")
+        if nested:
+            found += params_differences(node[key], sub, f"{prefix}{key}.", value)
     return found
+
+
+def _shown(value) -> str:
+    """A default as params.yaml's comments write it: lists in brackets, an empty one 'none'."""
+    if isinstance(value, tuple):
+        return f"[{', '.join(map(str, value))}]" if value else "none"
+    return str(value)

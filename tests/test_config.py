@@ -9,11 +9,15 @@ from helpers import params_differences
 from ruamel.yaml import YAML
 
 from simclr.config import (
+    AugmentConfig,
     DataConfig,
     DatasetConfig,
+    EvaluateConfig,
+    FinetuneConfig,
     ModelConfig,
     Params,
     PretrainConfig,
+    TransferConfig,
     from_dict,
     load_params,
     to_dict,
@@ -47,32 +51,61 @@ def test_repository_params_load_and_match_types():
 
 
 # ---------------------------------------------------------------------------------------------
-# One source of defaults: the models. params.yaml spells out every key with the model's default
-# and the field's description as its comment.
+# One source of defaults: the models, whose defaults are the paper's recipe. params.yaml spells
+# out every key, with the field's description as its comment, or where it departs from the
+# paper (the digits experiment) `paper: <default>; <why>`.
 
 
-def test_params_yaml_holds_exactly_the_schema_defaults():
-    params = load_params(ROOT / "params.yaml")
-    assert params == Params()
-    assert to_dict(params) == to_dict(Params())
+def test_the_defaults_are_the_papers_recipe():
+    """Chen et al. 2020: appendix A (augmentations), B.1 (LARS 0.3 x B/256, weight decay 1e-6,
+    10 warm-up epochs of 100, 2-layer head to 128 dims), B.9 (CIFAR-10: 32 px, temperature
+    0.5), B.5 (fine-tuning: crop and flip, no regularisation)."""
+    aug = AugmentConfig()
+    assert (aug.crop_scale, aug.crop_ratio) == ((0.08, 1.0), (0.75, 1.3333333))
+    assert (aug.flip_p, aug.jitter_strength, aug.jitter_p, aug.grayscale_p) == (0.5, 1.0, 0.8, 0.2)
+    assert (aug.blur_p, aug.blur_min_size) == (0.5, 33)  # CIFAR-10 (32 px) without blur
+    p = PretrainConfig()
+    assert (p.optimizer, p.lr, p.lr_scaling, p.weight_decay) == ("lars", 0.3, "linear", 1e-6)
+    assert (p.epochs, p.warmup_epochs, p.temperature, p.momentum) == (100, 10, 0.5, 0.9)
+    assert p.trust_coefficient == 0.001
+    m = ModelConfig()
+    assert (m.head, m.proj_dim) == ("v1", 128)
+    f = FinetuneConfig()
+    assert (f.crop_scale, f.flip_p, f.weight_decay, f.momentum) == ((0.08, 1.0), 0.5, 0.0, 0.9)
+    assert DataConfig().image_size == 32 and TransferConfig().datasets == ()
+    assert EvaluateConfig().fractions == (0.01, 0.1, 1.0)
     # The defaults obey their own rules (pydantic does not validate defaults).
     assert from_dict(Params, to_dict(Params())) == Params()
 
 
-def test_params_yaml_lists_every_key_with_its_description_as_comment():
+def test_params_yaml_lists_every_key_and_says_why_it_departs_from_the_paper():
     node = YAML().load(ROOT / "params.yaml")  # round-trip: keeps the comments
-    assert params_differences(node, Params) == []
+    assert params_differences(node, Params, loaded=load_params(ROOT / "params.yaml")) == []
+
+
+def test_a_departure_without_its_reason_is_caught():
+    text = (ROOT / "params.yaml").read_text()
+    silent = text.replace("# paper: 0.5; digits are not mirror-symmetric", "# flip", 1)
+    node = YAML().load(silent)
+    loaded = load_params(ROOT / "params.yaml")
+    assert params_differences(node, Params, loaded=loaded) == [
+        "pretrain.augment.flip_p: departs from the paper; comment 'flip' should read "
+        "'paper: 0.5; <why>'"
+    ]
 
 
 def test_the_comparison_sees_a_stale_comment_and_a_missing_key(tmp_path):
     text = (ROOT / "params.yaml").read_text()
-    stale = text.replace("# square side every image", "# side every image")
-    assert params_differences(YAML().load(stale), Params) == [
-        "data.image_size: comment 'side every image is resized to' "
-        "!= 'square side every image is resized to'"
+    loaded = load_params(ROOT / "params.yaml")
+    stale = text.replace("# stretch to the square, or crop", "# stretch, or crop")
+    assert params_differences(YAML().load(stale), Params, loaded=loaded) == [
+        "data.resize: comment 'stretch, or crop (shorter side, then centre crop)' "
+        "!= 'stretch to the square, or crop (shorter side, then centre crop)'"
     ]
-    missing = YAML().load(text.replace("  proj_dim: 64\n", ""))
-    assert params_differences(missing, Params) == ["model.proj_dim: missing from params.yaml"]
+    missing = YAML().load(text.replace("  proj_hidden_dim: 128\n", ""))
+    assert params_differences(missing, Params, loaded=loaded) == [
+        "model.proj_hidden_dim: missing from params.yaml"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

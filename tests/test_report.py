@@ -51,7 +51,10 @@ def test_report_has_every_section_and_its_figures(rendered):
     assert "2 pretraining replicas (0, 1; replica r pretrains with seed 0 + r)" in md
     assert "final loss 4.2500 ± 0.0707" in md  # the replicas' 4.2 and 4.3, mean ± std
     assert "pretraining replicas × label subsets; 20%: 2 × 2, 100%: 2 × 1" in md
-    assert "params that differ from the built-in defaults" in md and "`pretrain.epochs`: `3`" in md
+    assert (
+        "departures from the paper's recipe (the library's defaults" in md
+        and "`pretrain.epochs`: `3`" in md
+    )
     assert "git commit of the pretraining: `abc`" in md  # from reports/pretrain/run.json
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", md)
     assert len(figures) == 6
