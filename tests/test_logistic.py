@@ -129,7 +129,7 @@ def test_probe_matches_scikit_learns_accuracy_on_the_embedded_datasets(name):
     mean test accuracy within 0.5 points of scikit-learn's. (At 1 %, one or two images per class
     and a validation split of a few images, both solvers' choice of C turns on differences
     below their stopping tolerance; the float64 test above checks the solutions themselves.)"""
-    source = load_dataset(DatasetConfig(source=name), DataConfig(), seed=0)
+    source = load_dataset(DatasetConfig(source=name), DataConfig(image_size=16), seed=0)
     parts = split_indices(source, DataConfig().test_fraction, seed=0)
     x, x_test = (raw_pixels(source.images[parts[s]]) for s in ("train", "test"))
     y, y_test = source.labels[parts["train"]], source.labels[parts["test"]]

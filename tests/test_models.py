@@ -53,7 +53,7 @@ def test_width_multiplies_every_stage():
 def test_one_or_three_channel_input(encoder, channels):
     f, g = build_model(ModelConfig(encoder=encoder), channels, 16)
     h = f(torch.rand(4, channels, 16, 16))
-    assert h.shape == (4, f.out_dim) and g(h).shape == (4, 64)
+    assert h.shape == (4, f.out_dim) and g(h).shape == (4, ModelConfig().proj_dim)
 
 
 @pytest.mark.parametrize(("head", "layers"), [("v1", 2), ("v2", 3)])
