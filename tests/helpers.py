@@ -48,6 +48,7 @@ pretrain:
 evaluate:
   fractions: [0.1, 1.0]
   seeds: 2
+  knn_k: 5                # faces keeps 18 training images here: k may not exceed them
   finetune: {epochs: 1, min_steps: 2, max_steps: 4}
 transfer: {datasets: [faces]}
 """

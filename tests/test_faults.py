@@ -681,7 +681,7 @@ def test_a_directory_replacement_stopped_between_its_renames_keeps_the_old_tree(
             raise KeyboardInterrupt
 
     monkeypatch.setattr(io_module.os, "replace", stopped_after_the_first)
-    with pytest.raises(KeyboardInterrupt), io_module.atomic_path(target) as tmp:
+    with pytest.raises(KeyboardInterrupt), io_module.atomic_path(target, tree=True) as tmp:
         tmp.mkdir()
         (tmp / "train.npy").write_text("new")
     monkeypatch.setattr(io_module.os, "replace", real_replace)

@@ -133,9 +133,11 @@ def test_replicas_name_and_deployment_are_usage_errors(args, line, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--grid", "pretrain.lr=0.1", *args])
     assert stop.value.code == 2
-    assert (
-        capsys.readouterr().err.splitlines()[-1].startswith(f"python -m flows.sweep: error: {line}")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith(
+        "(python -m flows.sweep); see python -m flows.sweep --help\n"
     )
+    assert err.startswith(f"error: {line}")
 
 
 @pytest.mark.parametrize("timeout", [0, -1, float("nan")])
