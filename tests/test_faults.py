@@ -89,7 +89,7 @@ _head, _, _evaluate = TINY_PARAMS.replace("replicas: [0, 1]", "replicas: [0]").p
 )
 PARAMS = (
     _head
-    + "evaluate: {fractions: [1.0], seeds: 1, C: [1.0], finetune: {epochs: 0}}\n"
+    + "evaluate: {fractions: [1.0], seeds: 1, C: [1.0], knn_k: 5, finetune: {epochs: 0}}\n"
     + _evaluate[_evaluate.index("transfer:") :]
 )
 # (stage, command, the output whose rename the kill interrupts)
