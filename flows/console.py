@@ -9,6 +9,7 @@ runs them through `dvc repro`. Each command imports what it needs when it runs, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -78,6 +79,10 @@ def _run(argv: list[str], prog: str) -> int:
     from flows.with_server import main as with_server
 
     check()
+    # dvc.yaml's stages run `python -m flows.<stage>`: this interpreter's, also when `simclr`
+    # was called by its path (.venv/bin/simclr) without the environment on PATH.
+    here = str(Path(sys.executable).parent)
+    os.environ["PATH"] = os.pathsep.join([here, os.environ.get("PATH", "")])
     dvc = Path(sys.executable).with_name("dvc")
     return with_server([str(dvc) if dvc.exists() else "dvc", "repro", *dvc_args])
 

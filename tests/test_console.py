@@ -74,6 +74,17 @@ def test_simclr_run_checks_params_then_runs_dvc_repro_with_the_options_given(rep
     assert r.stderr.count("\n") == 1
 
 
+def test_simclr_run_by_its_path_runs_the_stages_with_its_own_python(repo, prefect_api):
+    # As a newcomer types it after `make install`: .venv/bin/simclr, the venv not on PATH. The
+    # stages (`python -m flows.<stage>` in dvc.yaml) must not fall back to a system Python.
+    path, _ = repo
+    env = {**repo_env(PREFECT_API_URL=prefect_api), "PATH": "/usr/bin:/bin"}
+    cmd = [str(BIN / "simclr"), "run", "-s", "prepare@digits"]
+    r = subprocess.run(cmd, cwd=path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert (path / "data" / "prepared" / "digits" / "manifest.parquet").is_file()
+
+
 @pytest.mark.parametrize(
     "option, value, allowed",
     [
