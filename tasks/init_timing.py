@@ -22,7 +22,8 @@ from simclr.config import Params
 # variable shortens it (tests).
 SECONDS = 12.0
 SECONDS_VARIABLE = "SIMCLR_INIT_MEASURE_S"
-MAX_STEPS = 8  # measured steps at most: enough for a median on a machine that is shared
+MAX_STEPS = 8  # measured epochs at most: enough for a median on a machine that is shared
+STEPS_PER_EPOCH = 4  # an epoch's own start and end cost a one-step epoch a third of its time
 INFERENCE_BATCHES = 3  # evaluate.batch_size batches timed after a warm-up one
 
 
@@ -41,7 +42,8 @@ class _Enough(Exception):
 
 
 def _pretrain_rates(params: Params, images: np.ndarray, seconds: float) -> list[float]:
-    """Images/s of one-step epochs after a warm-up epoch, until `seconds` have passed."""
+    """Images/s of STEPS_PER_EPOCH-step epochs after a warm-up epoch, until `seconds` have
+    passed."""
     from simclr.train import pretrain
 
     cfg = params.pretrain.model_copy(
@@ -90,7 +92,8 @@ def measure(params: Params, seconds: float | None = None) -> Timing:
     batch = max(params.pretrain.batch_size, params.evaluate.batch_size * INFERENCE_BATCHES)
     rng = np.random.default_rng(params.seed)
     images = rng.integers(0, 256, (batch, size, size, channels), dtype=np.uint8)
-    rates = _pretrain_rates(params, images[: params.pretrain.batch_size], seconds)
+    steps = images[: params.pretrain.batch_size]
+    rates = _pretrain_rates(params, np.concatenate([steps] * STEPS_PER_EPOCH), seconds)
     device = select_device(params.pretrain.device)
     inference = _inference_rate(
         params, images[: params.evaluate.batch_size * INFERENCE_BATCHES], device
