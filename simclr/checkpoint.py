@@ -274,6 +274,8 @@ def load_encoder(path: str | Path, device: torch.device) -> tuple[Encoder, dict]
     loading (no code runs), its fields checked with params.yaml's bounds and its config
     checked against the weights it holds before the encoder is built (memory stays bounded)."""
     path = Path(path)
+    if path.is_dir():
+        raise PipelineError(f"{path}: a folder, not a checkpoint file; name the .pt file")
     if not path.is_file():
         raise PipelineError(f"{path}: checkpoint not found; run the pretrain stage first")
     try:

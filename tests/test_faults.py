@@ -862,3 +862,8 @@ def test_out_of_range_params_name_the_value(tmp_path, text, key, value, allowed)
     (tmp_path / "params.yaml").write_text(ONE_DATASET + text + "\n")
     message = str(error_of(tmp_path / "params.yaml"))
     assert f"{key} = {value}; allowed: " in message and allowed in message
+
+
+def test_a_folder_named_as_the_checkpoint_is_said_to_be_one(tmp_path):
+    with pytest.raises(PipelineError, match="a folder, not a checkpoint file; name the .pt file"):
+        load_encoder(tmp_path, torch.device("cpu"))
