@@ -215,7 +215,7 @@ def comparison_markdown(base: Group, other: Group, rows: list[dict]) -> str:
         )
         if n == 2:
             note += (
-                " With 2 replicas a side the test has 1 degree of freedom: wide intervals and "
+                " With 2 replicas on a side the test has 1 degree of freedom: wide intervals and "
                 'little power, so a real difference can read "no"; run 3 or more.'
             )
     table = [

@@ -37,7 +37,7 @@ def test_two_replicas_a_side_say_the_test_has_one_degree_of_freedom():
     a = group("a", 0.5, [5.1, 5.2], [0.60, 0.61])
     b = group("b", 0.5, [5.0, 5.1], [0.70, 0.72])
     text = comparison_markdown(a, b, compare_groups(a, b))
-    assert "With 2 replicas a side the test has 1 degree of freedom" in text
+    assert "With 2 replicas on a side the test has 1 degree of freedom" in text
     c = group("c", 0.5, [5.0, 5.1, 5.2], [0.70, 0.72, 0.71])
     d = group("d", 0.5, [5.0, 5.1, 5.3], [0.60, 0.62, 0.61])
     assert "degree of freedom" not in comparison_markdown(c, d, compare_groups(c, d))
