@@ -37,7 +37,7 @@ DIGEST = "sha256"
 # EINVAL or as one of several other exception types)
 MACHINE_ERRNOS = {errno.EIO, errno.ENOMEM, errno.EACCES, errno.EPERM, errno.ESTALE, errno.EINTR}
 REQUIRED = frozenset({"model", "in_channels", "image_size", "encoder"})
-TODO = "re-run the pretrain stage (dvc repro -f -s pretrain) or restore it (dvc checkout)"
+RECOVER = "re-run the pretrain stage (dvc repro -f -s pretrain) or restore it (dvc checkout)"
 FOREIGN = (
     "a value this pipeline never writes: the file was made by something else or altered (its "
     "sha256 shows that it is whole, not who wrote it)"
@@ -75,7 +75,7 @@ def check_fields(state: dict, path: Path) -> CheckpointFields:
         return CheckpointFields.model_validate(state)
     except ValidationError as e:
         line = one_line(CheckpointFields, e, source=f"{path}: checkpoint field")
-        raise PipelineError(f"{line}; {FOREIGN}; {TODO}") from None
+        raise PipelineError(f"{line}; {FOREIGN}; {RECOVER}") from None
 
 
 def _update(h, obj) -> None:
@@ -263,7 +263,7 @@ def _encoder(state: dict, fields: CheckpointFields, path: Path) -> Encoder:
         text = " ".join(str(e).split())
         first = re.search(r"size mismatch for [^:]+|(?:Missing|Unexpected) key\(s\)[^:]*", text)
         reason = first.group(0) if first else text[:120]
-    raise PipelineError(f"{path}: its weights do not fit its model config ({reason}); {TODO}")
+    raise PipelineError(f"{path}: its weights do not fit its model config ({reason}); {RECOVER}")
 
 
 def load_encoder(path: str | Path, device: torch.device) -> tuple[Encoder, dict]:
@@ -279,10 +279,10 @@ def load_encoder(path: str | Path, device: torch.device) -> tuple[Encoder, dict]
     if not path.is_file():
         raise PipelineError(f"{path}: checkpoint not found; run the pretrain stage first")
     try:
-        state = unseal(load_state(path), path, REQUIRED, TODO)
+        state = unseal(load_state(path), path, REQUIRED, RECOVER)
     except PipelineError as e:
         message = str(e)
-        raise PipelineError(message if TODO in message else f"{message}; {TODO}") from None
+        raise PipelineError(message if RECOVER in message else f"{message}; {RECOVER}") from None
     encoder = _encoder(state, check_fields(state, path), path)
     meta = {k: v for k, v in state.items() if k not in ("encoder", "head")}
     return encoder.to(device).eval(), meta
