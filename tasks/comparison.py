@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 
@@ -36,8 +35,8 @@ NOT_COMPARABLE = "not comparable"
 
 def incomparable(metric: str, groups: list[Group]) -> list[str]:
     """The params that set `metric`'s scale and differ between `groups` (none: comparable)."""
-    keys = SCALED_BY.get(metric, ())
-    return [k for k in keys if len({json.dumps(g.params.get(k), default=str) for g in groups}) > 1]
+    varying = varying_params(groups)
+    return [k for k in SCALED_BY.get(metric, ()) if k in varying]
 
 
 def spread(values: dict[str, float]) -> tuple[float, float, int]:
