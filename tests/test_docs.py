@@ -2,7 +2,8 @@
 benchmarks/README.md every relative link and #anchor resolves (GitHub's heading slugs), every
 `simclr …` and `python -m …` command shown exists with the options shown, and every params key
 named (a dotted key in backticks, `-S key=value`, `--grid key=…`) exists in the params models.
-The README's results table is the committed reports/summary.json's.
+Every repository file named in backticks (`simclr/io.py`, `tests/…`) exists. The README's
+results table is the committed reports/summary.json's.
 
 In-process and fast: modules are found with importlib, and a command's options are read from
 the argparse parser its code builds, caught at its parse call, so no command runs."""
@@ -39,6 +40,10 @@ HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
 DOTTED = re.compile(r"[a-z_]+(?:\.[a-z0-9_]+)+")
 OVERRIDE = re.compile(r"(?:-S|--grid)\s+['\"]?\+{0,2}([A-Za-z_][\w.]*)=")
 SEPARATORS = {"&&", "||", ";", "|", "&"}
+# A path in backticks under one of these is the repository's own file (outputs are not checked:
+# most are made by a run and not committed).
+CODE_DIRS = ("simclr", "tasks", "flows", "tests", "benchmarks", "tools", "deploy", "docs", ".ci")
+CODE_PATH = re.compile(rf"(?:{'|'.join(re.escape(d) for d in CODE_DIRS)})/[\w./-]*\w")
 
 
 def prose(text: str) -> str:
@@ -271,6 +276,19 @@ def params_keys(text: str) -> list[str]:
     return keys + [k for k in overrides if k != "key"]
 
 
+def code_paths(text: str) -> list[str]:
+    """The repository files and folders a text names in backticks (`tests/x.py::test_y` names
+    tests/x.py; `flows/<stage>.py` is a pattern)."""
+    spans = [s.split("::")[0] for s in SPAN.findall(prose(text))]
+    return [s for s in spans if CODE_PATH.fullmatch(s)]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=IDS)
+def test_every_code_path_named_exists(doc):
+    missing = sorted({p for p in code_paths(doc.read_text()) if not (ROOT / p).exists()})
+    assert not missing, f"{doc.relative_to(ROOT)}: no such file in the repository: {missing}"
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=IDS)
 def test_every_relative_link_and_anchor_resolves(doc):
     broken = sorted({why for t in links(doc) if (why := broken_link(doc, t))})
@@ -307,6 +325,9 @@ def test_the_checks_catch_what_they_are_for():
     assert not is_param("pretrain.temprature") and not is_param("pretrain.epochs.x")
     text = "`python -m flows.sweep --grid pretrain.tau=0.1` and\n```bash\nsimclr embed a b\n```\n"
     assert params_keys(text) == ["pretrain.tau"]
+    assert code_paths("`tests/test_io.py::test_x`, `simclr/<x>.py`, `reports/a.json`") == [
+        "tests/test_io.py"
+    ]
     assert sorted(n for n, _ in commands(text)) == ["flows.sweep", "simclr embed"]
 
 
