@@ -16,6 +16,7 @@ import importlib.util
 import json
 import re
 import shlex
+import sys
 import typing
 from pathlib import Path
 from unittest import mock
@@ -203,7 +204,14 @@ def module_parser(name: str) -> _Parsed | None:
 
 
 def missing_command(name: str, args: list[str]) -> str | None:
-    """Why the command `name args` shown in a doc does not exist as shown; None if it does."""
+    """Why the command `name args` shown in a doc does not exist as shown; None if it does.
+    Modules are looked up as `python -m` run in the repository root finds them (`benchmarks`
+    is no installed package)."""
+    with mock.patch.object(sys, "path", [str(ROOT), *sys.path]):
+        return _missing_command(name, args)
+
+
+def _missing_command(name: str, args: list[str]) -> str | None:
     wanted = options(args)
     if name.startswith("simclr "):
         sub = name.split()[1]
