@@ -130,13 +130,13 @@ def test_plumbing_names_modules_that_exist_and_that_a_stage_imports():
 # --- dvc.lock against the code ---------------------------------------------------------------
 
 
-def _dvc_stages() -> tuple[dict, object]:
+def _dvc_stages():
     """{stage address (prepare@digits): its resolved dvc.yaml stage}, by DVC's own parser, and
-    the repository's .dvcignore."""
+    the repository (its file system and .dvcignore)."""
     from dvc.repo import Repo
 
     with Repo(str(ROOT)) as repo:
-        return {s.addressing: s for s in repo.index.stages}, repo.dvcignore
+        return {s.addressing: s for s in repo.index.stages}, repo
 
 
 def _is_data(path: str, outs: set[str]) -> bool:
@@ -144,21 +144,20 @@ def _is_data(path: str, outs: set[str]) -> bool:
     return any(path == o or path.startswith(o + "/") or o.startswith(path + "/") for o in outs)
 
 
-def _md5(path: Path, dvcignore, odb_dir: Path) -> str:
+def _md5(path: Path, repo, odb_dir: Path) -> str:
     """DVC's own md5 of a file or folder (dvc_data's build, a dry run: nothing is written)."""
     from dvc_data.hashfile.build import build
     from dvc_data.hashfile.db import HashFileDB
-    from dvc_objects.fs import localfs
 
-    odb = HashFileDB(localfs, str(odb_dir))  # a dry run leaves it empty
-    _, _, obj = build(odb, str(path), localfs, "md5", dry_run=True, ignore=dvcignore)
+    odb = HashFileDB(repo.fs, str(odb_dir))  # a dry run leaves it empty
+    _, _, obj = build(odb, str(path), repo.fs, "md5", dry_run=True, ignore=repo.dvcignore)
     return obj.hash_info.value
 
 
 def test_dvc_lock_records_the_code_as_committed(tmp_path):
     from dvc.dependency.param import ParamsDependency
 
-    stages, dvcignore = _dvc_stages()
+    stages, repo = _dvc_stages()
     outs = {o.def_path.rstrip("/") for s in stages.values() for o in s.outs}
     locked = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
     gone = sorted(set(locked) - set(stages))
@@ -173,9 +172,7 @@ def test_dvc_lock_records_the_code_as_committed(tmp_path):
                 f"{name}: dvc.yaml's code deps differ from dvc.lock's: "
                 f"not locked {sorted(code - set(lock))}, no longer deps {sorted(set(lock) - code)}"
             )
-        changed = sorted(
-            p for p in code & set(lock) if _md5(ROOT / p, dvcignore, tmp_path) != lock[p]
-        )
+        changed = sorted(p for p in code & set(lock) if _md5(ROOT / p, repo, tmp_path) != lock[p])
         if changed:
             problems.append(f"{name}: code changed since dvc.lock: {changed}")
     assert not problems, "dvc.lock is stale; run `make run` and commit it:\n" + "\n".join(problems)

@@ -3,11 +3,11 @@ and kNN against the same encoder left at its random initialisation.
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/cifar10_dev_probe.py [--epochs 15 | --seconds 600]
+    python -m benchmarks.cpu.cifar10_dev_probe --data CIFAR10_DEV [--epochs 15 | --seconds 600]
         [--encoder small] [--precision auto] [--threads 2]
-        [--out benchmarks/results/cifar10_dev_probe.json]
+        [--out benchmarks/results/cifar10_dev_probe.jsonl]
 
-The 10,000 training images (32 px RGB, `cifar10-dev/train`) are pretrained on without labels
+The 10,000 training images (32 px RGB, `--data`'s train/) are pretrained on without labels
 with the paper's CIFAR augmentations (crop area 0.08-1, flip 0.5, colour jitter strength 0.5
 with p 0.8, grayscale 0.2, no blur at 32 px), LARS, batch 256, temperature 0.5. The 2,000
 `val` images are the test split. Both encoders are then probed on frozen features h: a
@@ -27,37 +27,33 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import ROOT, dev_data, now, save  # noqa: E402
-
-from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
-from simclr.data.imagefolder import load_image_folder  # noqa: E402
-from simclr.device import seed_everything  # noqa: E402
-from simclr.features import extract_features  # noqa: E402
-from simclr.models import build_model  # noqa: E402
-from simclr.probe import accuracies, knn_accuracy, logistic_probe  # noqa: E402
-from simclr.train import Labelled, pretrain  # noqa: E402
+from benchmarks.common import results_file, save
+from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
+from simclr.data.imagefolder import load_image_folder
+from simclr.device import seed_everything
+from simclr.features import extract_features
+from simclr.models import build_model
+from simclr.probe import accuracies, knn_accuracy, logistic_probe
+from simclr.train import Labelled, pretrain
 
 CPU = torch.device("cpu")
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=dev_data())
+    ap.add_argument("--data", type=Path, required=True, help="the CIFAR-10 dev folder")
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--seconds", type=float, help="a wall-clock budget instead of --epochs")
     ap.add_argument("--encoder", default="small", help="small, resnet18, resnet34, resnet50")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/cifar10_dev_probe.json")
+    ap.add_argument("--out", type=Path, default=results_file("cifar10_dev_probe"))
     return ap.parse_args()
 
 
@@ -91,7 +87,7 @@ def scores(encoder, train, test, device: torch.device = CPU) -> dict[str, float]
     }
 
 
-def main() -> None:
+def main() -> int:
     args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train = load_image_folder(args.data / "train", image_size=32)
@@ -117,10 +113,6 @@ def main() -> None:
     encoders = {"simclr": result.encoder, "random_init": random_encoder}
     by_encoder = {name: scores(encoder, train, test) for name, encoder in encoders.items()}
     report = {
-        "command": " ".join(sys.argv),
-        "date": now(),
-        "cpu": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
         "train_images": len(train.images),
         "test_images": len(test.images),
         "encoder": args.encoder,
@@ -136,8 +128,8 @@ def main() -> None:
     print("| encoder | linear probe | kNN (k 200) |\n| --- | ---: | ---: |")
     for name, s in by_encoder.items():
         print(f"| {name} | {s['linear_probe']:.4f} | {s['knn']:.4f} |")
-    save(args.out, report)
+    return save(args.out, report)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

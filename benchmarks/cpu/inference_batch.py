@@ -2,8 +2,9 @@
 read) by batch size, with BatchNorm folded into the convolutions (`for_inference`, what
 `extract_features` runs) or not: the figures behind `evaluate.batch_size`'s default.
 
-    .venv/bin/python benchmarks/inference_batch.py [--images 4096] [--batches 512,128,64] \
-        [--repeats 3] [--threads 2] [--encoder small] [--out FILE]
+    python -m benchmarks.cpu.inference_batch [--images 4096] [--batches 512,128,64] \
+        [--repeats 3] [--threads 2] [--encoder small]
+        [--out benchmarks/results/inference_batch.jsonl]
 
 `--images` random 32 px RGB uint8 images through the encoder in eval mode, batch by batch
 (inputs channels_last, as `extract_features` does), fp32, one process; every configuration is
@@ -15,20 +16,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import command, cpu_model, git_describe, now, save  # noqa: E402
-
-from simclr.config import ModelConfig  # noqa: E402  (record put the repository on sys.path)
-from simclr.device import to_images  # noqa: E402
-from simclr.features import BATCH_SIZE, for_inference  # noqa: E402
-from simclr.models import build_model  # noqa: E402
+from benchmarks.common import results_file, save
+from simclr.config import ModelConfig
+from simclr.device import to_images
+from simclr.features import BATCH_SIZE, for_inference
+from simclr.models import build_model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -40,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--encoder", default="small")
-    p.add_argument("--out", type=Path)
+    p.add_argument("--out", type=Path, default=results_file("inference_batch"))
     return p.parse_args(argv)
 
 
@@ -76,14 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         m = medians[(name, b)]
         ratio = f"{m / default:.2f}x" if default else "—"
         print(f"| {name} | {b} | {m:.0f} | {min(r):.0f} | {max(r):.0f} | {ratio} |")
-    if args.out is None:
-        return 0
     record = {
-        "date": now(),
-        "command": command(),
-        "cpu": cpu_model(),
-        "git": git_describe(),
-        "torch": torch.__version__,
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "images_per_s": [{"bn": n, "batch": b, "runs": r} for (n, b), r in runs.items()],
     }

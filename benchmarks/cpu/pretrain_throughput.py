@@ -3,8 +3,8 @@ augmentation against torchvision's per-image transforms.
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/pretrain_throughput.py [--repeats N] [--images N] [--batch B]
-        [--threads T] [--out benchmarks/results/pretrain_throughput.json]
+    python -m benchmarks.cpu.pretrain_throughput --data CIFAR10_DEV/train [--repeats N]
+        [--images N] [--batch B] [--threads T] [--out benchmarks/results/pretrain_throughput.jsonl]
 
 It measures, on 32 px RGB images from the CIFAR-10 dev folder, in one process:
 
@@ -47,17 +47,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import ROOT, command, cpu_model, dev_data, git_describe, now, save  # noqa: E402
+from benchmarks.common import ROOT, cpu_model, results_file, save
+from simclr.augment import simclr_view
+from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
+from simclr.device import to_images
+from simclr.io import write_json
+from simclr.models import build_model
+from simclr.train import pretrain
 
-from simclr.augment import simclr_view  # noqa: E402
-from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
-from simclr.device import to_images  # noqa: E402
-from simclr.io import write_json  # noqa: E402
-from simclr.models import build_model  # noqa: E402
-from simclr.train import pretrain  # noqa: E402
-
-DATA = dev_data() / "train"
 MODEL = ModelConfig(encoder="resnet18", head="v1", proj_hidden_dim=512, proj_dim=128)
 TEMPERATURE = 0.5
 LR, MOMENTUM, WEIGHT_DECAY = 0.3, 0.9, 1e-6  # ours' defaults, given to lightly's LARS too
@@ -474,10 +471,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--images", type=int, default=1024, help="source images in the subset")
     p.add_argument("--batch", type=int, default=256, help="source images per step")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads, for all")
-    p.add_argument("--data", type=Path, default=DATA, help="image folder root/<class>/*.jpg")
     p.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "pretrain_throughput.json"
+        "--data",
+        type=Path,
+        required=True,
+        help="an image folder root/<class>/*.jpg (CIFAR-10 dev's train/)",
     )
+    p.add_argument("--out", type=Path, default=results_file("pretrain_throughput"))
     p.add_argument(
         "--skip",
         nargs="*",
@@ -534,8 +534,8 @@ def measure_all(args: argparse.Namespace) -> dict[str, dict]:
         log.info("%s", NAMES[key])
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "result.json"
-            cmd = [sys.executable, __file__, "--only", key, "--out", str(out), *passed(args)]
-            subprocess.run(cmd, check=True)
+            cmd = [sys.executable, "-m", __spec__.name, "--only", key, "--out", str(out)]
+            subprocess.run([*cmd, *passed(args)], cwd=ROOT, check=True)
             results[key] = json.loads(out.read_text())
         log.info("%s: %.1f images/s", key, results[key]["median"])
     return results
@@ -584,7 +584,6 @@ def environment(args: argparse.Namespace) -> dict:
         "torch_threads": args.threads,
         "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
         "platform": platform.platform(),
-        "git": git_describe(),
     }
 
 
@@ -606,8 +605,6 @@ def main(argv: list[str] | None = None) -> int:
     summary_out = summarise(results)
     print(f"\ntotal {total_s:.0f} s")
     record = {
-        "date": now(),
-        "command": command(),
         "settings": settings(args, images),
         "environment": environment(args),
         "total_seconds": total_s,

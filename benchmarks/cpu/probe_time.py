@@ -2,11 +2,13 @@
 probe of a git ref, `--before`: its simclr/probe.py, and its simclr/logistic.py where it has
 one) and after (this checkout's).
 
-    .venv/bin/python benchmarks/probe_time.py [--before REF] [--fractions 1.0] [--seeds 5]
-        [--train 10000] [--methods random,pixels] [--out benchmarks/results/probe_time.json]
+    python -m benchmarks.cpu.probe_time --data CIFAR10_DEV [--before REF] [--fractions 1.0]
+        [--seeds 5] [--train 10000] [--methods random,pixels]
+        [--out benchmarks/results/probe_time.jsonl]
 
-The dev folder's train images (the first `--train` of them, class-balanced order kept) are the
-labelled split and its val images the test split, decoded at 32 px RGB. Features: `random`, the
+The dev folder's (`--data`: train/ and val/ of class folders) train images (the first
+`--train` of them, class-balanced order kept) are the labelled split and its val images the
+test split, decoded at 32 px RGB. Features: `random`, the
 default small encoder at random initialisation (the evaluate stage's "random init" baseline,
 128-d), and `pixels`, the raw pixels (3,072-d). Each probe is the evaluate stage's: the label
 subsets of `label_subsets`, the C grid and max_iter of params.yaml, C chosen on a validation
@@ -28,16 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import ROOT, command, cpu_model, dev_data, git_describe, now, save  # noqa: E402
-
-sys.path.insert(0, str(ROOT))
-from simclr.config import EvaluateConfig, ModelConfig  # noqa: E402
-from simclr.data.imagefolder import load_image_folder  # noqa: E402
-from simclr.evaluate import label_subsets  # noqa: E402
-from simclr.features import extract_features, raw_pixels  # noqa: E402
-from simclr.models import Encoder  # noqa: E402
-from simclr.probe import logistic_probes  # noqa: E402
+from benchmarks.common import ROOT, results_file, save
+from simclr.config import EvaluateConfig, ModelConfig
+from simclr.data.imagefolder import load_image_folder
+from simclr.evaluate import label_subsets
+from simclr.features import extract_features, raw_pixels
+from simclr.models import Encoder
+from simclr.probe import logistic_probes
 
 
 def _module_at(ref: str, path: str, name: str, rewrite: dict[str, str]):
@@ -110,14 +109,14 @@ def timed_protocol(fit_subsets, x, y, x_test, y_test, subsets: dict, budget: int
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=dev_data())
+    ap.add_argument("--data", type=Path, required=True, help="the CIFAR-10 dev folder")
     ap.add_argument("--before", default="main", help="git ref of the probe to compare with")
     ap.add_argument("--fractions", default="0.01,0.1,1.0")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--train", type=int, default=10_000)
     ap.add_argument("--methods", default="random,pixels")
     ap.add_argument("--budget", type=int, default=300, help="seconds per fraction and probe")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/probe_time.json")
+    ap.add_argument("--out", type=Path, default=results_file("probe_time"))
     args = ap.parse_args()
     fractions = [float(f) for f in args.fractions.split(",")]
     cfg = EvaluateConfig(fractions=fractions, seeds=args.seeds)
@@ -147,17 +146,13 @@ def main() -> int:
             print(f"  {method} ({x.shape[1]}-d), {name}:", flush=True)
             results[method][name] = timed_protocol(fit, x, y, x_test, y_test, subsets, args.budget)
     record = {
-        "date": now(),
-        "command": command(),
-        "cpu": cpu_model(),
-        "git": git_describe(),
         "threads": torch.get_num_threads(),
         "train": args.train,
         "test": int(len(feats["random"][3])),
         "seeds": args.seeds,
         "results": results,
     }
-    return save(Path(args.out), record)
+    return save(args.out, record)
 
 
 if __name__ == "__main__":

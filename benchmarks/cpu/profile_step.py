@@ -1,8 +1,10 @@
 """Where one of our CPU pretraining steps spends its time, and two A/B checks against the way
 lightly's example runs its step.
 
-    .venv/bin/python benchmarks/profile_step.py [--batch 256] [--threads 2] [--steps 2]
+    python -m benchmarks.cpu.profile_step [--batch 256] [--threads 2] [--steps 2]
         [--precision fp32|bf16] [--channels-last] [--skip-ab] [--chunks 1,2] [--compile]
+
+It prints its tables and writes no results file.
 
 The step is the body of `simclr.train.pretrain`'s loop, rebuilt from the same simclr modules
 (uint8 -> float, two batched views, one forward of the 2N views, NT-Xent, backward, LARS), on
@@ -18,23 +20,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from simclr.augment import simclr_view  # noqa: E402
-from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E402
-from simclr.device import to_images  # noqa: E402
-from simclr.loss import nt_xent  # noqa: E402
-from simclr.models import build_model  # noqa: E402
-from simclr.optim import build_optimizer  # noqa: E402
+from simclr.augment import simclr_view
+from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
+from simclr.device import to_images
+from simclr.loss import nt_xent
+from simclr.models import build_model
+from simclr.optim import build_optimizer
 
 MODEL = ModelConfig(encoder="resnet18", head="v1", proj_hidden_dim=512, proj_dim=128)
 

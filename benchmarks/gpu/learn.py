@@ -1,15 +1,15 @@
 """A real pretraining run that fits a time budget on the GPU, then the linear probe and kNN on
 frozen features against the same encoder at random init (issue 21, part 3).
 
-    python3 benchmarks/gpu_learn.py --data .gpu_data/cifar10dev --seconds 150 \
-        --images-per-s 12000 [--device cuda] [--out learn.json]
+    python3 -m benchmarks.gpu.learn --data .gpu_data/cifar10dev --seconds 150 \
+        --images-per-s 12000 [--device cuda] [--out benchmarks/results/gpu_learn.jsonl]
 
-The recipe is benchmarks/cifar10_dev_probe.py's (the paper's CIFAR augmentations with colour
+The recipe is benchmarks.cpu.cifar10_dev_probe's (the paper's CIFAR augmentations with colour
 jitter strength 0.5, LARS lr 1.0 x batch/256, temperature 0.5, warmup a fifth of the epochs up to
 5), here with ResNet-18 (CIFAR stem), batch 512, bf16 autocast and channels_last on the device,
 the kNN monitor off. The epochs are as many as `--seconds` allow at `--images-per-s` (the rate
-gpu_throughput.py measured for this configuration in the same call), at least 1; `--epochs`
-sets them directly. The data is the prepared folder benchmarks/gpu_data.py writes: train (10,000
+benchmarks.gpu.throughput measured for this configuration in the same call), at least 1; `--epochs`
+sets them directly. The data is the prepared folder tools/gpu/data.py writes: train (10,000
 images) is pretrained on without labels, test (the 2,000 val images) scores the probes, which
 see the training labels: logistic regression with C = 1 (as the CPU figures) and kNN k 200,
 T 0.1.
@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cifar10_dev_probe import scores  # noqa: E402  (the same probe as the CPU figures)
-from record import command, now, save  # noqa: E402
+from benchmarks.common import results_file, save
+from benchmarks.cpu.cifar10_dev_probe import pretrain_config, scores  # as the CPU figures
 
 BATCH = 512
 
@@ -41,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--limit", type=int, help="about N train and N test images, all classes (a smoke test)"
     )
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=results_file("gpu_learn"))
     args = p.parse_args(argv)
     if args.epochs is None and args.images_per_s is None:
         p.error("give --epochs, or --images-per-s (with --seconds)")
@@ -65,7 +63,6 @@ def thin(split, limit: int | None):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
-    from cifar10_dev_probe import pretrain_config
 
     from simclr.config import ModelConfig
     from simclr.data.prepared import load_prepared
@@ -99,8 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         for name, enc in {"simclr": result.encoder, "random_init": random_encoder}.items()
     }
     record = {
-        "date": now(),
-        "command": command(),
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "CPU smoke test",
         "torch": torch.__version__,
         "train_images": len(train.images),
@@ -117,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| encoder | linear probe | kNN (k 200) |\n| --- | ---: | ---: |")
     for name, s in by_encoder.items():
         print(f"| {name} | {s['linear_probe']:.4f} | {s['knn']:.4f} |")
-    return save(args.out, record)
+    return save(args.out, record, args.device)
 
 
 if __name__ == "__main__":

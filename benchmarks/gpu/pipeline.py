@@ -1,7 +1,7 @@
 """Issue 22: the real pipeline stages with pretraining on the device, in a temporary copy of this
 checkout, timed stage by stage, with one SIGKILL in mid-pretraining and a rerun.
 
-    python3 benchmarks/gpu_pipeline.py --data .gpu_data/cifar10-jpeg --out-dir $OUT [--device cuda]
+    python3 -m benchmarks.gpu.pipeline --data .gpu_data/cifar10-jpeg --out-dir $OUT [--device cuda]
         [--epochs 30] [--batch 512] [--workers 8] [--smoke]
 
 The copy gets params for the carried dev JPEGs (an image folder, prepared there by the real
@@ -12,8 +12,9 @@ git); without it, the stage commands of dvc.yaml one by one (`mode` in the JSON 
 Then: pretrain again with `pretrain.compile: true`; then the uncompiled pretrain forced, killed
 with SIGKILL once the resumable state has been saved, and rerun: its final loss against the
 uninterrupted one (on a GPU a statistical match, not bitwise). Every stage's output goes to
-OUT/pipeline.log, the figures to OUT/pipeline.json; GPU memory is nvidia-smi's used memory,
-sampled every 0.5 s, the most seen during each stage.
+OUT/pipeline.log; the figures to OUT/pipeline.json while it runs (what a run stopped by its
+time limit leaves), then as one record appended to OUT/gpu_pipeline.jsonl. GPU memory is
+nvidia-smi's used memory, sampled every 0.5 s, the most seen during each stage.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tasks.paths import RUN, checkpoint, pretrain_dir  # noqa: E402  (pathlib only)
+from benchmarks.common import ROOT, save
+from tasks.paths import RUN, checkpoint, pretrain_dir  # pathlib only
 
 PRETRAIN = "pretrain@0"
 COPY_IGNORE = shutil.ignore_patterns(
@@ -281,8 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         torch=torch.__version__,
         settings={**vars(args), "data": str(args.data), "out_dir": str(args.out_dir)},
     )
-    (args.out_dir / "pipeline.json").write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out_dir / 'pipeline.json'} ({result['mode']}, {result['seconds']} s)")
+    (args.out_dir / "pipeline.json").unlink(missing_ok=True)  # the partial record: done
+    save(args.out_dir / "gpu_pipeline.jsonl", result, args.device)
+    print(f"{result['mode']}, {result['seconds']} s")
     return 0 if all(s["status"] == 0 for s in result["stages"].values()) else 1
 
 

@@ -3,8 +3,8 @@ SyncBatchNorm) where the machine has two GPUs. Reports epoch time and images/s.
 
 Run from the repository root on a machine with a CUDA GPU:
 
-    .venv/bin/python benchmarks/gpu_pretrain_stage.py [--images 16384] [--epochs 3]
-        [--batch 512] [--encoder resnet18] [--out benchmarks/results/gpu_pretrain_stage.json]
+    python -m benchmarks.gpu.pretrain_stage [--images 16384] [--epochs 3]
+        [--batch 512] [--encoder resnet18] [--out benchmarks/results/gpu_pretrain_stage.jsonl]
 
 It makes a temporary project directory with synthetic 32 px RGB images (an npz source, so no
 download), runs the real stage commands `python -m flows.prepare synthetic` and
@@ -25,8 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import ROOT, now, save  # noqa: E402
+from benchmarks.common import ROOT, results_file, save
 
 PARAMS = """\
 seed: 0
@@ -60,9 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     p.add_argument("--precision", default="auto")
     p.add_argument("--nproc", default="1,2", help="process counts to run, comma-separated")
-    p.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu_pretrain_stage.json"
-    )
+    p.add_argument("--out", type=Path, default=results_file("gpu_pretrain_stage"))
     return p.parse_args(argv)
 
 
@@ -151,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['images_per_s']:.0f} images/s, loss {r['final_loss']:.3f}, {r['precision']}"
             )
     result = {
-        "when": now(),
         "gpu": torch.cuda.get_device_name(0) if gpus else None,
         "gpus": gpus,
         "torch": torch.__version__,
@@ -161,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "runs": runs,
     }
-    return save(args.out, result)
+    return save(args.out, result, args.device)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 Run from the repository root on a machine with a CUDA GPU:
 
-    .venv/bin/python benchmarks/gpu_throughput.py [--batch 512] [--steps 20] [--epochs 3]
+    python -m benchmarks.gpu.throughput [--batch 512] [--steps 20] [--epochs 3]
         [--encoder resnet18|resnet50] [--image-size 32] [--compile] [--reference ours|lightly]
-        [--loader-workers 0] [--out benchmarks/results/gpu_throughput.json]
+        [--loader-workers 0] [--out benchmarks/results/gpu_throughput.jsonl]
 
 It runs `simclr.train.pretrain` itself with device="cuda": ResNet-18 with the CIFAR stem at
 32 px, v1 head 512-512-128, batch 512, bf16 autocast, channels_last, LARS, the paper's
@@ -22,7 +22,7 @@ one forward of encoder + head, x3 for forward + backward, x2 views) and the mode
 utilisation against the H200's dense bf16 peak (datasheet) and the matrix rate measured on
 such a machine (KINDS.md). With `--compile`, torch._dynamo's graph-break counts.
 
-`--reference lightly` measures instead the lightly reference of benchmarks/pretrain_throughput.py
+`--reference lightly` measures instead the lightly reference of benchmarks.cpu.pretrain_throughput
 on the same device: its SimCLRTransform per PIL image in a DataLoader with `--loader-workers`
 processes (pinned memory), the same encoder type with SimCLRProjectionHead, NTXentLoss (fp32,
 as ours) and lightly's LARS, under the same autocast and memory format as ours, each view
@@ -43,8 +43,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import ROOT, command, now, save  # noqa: E402
+from benchmarks.common import results_file, save
 
 PUBLISHED_A100 = 4200.0  # images/s, dkobak/simclr-cifar10, ResNet-18, CIFAR-10
 GOAL_H200 = 8400.0  # images/s, issue 21's goal for ResNet-18 at 32 px on the H200
@@ -84,9 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="cuda",
         help="cpu: a smoke test of this script only (use tiny --batch/--steps), not a figure",
     )
-    p.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu_throughput.json"
-    )
+    p.add_argument("--out", type=Path, default=results_file("gpu_throughput"))
     args = p.parse_args(argv)
     if min(args.batch, args.steps, args.epochs) < 1 or args.batch < 2:
         p.error("need --batch >= 2, --steps >= 1, --epochs >= 1")
@@ -201,14 +198,14 @@ def graph_breaks() -> dict[str, int]:
 
 
 def lightly_model(args: argparse.Namespace, device):
-    """The reference's network, loss and optimizer (benchmarks/pretrain_throughput.py's
+    """The reference's network, loss and optimizer (benchmarks.cpu.pretrain_throughput's
     lightly_step), on `device` in our memory format."""
     import torch
     from lightly.loss import NTXentLoss
     from lightly.models.modules import SimCLRProjectionHead
     from lightly.utils.lars import LARS
-    from pretrain_throughput import LR, MOMENTUM, TEMPERATURE, WEIGHT_DECAY
 
+    from benchmarks.cpu.pretrain_throughput import LR, MOMENTUM, TEMPERATURE, WEIGHT_DECAY
     from simclr.models import build_model
 
     torch.manual_seed(0)
@@ -230,7 +227,8 @@ def fmt_of(args: argparse.Namespace):
 def lightly_loader(args: argparse.Namespace):
     """lightly's SimCLRTransform per PIL image in a DataLoader, endless."""
     import torch
-    from pretrain_throughput import PILDataset, lightly_transform
+
+    from benchmarks.cpu.pretrain_throughput import PILDataset, lightly_transform
 
     loader = torch.utils.data.DataLoader(
         PILDataset(synthetic(args), lightly_transform()),
@@ -295,10 +293,8 @@ def lightly_record(args: argparse.Namespace, device: str) -> dict:
 
     rates, warmup_s, losses = run_lightly(args)
     return {
-        "date": now(),
-        "command": command(),
         "device": device,
-        "reference": "lightly 1.6.0 (benchmarks/pretrain_throughput.py's step and transform)",
+        "reference": "lightly 1.6.0 (benchmarks.cpu.pretrain_throughput's step and transform)",
         "settings": {**vars(args), "out": str(args.out), "cudnn_benchmark": True},
         "precision": PRECISIONS[autocast_dtype(args.precision, torch.device(args.device))],
         "environment": environment(args),
@@ -355,8 +351,6 @@ def as_record(args: argparse.Namespace, out, total_s: float, device: str) -> dic
     aug_s = augment_seconds(args)
     step_s = args.batch / median
     return {
-        "date": now(),
-        "command": command(),
         "device": device,
         "settings": {**vars(args), "out": str(args.out), "cudnn_benchmark": True},
         "model": model_config(args.encoder).model_dump(),
@@ -384,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             "gpu_throughput: no CUDA device is available to torch "
             f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); "
             "run this on a machine with an NVIDIA GPU. For CPU figures use "
-            "benchmarks/pretrain_throughput.py.",
+            "python -m benchmarks.cpu.pretrain_throughput.",
             file=sys.stderr,
         )
         return 2
@@ -407,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{what}; MFU {100 * result['utilisation']['mfu_vs_datasheet_bf16']:.1f}% of the bf16 "
         f"datasheet peak; published ResNet-18 CIFAR-10 on an A100: ~{PUBLISHED_A100:.0f} images/s"
     )
-    return save(args.out, result)
+    return save(args.out, result, args.device)
 
 
 if __name__ == "__main__":

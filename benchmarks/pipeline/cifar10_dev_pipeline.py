@@ -1,8 +1,8 @@
 """The whole pipeline on the CIFAR-10 dev folder as a user's image folder (train/ and val/),
 in a throwaway clone of HEAD: prepare and validate timed, decoding rate, then the rest.
 
-    .venv/bin/python benchmarks/cifar10_dev_pipeline.py [--epochs 5] \
-        [--out benchmarks/results/cifar10_dev_pipeline.json]
+    python -m benchmarks.pipeline.cifar10_dev_pipeline --data CIFAR10_DEV [--epochs 5] \
+        [--out benchmarks/results/cifar10_dev_pipeline.jsonl]
 
 Params are the repository's, with the dataset and pretraining switched to the folder:
 `datasets.cifar10dev = {source: imagefolder, root: .../train, test_root: .../val,
@@ -14,29 +14,20 @@ one warmup epoch.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workspace import ROOT, clone, load_params, run  # noqa: E402
-
-sys.path.insert(0, str(ROOT))
-from simclr.io import write_json  # noqa: E402
-
-DATA = ROOT.parent / "shared" / "datasets" / "cifar10-dev"
+from benchmarks.common import results_file, save
+from benchmarks.pipeline.workspace import clone, load_params, run
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, required=True, help="the CIFAR-10 dev folder")
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks/results/cifar10_dev_pipeline.json"
-    )
+    ap.add_argument("--out", type=Path, default=results_file("cifar10_dev_pipeline"))
     args = ap.parse_args()
     params = load_params()
     params["datasets"] = {
@@ -71,8 +62,6 @@ def main() -> None:
     finally:
         shutil.rmtree(path, ignore_errors=True)
     result = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["benchmarks/cifar10_dev_pipeline.py", *sys.argv[1:]]),
         "images_decoded": int(decoded[1]),
         "decode_seconds": float(decoded[2]),
         "decode_images_per_s": int(decoded[3]),
@@ -82,9 +71,9 @@ def main() -> None:
         "linear_1.0": {k: v["1.0"]["mean"] for k, v in evaluate["linear"].items()},
         "textures_linear_1.0": {k: v["1.0"]["mean"] for k, v in transfer["linear"].items()},
     }
-    write_json(args.out, result)
     print(json.dumps(result, indent=2))
+    return save(args.out, result)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,13 +1,14 @@
 """Wall time of the evaluate stage (`python -m flows.evaluate`, the default protocol) at a
 realistic size, and the accuracies it reports.
 
-    .venv/bin/python benchmarks/evaluate_time.py {cifar10dev,generated} [--epochs 5] \
-        [--checkpoint FILE] [--timeout 900] [--out benchmarks/results/evaluate_time_<case>.json]
+    python -m benchmarks.pipeline.evaluate_time cifar10dev --data CIFAR10_DEV [--epochs 5] \
+        [--checkpoint FILE] [--timeout 900] [--out benchmarks/results/evaluate_time.jsonl]
+    python -m benchmarks.pipeline.evaluate_time generated [...]
 
 Cases, each in a throwaway clone of HEAD (`workspace.clone`), 32 px RGB, 10 classes:
 
-- `cifar10dev`: the CIFAR-10 dev folder as a user's image folder (10,000 train, 2,000 val
-  images as the test split);
+- `cifar10dev`: the CIFAR-10 dev folder (`--data`, required for this case) as a user's image
+  folder (10,000 train, 2,000 val images as the test split);
 - `generated`: 10,000 train and 10,000 test generated images (`blobs`: class-dependent colour
   blocks plus noise, so the probes have something to find), as an npz source.
 
@@ -32,11 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import ROOT, command, cpu_model, dev_data, git_describe, now, save  # noqa: E402
-from workspace import clone, load_params, run  # noqa: E402
-
-from tasks.paths import DETAILS, EVALUATE, checkpoint  # noqa: E402  (record put the repository on sys.path)
+from benchmarks.common import results_file, save
+from benchmarks.pipeline.workspace import clone, load_params, run
+from tasks.paths import DETAILS, EVALUATE, checkpoint
 
 
 def blobs_with_classes(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -101,13 +100,14 @@ def cells(details: dict) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("case", choices=["cifar10dev", "generated"])
-    ap.add_argument("--data", type=Path, default=dev_data())
+    ap.add_argument("--data", type=Path, help="the CIFAR-10 dev folder (case cifar10dev)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--checkpoint", type=Path, help="reuse this checkpoint, or save it here")
     ap.add_argument("--timeout", type=int, default=900)
-    ap.add_argument("--out", type=Path)
+    ap.add_argument("--out", type=Path, default=results_file("evaluate_time"))
     args = ap.parse_args()
-    out = args.out or ROOT / f"benchmarks/results/evaluate_time_{args.case}.json"
+    if args.case == "cifar10dev" and args.data is None:
+        ap.error("the case cifar10dev needs --data (the CIFAR-10 dev folder)")
     path = clone(case_params(args.case, args.data, args.epochs))
     try:
         if args.case == "generated":
@@ -147,10 +147,6 @@ def main() -> int:
                 )
                 print(f"  {protocol} {method}: {row}")
     record = {
-        "date": now(),
-        "command": command(),
-        "cpu": cpu_model(),
-        "git": git_describe(),
         "case": args.case,
         "epochs": args.epochs,
         "steps": {k: {x: v for x, v in s.items() if x != "output"} for k, s in steps.items()},
@@ -159,7 +155,7 @@ def main() -> int:
         "protocol_seconds": seconds,
         "metrics": metrics,
     }
-    return save(out, record)
+    return save(args.out, record)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,14 @@ Two fresh clones of HEAD run every stage of the default `dvc repro` in DAG order
   server     - every stage reports to a running `prefect server start` (the scheduled setup).
 The work inside each stage is the summed duration of its task runs, read from the server; a
 stage's overhead is its wall time minus that (Python start, imports, flow and task bookkeeping,
-and the temporary server). Writes benchmarks/results/prefect_overhead.json.
+and the temporary server).
 
-    .venv/bin/python benchmarks/prefect_overhead.py
+    python -m benchmarks.pipeline.prefect_overhead [--out benchmarks/results/prefect_overhead.jsonl]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -24,10 +25,8 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workspace import BIN, ROOT, clone, load_params, run  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "prefect_overhead.json"
+from benchmarks.common import ROOT, results_file, save
+from benchmarks.pipeline.workspace import BIN, clone, load_params, run
 
 
 def stages(params: dict) -> list[str]:
@@ -102,7 +101,10 @@ def import_seconds(code: str, repeats: int = 3) -> float:
     return round(sorted(times)[len(times) // 2], 2)
 
 
-def main() -> None:
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=results_file("prefect_overhead"))
+    args = ap.parse_args()
     names = stages(load_params())
     imports = {
         "python": import_seconds("pass"),
@@ -134,9 +136,6 @@ def main() -> None:
         )
     total = {k: round(sum(r[k] for r in rows), 1) for k in rows[0] if k != "stage"}
     report = {
-        "command": " ".join(sys.argv),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
         "import_seconds": imports,
         "stages": rows,
         "total": total,
@@ -145,7 +144,6 @@ def main() -> None:
             total["overhead_no_server"] / total["no_server_seconds"], 3
         ),
     }
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print("| stage | work in tasks (s) | with server (s) | overhead | no server (s) | overhead |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in [*rows, {"stage": "total", **total}]:
@@ -156,9 +154,10 @@ def main() -> None:
     print("import seconds:", imports)
     print(
         f"overhead: {report['overhead_fraction_server']:.1%} with a server, "
-        f"{report['overhead_fraction_no_server']:.1%} without; wrote {RESULTS}"
+        f"{report['overhead_fraction_no_server']:.1%} without"
     )
+    return save(args.out, report)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,9 +1,9 @@
 """Peak memory of the prepare stage against the number of images, and its decoding rate, on
 generated image folders of JPEGs.
 
-    .venv/bin/python benchmarks/prepare_memory.py [--sizes 5000 100000] \
+    python -m benchmarks.pipeline.prepare_memory [--sizes 5000 100000] \
         [--decode 32:12000 224:3000] [--folders /tmp/simclr-bench-jpegs] \
-        [--ref HEAD] [--out benchmarks/results/prepare_memory.json]
+        [--ref HEAD] [--out benchmarks/results/prepare_memory.jsonl]
 
 Folders of N generated JPEGs (quality 90, 10 class subfolders; each image 4x4 random colour
 blocks upsampled, plus pixel noise, so no two are alike) are written once under `--folders`
@@ -20,14 +20,12 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import ROOT, command, cpu_model, git_describe, now, save  # noqa: E402
-from workspace import clone, load_params, run  # noqa: E402
+from benchmarks.common import results_file, save
+from benchmarks.pipeline.workspace import clone, load_params, run
 
 CLASSES = 10
 
@@ -90,7 +88,7 @@ def main() -> int:
     ap.add_argument("--decode", nargs="*", default=["32:12000", "224:3000"], help="SIDE:N")
     ap.add_argument("--folders", type=Path, default=Path("/tmp/simclr-bench-jpegs"))
     ap.add_argument("--ref", default="HEAD", help="the commit whose prepare is measured")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/prepare_memory.json")
+    ap.add_argument("--out", type=Path, default=results_file("prepare_memory"))
     args = ap.parse_args()
     memory = [measure(jpeg_folder(args.folders, n, 32), 32, args.ref) for n in args.sizes]
     decode = []
@@ -109,10 +107,6 @@ def main() -> int:
     for r in decode:
         print(f"decode {r['side']} px: {r['images']} images, {r['decode_images_per_s']} images/s")
     record = {
-        "date": now(),
-        "command": command(),
-        "cpu": cpu_model(),
-        "git": git_describe(),
         "ref": args.ref,
         "memory": memory,
         "peak_rss_ratio": memory[-1]["peak_rss_mib"] / base["peak_rss_mib"] if base else None,

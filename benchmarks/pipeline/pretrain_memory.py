@@ -1,8 +1,8 @@
 """Peak memory of the pretrain stage at two dataset sizes (generated 32 px RGB images), to show
 that it does not grow with the dataset: images are memory-mapped and read batch by batch.
 
-    .venv/bin/python benchmarks/pretrain_memory.py [--sizes 10000 100000] [--epochs 1] \
-        [--out benchmarks/results/pretrain_memory.json]
+    python -m benchmarks.pipeline.pretrain_memory [--sizes 10000 100000] [--epochs 1] \
+        [--out benchmarks/results/pretrain_memory.jsonl]
 
 For each size: a throwaway clone of HEAD, an .npz of N images (smooth random blobs, distinct),
 `datasets = {synth: {source: npz, ...}}`, a tiny encoder, then `python -m flows.prepare synth`,
@@ -14,19 +14,14 @@ memory (RssAnon, what it allocated itself) are sampled from /proc every 0.1 s.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from workspace import ROOT, clone, load_params, run  # noqa: E402
-
-sys.path.insert(0, str(ROOT))
-from simclr.io import write_json  # noqa: E402
+from benchmarks.common import results_file, save
+from benchmarks.pipeline.workspace import clone, load_params, run
 
 
 def blobs(n: int, seed: int = 0, size: int = 32) -> np.ndarray:
@@ -62,7 +57,7 @@ def measure(n: int, epochs: int) -> dict:
             "validate": run(path, "python", "-m", "flows.validate"),
             "pretrain": run(path, "python", "-m", "flows.pretrain", mapped="images.npy"),
         }
-        metrics = json.loads((path / "reports/pretrain/metrics.json").read_text())
+        metrics = json.loads((path / "reports/pretrain/0/metrics.json").read_text())
         data_mib = (path / "data/prepared/synth/train/images.npy").stat().st_size / 2**20
     finally:
         shutil.rmtree(path, ignore_errors=True)
@@ -77,11 +72,11 @@ def measure(n: int, epochs: int) -> dict:
     }
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pretrain_memory.json")
+    ap.add_argument("--out", type=Path, default=results_file("pretrain_memory"))
     args = ap.parse_args()
     rows = [measure(n, args.epochs) for n in args.sizes]
     base = rows[0]["pretrain"]
@@ -95,13 +90,11 @@ def main() -> None:
             f"({p['peak_anon_mib'] / base['peak_anon_mib'] - 1:+.1%}) | {p['seconds']} |"
         )
     result = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["benchmarks/pretrain_memory.py", *sys.argv[1:]]),
         "epochs": args.epochs,
         "runs": rows,
     }
-    write_json(args.out, result)
+    return save(args.out, result)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,8 +1,8 @@
 """Wall time of the validate stage (`python -m flows.validate`, every Great Expectations check
 and the Data Docs) on a generated manifest of a million images.
 
-    .venv/bin/python benchmarks/validate_scale.py [--rows 1000000] [--faults 10] [--timeout 900] \
-        [--out benchmarks/results/validate_scale.json]
+    python -m benchmarks.pipeline.validate_scale [--rows 1000000] [--faults 10] [--timeout 900] \
+        [--out benchmarks/results/validate_scale.jsonl]
 
 In a throwaway clone of HEAD (`workspace.clone`), `data/prepared/big/` gets a generated
 `manifest.parquet` of `--rows` rows (90% train, 10% test, 10 balanced classes, 32x32x3, pixel
@@ -29,9 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import ROOT, command, cpu_model, git_describe, now, save  # noqa: E402
-from workspace import clone, load_params  # noqa: E402
+from benchmarks.common import results_file, save
+from benchmarks.pipeline.workspace import clone, load_params
 
 CLASSES = 10
 CHECKS = ("no duplicate images within a split", "no test image also in a training split")
@@ -77,7 +76,7 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--faults", type=int, default=10)
     ap.add_argument("--timeout", type=int, default=900)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/validate_scale.json")
+    ap.add_argument("--out", type=Path, default=results_file("validate_scale"))
     args = ap.parse_args()
     params = load_params()
     params["datasets"] = {"big": {"source": "npz", "path": "unused.npz", "image_size": 32}}
@@ -123,10 +122,6 @@ def main() -> int:
     if docs is not None:
         print(f"  Data Docs: {len(docs)} HTML pages")
     record = {
-        "date": now(),
-        "command": command(),
-        "cpu": cpu_model(),
-        "git": git_describe(),
         "rows": args.rows,
         "faults": args.faults,
         "seconds": round(seconds, 1),

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT
+
 BIN = Path(sys.executable).parent
 
 

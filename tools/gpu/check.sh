@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Issue 21 on a bare H200, in one device call (benchmarks/README.md, "On a GPU machine"):
+# Issue 21 on a bare H200, in one device call (tools/gpu/README.md):
 #
-#     benchmarks/gpu_check.sh            # carry .whl/library .whl/lightly .gpu_data/cifar10dev
-#     benchmarks/gpu_check.sh --device cpu --smoke    # here: the same steps on tiny sizes
+#     tools/gpu/check.sh            # carry .whl/library .whl/lightly .gpu_data/cifar10dev
+#     tools/gpu/check.sh --device cpu --smoke    # here: the same steps on tiny sizes
 #
 # Installs the carried wheels (device README's --target line), then runs in order, each under
 # its own timeout, skipping what would overrun the budget (BUDGET_S, default 480 s):
@@ -11,10 +11,10 @@
 #   lightly_b512                the lightly reference, 16 DataLoader workers, bf16 + channels_last
 #   learn                       ~150 s pretraining on the 10k dev images, probes vs random init
 #   r18_b512_compile, r18_b1024_compile    the same with torch.compile
-# Results: $OUT/summary.json (every run's JSON inside), $OUT/check.log, $OUT/nvidia-smi.txt,
+# Results: $OUT/summary.jsonl (every run's record inside), $OUT/check.log, $OUT/nvidia-smi.txt,
 # $OUT/pip_check.txt.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 DEVICE=cuda SMOKE=0
 while [ $# -gt 0 ]; do
     case $1 in
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
 done
 BUDGET_S=${BUDGET_S:-480}
 WORK=$(mktemp -d) # one JSON a run; only the summary goes to $OUT (8 files come back at most)
-source benchmarks/gpu_setup.sh check.log library lightly
+source tools/gpu/setup.sh check.log library lightly
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi" >"$OUT/nvidia-smi.txt"
 $PY -c 'import torch, torchvision, lightly, pydantic; print("torch", torch.__version__,
     "torchvision", torchvision.__version__, "cuda", torch.version.cuda, "lightly", lightly.__version__,
@@ -47,21 +47,22 @@ step() { # $1: name, $2: seconds it may take; the rest: its command
     echo "== $name (at ${SECONDS}s): $*"
     timeout "$limit" "$@" || echo "== $name: FAILED with status $?"
 }
-ours() { # $1: name, $2: timeout; the rest: gpu_throughput.py options
+ours() { # $1: name, $2: timeout; the rest: benchmarks.gpu.throughput options
     local name=$1 limit=$2
     shift 2
-    step "$name" "$limit" $PY benchmarks/gpu_throughput.py --device "$DEVICE" "${SIZES[@]}" \
-        "$@" --out "$WORK/$name.json"
+    step "$name" "$limit" $PY -m benchmarks.gpu.throughput --device "$DEVICE" "${SIZES[@]}" \
+        "$@" --out "$WORK/$name.jsonl"
 }
 ours r18_b512 90 --batch $B512
 ours r18_b1024 90 --batch $B1024
 ours r50_96_b256 90 --encoder resnet50 --image-size 96 --batch $B256
 ours lightly_b512 120 --reference lightly --loader-workers $WORKERS --batch $B512
-rate=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["images_per_s"]["median"])' \
-    "$WORK/r18_b512.json" 2>/dev/null || echo 5000)
-step learn 260 $PY benchmarks/gpu_learn.py --device "$DEVICE" --data .gpu_data/cifar10dev \
-    --images-per-s "$rate" "${LEARN[@]}" --out "$WORK/learn.json"
+rate=$($PY -c 'import json, sys
+print(json.loads(open(sys.argv[1]).readlines()[-1])["images_per_s"]["median"])' \
+    "$WORK/r18_b512.jsonl" 2>/dev/null || echo 5000)
+step learn 260 $PY -m benchmarks.gpu.learn --device "$DEVICE" --data .gpu_data/cifar10dev \
+    --images-per-s "$rate" "${LEARN[@]}" --out "$WORK/learn.jsonl"
 ours r18_b512_compile 150 --batch $B512 --compile
 ours r18_b1024_compile 150 --batch $B1024 --compile
-$PY benchmarks/gpu_summary.py "$WORK" "$OUT/summary.json"
+$PY -m tools.gpu.summary "$WORK" "$OUT/summary.jsonl"
 echo "== done in ${SECONDS}s"

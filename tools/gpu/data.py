@@ -1,7 +1,7 @@
-"""The CIFAR-10 dev images made ready to travel to the GPU machine (benchmarks/gpu_prepare.sh).
+"""The CIFAR-10 dev images made ready to travel to the GPU machine (tools/gpu/prepare.sh).
 
-    .venv/bin/python benchmarks/gpu_data.py arrays DIR      # issue 21: the prepared format
-    .venv/bin/python benchmarks/gpu_data.py jpegs DIR [--train 500] [--val 100]   # issue 22
+    python -m tools.gpu.data arrays DIR --data CIFAR10_DEV     # the prepared format
+    python -m tools.gpu.data jpegs DIR --data CIFAR10_DEV [--train 500] [--val 100]
 
 `arrays` runs the prepare stage's own code (load_dataset, split_source, save_prepared) on the
 dev folder as an image-folder dataset at 32 px, train/ as the training split and val/ as the
@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import dev_data  # noqa: E402
 
 SEED = 0  # params.yaml's seed; the split is given by the folders, so it only seeds ties
 
 
-def prepare_arrays(out: Path) -> None:
+def prepare_arrays(src: Path, out: Path) -> None:
     from simclr.config import DataConfig, DatasetConfig
     from simclr.data.load import load_dataset
     from simclr.data.prepared import save_prepared, split_source
 
-    src = dev_data()
     cfg = DatasetConfig(
         source="imagefolder", root=str(src / "train"), test_root=str(src / "val"), image_size=32
     )
@@ -43,8 +38,7 @@ def prepare_arrays(out: Path) -> None:
     print(f"{out}: {len(prepared.train.labels)} train, {len(prepared.test.labels)} test images")
 
 
-def copy_jpegs(out: Path, per_split: dict[str, int]) -> None:
-    src = dev_data()
+def copy_jpegs(src: Path, out: Path, per_split: dict[str, int]) -> None:
     if out.exists():
         shutil.rmtree(out)
     for split, n in per_split.items():
@@ -60,13 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("what", choices=["arrays", "jpegs"])
     p.add_argument("dir", type=Path)
+    p.add_argument("--data", type=Path, required=True, help="the CIFAR-10 dev folder")
     p.add_argument("--train", type=int, default=500, help="jpegs: training files per class")
     p.add_argument("--val", type=int, default=100, help="jpegs: validation files per class")
     args = p.parse_args(argv)
     if args.what == "arrays":
-        prepare_arrays(args.dir)
+        prepare_arrays(args.data, args.dir)
     else:
-        copy_jpegs(args.dir, {"train": args.train, "val": args.val})
+        copy_jpegs(args.data, args.dir, {"train": args.train, "val": args.val})
     return 0
 
 

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Issue 22 on a bare H200, in one device call (benchmarks/README.md, "On a GPU machine"):
+# Issue 22 on a bare H200, in one device call (tools/gpu/README.md):
 #
-#     benchmarks/gpu_pipeline.sh          # carry .whl/library .whl/pipeline .gpu_data/cifar10-jpeg
-#     benchmarks/gpu_pipeline.sh --device cpu --smoke    # here: the same on tiny sizes
+#     tools/gpu/pipeline.sh          # carry .whl/library .whl/pipeline .gpu_data/cifar10-jpeg
+#     tools/gpu/pipeline.sh --device cpu --smoke    # here: the same on tiny sizes
 #
 # Installs the carried wheels (device README's --target line), records `pip check` for them,
-# then runs benchmarks/gpu_pipeline.py: every stage for real (dvc repro -s in a temporary
+# then runs benchmarks.gpu.pipeline: every stage for real (dvc repro -s in a temporary
 # copy, or the stage commands if DVC does not import), pretrain again with compile, one
-# SIGKILL mid-pretrain and a rerun. Results: $OUT/pipeline.json, $OUT/pipeline.log,
+# SIGKILL mid-pretrain and a rerun. Results: $OUT/gpu_pipeline.jsonl ($OUT/pipeline.json if stopped early), $OUT/pipeline.log,
 # $OUT/run.log, $OUT/pip_check.txt.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 DEVICE=cuda EXTRA=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -20,8 +20,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-source benchmarks/gpu_setup.sh run.log library pipeline
+source tools/gpu/setup.sh run.log library pipeline
 command -v git >/dev/null && git --version || echo "no git on this machine"
-timeout "${LIMIT_S:-540}" $PY benchmarks/gpu_pipeline.py --data .gpu_data/cifar10-jpeg --out-dir "$OUT" \
+timeout "${LIMIT_S:-540}" $PY -m benchmarks.gpu.pipeline --data .gpu_data/cifar10-jpeg --out-dir "$OUT" \
     --device "$DEVICE" "${EXTRA[@]}"
-echo "== gpu_pipeline.py status $? after ${SECONDS}s"
+echo "== benchmarks.gpu.pipeline status $? after ${SECONDS}s"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Readies, on the CPU machine, what the GPU checks of issues 21 and 22 carry to a bare H200
-# (benchmarks/README.md, "On a GPU machine"). Run from the repository root of the checkout the
+# (tools/gpu/README.md). Run from the repository root of the checkout the
 # device tool sends (the session's own), after `make install-dev`:
 #
-#     benchmarks/gpu_prepare.sh
+#     CIFAR10_DEV=/path/to/cifar10-dev tools/gpu/prepare.sh
 #
 # It writes, all ignored through .git/info/exclude:
 #   .whl/library   pydantic, ruamel.yaml and what they need (simclr/ imports them)
@@ -11,12 +11,13 @@
 #   .whl/pipeline  prefect, dvc, dvclive, great-expectations and what they need (issue 22)
 #   .gpu_data/cifar10dev    the 12,000 dev images in the prepared format (issue 21)
 #   .gpu_data/cifar10-jpeg  500 train + 100 val JPEGs per class (issue 22, prepared there)
-# Wheels are pinned to the versions installed here (benchmarks/gpu_wheels.py), for CPython 3.12
+# Wheels are pinned to the versions installed here (tools/gpu/wheels.py), for CPython 3.12
 # manylinux x86-64; a pin with no such wheel (a pure-Python sdist) is built into one here.
 # Then it prints what each check's `carry` adds to the tree that travels, against 64 MiB.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 PY=${PYTHON:-.venv/bin/python}
+DEV=${CIFAR10_DEV:?set CIFAR10_DEV to the CIFAR-10 dev folder (train/ and val/ of class folders)}
 LIMIT=$((64 * 1024 * 1024))
 
 exclude=$(git rev-parse --git-path info/exclude)
@@ -32,16 +33,16 @@ target=(--only-binary=:all: --python-version 3.12 --implementation cp "${platfor
 fetch_group() { # $1: group; downloads every missing pin, then builds what has no wheel
     local dir=.whl/$1 pins
     mkdir -p "$dir"
-    pins=$("$PY" benchmarks/gpu_wheels.py "$1" --missing "$dir")
+    pins=$("$PY" -m tools.gpu.wheels "$1" --missing "$dir")
     [ -z "$pins" ] && return 0
     # One call for all pins; it stops at the first pin without a wheel, so then one by one.
     if ! python3 -m pip download -q --no-deps "${target[@]}" -d "$dir" $pins 2>/dev/null; then
-        for pin in $("$PY" benchmarks/gpu_wheels.py "$1" --missing "$dir"); do
+        for pin in $("$PY" -m tools.gpu.wheels "$1" --missing "$dir"); do
             python3 -m pip download -q --no-deps "${target[@]}" -d "$dir" "$pin" 2>/dev/null ||
                 python3 -m pip wheel -q --no-deps --no-binary=:all: -w "$dir" "$pin"
         done
     fi
-    pins=$("$PY" benchmarks/gpu_wheels.py "$1" --missing "$dir")
+    pins=$("$PY" -m tools.gpu.wheels "$1" --missing "$dir")
     [ -z "$pins" ] || { echo "gpu_prepare: no wheel for: $pins" >&2; return 1; }
 }
 
@@ -50,8 +51,8 @@ for group in library lightly pipeline; do
     echo "$group: $(ls .whl/$group/*.whl | wc -l) wheels"
 done
 
-[ -f .gpu_data/cifar10dev/classes.json ] || "$PY" benchmarks/gpu_data.py arrays .gpu_data/cifar10dev
-[ -d .gpu_data/cifar10-jpeg ] || "$PY" benchmarks/gpu_data.py jpegs .gpu_data/cifar10-jpeg
+[ -f .gpu_data/cifar10dev/classes.json ] || "$PY" -m tools.gpu.data arrays .gpu_data/cifar10dev --data "$DEV"
+[ -d .gpu_data/cifar10-jpeg ] || "$PY" -m tools.gpu.data jpegs .gpu_data/cifar10-jpeg --data "$DEV"
 
 bytes() { find "$@" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
 tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null |

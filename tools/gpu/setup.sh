@@ -1,6 +1,6 @@
-# Sourced by gpu_check.sh and gpu_pipeline.sh after their options: `source gpu_setup.sh LOG
+# Sourced by check.sh and pipeline.sh after their options: `source tools/gpu/setup.sh LOG
 # GROUP...`. Tees all output to $OUT/LOG, sets PY, and on CUDA installs the carried wheel
-# groups (.whl/GROUP, from gpu_prepare.sh) with the device README's --target line, writes
+# groups (.whl/GROUP, from prepare.sh) with the device README's --target line, writes
 # `pip check` for them to $OUT/pip_check.txt, and checks that this torch has what we call.
 OUT=${OUT:?set OUT to the folder for the results}
 export PYTHONUNBUFFERED=1 DO_NOT_TRACK=1
@@ -15,4 +15,4 @@ if [ "$DEVICE" = cuda ] && [ -d .whl/library ]; then
     export PYTHONPATH=/tmp/site
     $PY -m pip check >"$OUT/pip_check.txt" 2>&1
 fi
-$PY benchmarks/gpu_torch_apis.py simclr benchmarks tasks flows
+$PY -m tools.gpu.torch_apis simclr benchmarks tasks flows

@@ -1,9 +1,10 @@
-"""One JSON and one table from the result files benchmarks/gpu_check.sh wrote into a folder:
+"""One record and one table from the result files tools/gpu/check.sh wrote into a folder (one
+JSON Lines file a run, its last line read):
 every configuration's images/s, its ratio to the lightly reference of the same batch and model
 in the same call, to the published A100 figure and to the H200 goal; the augmentation share,
 peak memory and MFU; the real run's probes against random init.
 
-    python3 benchmarks/gpu_summary.py WORK_DIR OUT.json
+    python3 -m tools.gpu.summary WORK_DIR OUT.jsonl
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_throughput import GOAL_H200, PUBLISHED_A100  # noqa: E402
-from record import now, save  # noqa: E402
+from benchmarks.common import save
+from benchmarks.gpu.throughput import GOAL_H200, PUBLISHED_A100
 
 
 def row(name: str, r: dict, references: dict) -> dict:
@@ -36,7 +36,9 @@ def row(name: str, r: dict, references: dict) -> dict:
 
 def main(argv: list[str]) -> int:
     work, out = Path(argv[0]), Path(argv[1])
-    runs = {p.stem: json.loads(p.read_text()) for p in sorted(work.glob("*.json"))}
+    runs = {
+        p.stem: json.loads(p.read_text().splitlines()[-1]) for p in sorted(work.glob("*.jsonl"))
+    }
     learn = runs.pop("learn", None)
     references = {
         (r["settings"]["encoder"], r["settings"]["image_size"], r["settings"]["batch"]): r[
@@ -67,7 +69,7 @@ def main(argv: list[str]) -> int:
             f"\nreal run: {learn['epochs']} epochs, {learn['pretrain_seconds']:.0f} s pretraining; "
             f"{learn['scores']}"
         )
-    return save(out, {"date": now(), "rows": rows, "learn": learn, "runs": runs})
+    return save(out, {"rows": rows, "learn": learn, "runs": runs}, "cuda")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Does the torch (and torchvision) in this interpreter have every API the library calls?
 
-    python3 benchmarks/gpu_torch_apis.py [simclr ...]
+    python3 -m tools.gpu.torch_apis [simclr ...]
 
 Reads the sources under the given folders (default simclr/) with `ast`, resolves every dotted
 name that starts from an imported torch or torchvision module (`torch.cuda.is_bf16_supported`,
@@ -19,7 +19,7 @@ import inspect
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("torch", "torchvision")
 
 

@@ -2,13 +2,13 @@
 ours needs (with everything they need in turn) that the machine's image does not hold, pinned to
 the versions installed here, one `name==version` a line.
 
-    .venv/bin/python benchmarks/gpu_wheels.py library|lightly|pipeline [--missing DIR]
+    python -m tools.gpu.wheels library|lightly|pipeline [--missing DIR]
 
 `library` is what `simclr/` imports that the image lacks (pydantic, ruamel.yaml); `lightly` the
-reference of benchmarks/pretrain_throughput.py; `pipeline` the stages around the library
+reference of benchmarks.cpu.pretrain_throughput; `pipeline` the stages around the library
 (prefect, dvc, dvclive, great-expectations). lightly and pipeline leave out what library carries:
 each check installs library and one of the two.
-benchmarks/gpu_prepare.sh downloads them for Python 3.12 manylinux x86-64.
+tools/gpu/prepare.sh downloads them for Python 3.12 manylinux x86-64.
 """
 
 from __future__ import annotations
