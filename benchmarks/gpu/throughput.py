@@ -20,7 +20,7 @@ GPU memory; the share of a step spent making the views (`simclr.device.to_images
 `--steps`, over the step time); the model's FLOP per source image (torch's FlopCounterMode on
 one forward of encoder + head, x3 for forward + backward, x2 views) and the model FLOP
 utilisation against the H200's dense bf16 peak (datasheet) and the matrix rate measured on
-such a machine (KINDS.md). With `--compile`, torch._dynamo's graph-break counts.
+such a machine (the lending service's notes). With `--compile`, torch._dynamo's graph-break counts.
 
 `--reference lightly` measures instead the lightly reference of benchmarks.cpu.pretrain_throughput
 on the same device: its SimCLRTransform per PIL image in a DataLoader with `--loader-workers`
@@ -48,7 +48,7 @@ from benchmarks.common import results_file, save
 PUBLISHED_A100 = 4200.0  # images/s, dkobak/simclr-cifar10, ResNet-18, CIFAR-10
 GOAL_H200 = 8400.0  # images/s, issue 21's goal for ResNet-18 at 32 px on the H200
 # Dense bf16 peaks: the H100/H200 SXM datasheet, and an 8192^3 bf16 matmul measured on one of
-# this workplace's H200s (/work/.library/device/KINDS.md, 2026-10-28).
+# the lent H200s (the lending service's machine notes, 2026-10-28).
 BF16_PEAK_DATASHEET = 989.4e12
 BF16_MATMUL_MEASURED = 788e12
 HIDDEN = {"resnet18": 512, "resnet50": 2048}  # the head's hidden width = the encoder's h

@@ -69,7 +69,8 @@ def main(argv: list[str]) -> int:
             f"\nreal run: {learn['epochs']} epochs, {learn['pretrain_seconds']:.0f} s pretraining; "
             f"{learn['scores']}"
         )
-    return save(out, {"rows": rows, "learn": learn, "runs": runs}, "cuda")
+    device = "cuda" if any(r["settings"]["device"] == "cuda" for r in runs.values()) else "cpu"
+    return save(out, {"rows": rows, "learn": learn, "runs": runs}, device)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-# The device image's Python packages (/work/.library/device/KINDS.md, read on 2026-11-17).
+# The device image's Python packages (the lending service's machine notes, read 2026-11-17).
 # typing-extensions is carried anyway: pydantic 2.14 needs >= 4.16, the image's is not known.
 _DEVICE_PACKAGES = """
     absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs
