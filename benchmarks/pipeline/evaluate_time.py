@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import results_file, save
-from benchmarks.pipeline.workspace import clone, load_params, run
+from benchmarks.pipeline.workspace import clone, load_params, run, stage_env
 from tasks.paths import DETAILS, EVALUATE, checkpoint
 
 
@@ -73,6 +73,7 @@ def timed(path: Path, timeout: int, *cmd: str) -> dict:
         proc = subprocess.run(
             ["timeout", "-k", "10", str(timeout), *cmd],
             cwd=path,
+            env=stage_env(),
             capture_output=True,
             text=True,
             check=False,

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import results_file, save
-from benchmarks.pipeline.workspace import clone, load_params
+from benchmarks.pipeline.workspace import clone, load_params, stage_env
 
 CLASSES = 10
 CHECKS = ("no duplicate images within a split", "no test image also in a training split")
@@ -89,6 +89,7 @@ def main() -> int:
         proc = subprocess.run(
             ["timeout", "-k", "10", str(args.timeout), "python", "-m", "flows.validate"],
             cwd=path,
+            env=stage_env(),
             capture_output=True,
             text=True,
             check=False,

@@ -65,12 +65,10 @@ def _mapped_kib(pid: int, name: str) -> int:
     return total
 
 
-def run(path: Path, *cmd: str, mapped: str | None = None) -> dict:
-    """Run `cmd` in the clone; wall seconds, peak RSS (VmHWM), peak anonymous memory (RssAnon:
-    what the process allocated itself), peak file-backed memory (RssFile: mapped files, shared
-    libraries included) and, with `mapped`, the peak resident part of the mappings of files so
-    named (the memory-mapped dataset), in MiB."""
-    env = {
+def stage_env() -> dict[str, str]:
+    """The environment stage commands run in: this interpreter's bin/ first on PATH (its
+    `python`, `dvc`), analytics off."""
+    return {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "DO_NOT_TRACK": "1",
@@ -78,9 +76,16 @@ def run(path: Path, *cmd: str, mapped: str | None = None) -> dict:
         "GX_ANALYTICS_ENABLED": "false",
         "DVC_NO_ANALYTICS": "1",
     }
+
+
+def run(path: Path, *cmd: str, mapped: str | None = None) -> dict:
+    """Run `cmd` in the clone; wall seconds, peak RSS (VmHWM), peak anonymous memory (RssAnon:
+    what the process allocated itself), peak file-backed memory (RssFile: mapped files, shared
+    libraries included) and, with `mapped`, the peak resident part of the mappings of files so
+    named (the memory-mapped dataset), in MiB."""
     start = time.perf_counter()
     proc = subprocess.Popen(
-        cmd, cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd, cwd=path, env=stage_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     peak = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0, "mapped": 0}
 
