@@ -1,6 +1,6 @@
 """Every third-party package the code imports is declared in pyproject.toml: the library's,
-tasks' and flows' in [project] dependencies, the tests' and benchmarks' there or in the dev
-extra. An undeclared import works here only because another package pulled it in."""
+tasks' and flows' in [project] dependencies, the tests', benchmarks' and tools' there or in the
+dev extra. An undeclared import works here only because another package pulled it in."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from importlib.metadata import packages_distributions
 from helpers import ROOT
 
 LIBRARY = ("simclr", "tasks", "flows")
-DEV = ("tests", "benchmarks")
+DEV = ("tests", "benchmarks", "tools")
 
 
 def _name(requirement: str) -> str:
@@ -40,8 +40,8 @@ def _imported(folder: str, module_level: bool = False) -> dict[str, str]:
 
 
 def _local() -> set[str]:
-    """Modules of this repository: its packages and the scripts tests and benchmarks import."""
-    return {*LIBRARY, *(p.stem for d in DEV for p in (ROOT / d).glob("*.py"))}
+    """Modules of this repository: its packages and the modules the tests import."""
+    return {*LIBRARY, *DEV, *(p.stem for p in (ROOT / "tests").glob("*.py"))}
 
 
 def _undeclared(folders: tuple[str, ...], declared: set[str]) -> list[str]:
