@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import inspect
 import json
 import re
 import shlex
@@ -200,7 +201,10 @@ def module_parser(name: str) -> _Parsed | None:
     source = Path(module.__file__ or "").read_text() if module.__file__ else ""
     if "ArgumentParser" not in source or not hasattr(module, "main"):
         return None
-    return _caught(lambda: module.main([]))
+    if inspect.signature(module.main).parameters:
+        return _caught(lambda: module.main([]))
+    with mock.patch.object(sys, "argv", [name]):  # a main() that reads sys.argv itself
+        return _caught(module.main)
 
 
 def missing_command(name: str, args: list[str]) -> str | None:
