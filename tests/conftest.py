@@ -2,6 +2,7 @@
 against tracebacks. Plain helpers that tests import live in helpers.py."""
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import BIN, api, free_port
+from helpers import BIN, api, free_port, photo_files, tiny_checkpoint
 
 from simclr.errors import UNEXPECTED_LOG
 
@@ -89,3 +90,21 @@ def report_fixture_dir(tmp_path_factory, prefect_api):
     from report_fixture import render_reports
 
     return render_reports(tmp_path_factory.mktemp("report"), prefect_api)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny RGB encoder checkpoint (tests/simclr/test_embed.py, tests/pipeline/test_embed.py)."""
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "simclr.pt", channels=3)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """root/<class>/<photo>: two classes of real images, one of them in nested folders' style
+    names and formats (PNG, JPEG, GIF, TIFF, a grayscale PNG)."""
+    root = tmp_path / "photos"
+    for i, path in enumerate(photo_files()):
+        folder = root / ("cats and coffee" if i % 2 else "others")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder / path.name)
+    return root

@@ -89,6 +89,16 @@ def init_repo(run) -> None:
     run("git", "commit", "-qm", "initial")
 
 
+PHOTOS = "  photos: {source: imagefolder, root: /data/photos}\n"
+
+
+def rgb_params_with(transfer: str, extra: str = "") -> str:
+    """TINY_PARAMS pretraining on an RGB image folder, `transfer` its transfer set."""
+    text = TINY_PARAMS.replace("datasets:\n", f"datasets:\n{PHOTOS}{extra}", 1)
+    text = text.replace("  dataset: digits\n", "  dataset: photos\n")
+    return text.replace("transfer: {datasets: [faces]}", f"transfer: {{datasets: [{transfer}]}}")
+
+
 def tiny_prepared(n_train: int = 60, n_test: int = 30, classes: int = 3, seed: int = 0):
     """A Prepared dataset of 8x8 grayscale images whose class is the bright quadrant: learnable
     from the pixels, so probes have something to find."""
@@ -421,3 +431,21 @@ def _shown(value) -> str:
     if isinstance(value, tuple):
         return f"[{', '.join(map(str, value))}]" if value else "none"
     return str(value)
+
+
+def fake_details(accuracies: dict, significance: dict | None = None) -> dict:
+    """A details.json of one replica: {protocol: {method: {fraction: [run accuracies]}}}."""
+    out = {
+        "protocol": {"train_images": 10, "test_images": 5},
+        "seconds": {"linear+knn": 1.0},
+        "significance": significance or {},
+    }
+    for protocol, by_method in accuracies.items():
+        out[protocol] = {
+            m: {
+                f: {"runs": [{"accuracy": a, "mean_per_class": a - 0.01} for a in accs]}
+                for f, accs in by_fraction.items()
+            }
+            for m, by_fraction in by_method.items()
+        }
+    return out
