@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -241,6 +242,19 @@ transfer: {datasets: []}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+# The browser tests' own check, added to a copy of the page they open (the product page has no
+# script at all): once loaded, the body's data-images says "decoded/total", data-broken which not.
+IMAGE_CHECK = """<script>
+// Marks the page once loaded: how many images decoded, which did not (by their alt text).
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  const bad = imgs.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.alt);
+  document.body.dataset.images = `${imgs.length - bad.length}/${imgs.length}`;
+  document.body.dataset.broken = bad.join("|");
+});
+</script>"""
+
+
 def require_chromium() -> None:
     """At a browser test module's top: skip it without Chromium, except in CI (.ci/run sets
     REQUIRE_CHROMIUM), where a missing browser must fail rather than skip silently."""
@@ -250,8 +264,17 @@ def require_chromium() -> None:
         pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
 
 
-def open_page(html: Path, screenshot: Path | None = None) -> tuple[str, list[str]]:
-    """(the DOM after load, console errors) of `html` in headless Chromium."""
+def open_page(
+    html: Path, screenshot: Path | None = None, check_images: bool = False
+) -> tuple[str, list[str]]:
+    """(the DOM after load, console errors) of `html` in headless Chromium. With `check_images`,
+    a copy of a self-contained page with IMAGE_CHECK appended is opened instead: the script
+    the page's parser meets last, after everything the page itself holds."""
+    if check_images:
+        with tempfile.TemporaryDirectory(prefix="checked-page-") as folder:
+            copy = Path(folder) / html.name
+            copy.write_text(html.read_text() + IMAGE_CHECK)
+            return open_page(copy, screenshot)
     base = [
         CHROMIUM,
         "--headless",
