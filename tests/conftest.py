@@ -10,9 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import BIN, api, free_port, photo_files, tiny_checkpoint
+import torch
+from helpers import BIN, MODEL, api, free_port, photo_files, tiny_checkpoint
 
+from simclr.checkpoint import save_checkpoint
 from simclr.errors import UNEXPECTED_LOG
+from simclr.models import build_model
 
 # A non-interactive shell starts a background job (`pytest ... &`) with SIGINT ignored, and exec
 # passes "ignored" on: every stage and worker the tests start would then shrug off Ctrl-C (and
@@ -108,3 +111,12 @@ def photos(tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, folder / path.name)
     return root
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory) -> Path:
+    """A real checkpoint of MODEL at a seeded init (test_checkpoint.py, test_faults.py)."""
+    torch.manual_seed(0)
+    encoder, head = build_model(MODEL, 1, 8)
+    path = tmp_path_factory.mktemp("checkpoint") / "simclr.pt"
+    return save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
