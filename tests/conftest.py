@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -120,3 +121,33 @@ def good_checkpoint(tmp_path_factory) -> Path:
     encoder, head = build_model(MODEL, 1, 8)
     path = tmp_path_factory.mktemp("checkpoint") / "simclr.pt"
     return save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
+
+
+# The fast lane's promise: a test outside tests/pipeline/ starts no command (no stage, server,
+# git, dvc or browser). An audit hook sees every subprocess.Popen; it cannot be removed, so it
+# records only while a unit test runs.
+PIPELINE = Path(__file__).parent / "pipeline"
+_commands: list[str] | None = None
+
+
+def _record_commands(event: str, args: tuple) -> None:
+    if event == "subprocess.Popen" and _commands is not None:
+        _commands.append(" ".join(map(str, args[1] or [args[0]]))[:200])
+
+
+sys.addaudithook(_record_commands)
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_start_no_commands(request):
+    global _commands
+    if request.path.is_relative_to(PIPELINE):
+        yield
+        return
+    _commands = []
+    try:
+        yield
+    finally:
+        started, _commands = _commands, None
+    if started:
+        pytest.fail(f"a unit test started a command (move it to tests/pipeline/): {started}")
