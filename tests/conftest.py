@@ -123,16 +123,27 @@ def good_checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
 
 
-# The fast lane's promise: a test outside tests/pipeline/ starts no command (no stage, server,
-# git, dvc or browser). An audit hook sees every subprocess.Popen; it cannot be removed, so it
-# records only while a unit test runs.
+# The fast lane's promise: a test outside tests/pipeline/ starts none of our commands (no stage,
+# server, git, dvc, browser or other Python). An audit hook sees every subprocess.Popen (also
+# a library's own probes, such as ctypes running ldconfig, which are not ours and pass); it
+# cannot be removed, so it records only while a unit test runs.
 PIPELINE = Path(__file__).parent / "pipeline"
+OURS = {"git", "dvc", "prefect", "simclr", "chromium", "sh", "bash", "unshare", "torchrun"}
 _commands: list[str] | None = None
 
 
+def _ours(executable) -> bool:
+    path = Path(str(executable))
+    return path.name in OURS or path.name.startswith("python") or path.parent == BIN
+
+
 def _record_commands(event: str, args: tuple) -> None:
-    if event == "subprocess.Popen" and _commands is not None:
-        _commands.append(" ".join(map(str, args[1] or [args[0]]))[:200])
+    if event != "subprocess.Popen" or _commands is None:
+        return
+    executable, argv = args[0], args[1]
+    argv = [argv] if isinstance(argv, str | bytes) else list(argv or [])
+    if _ours(executable or (argv[0] if argv else "")):
+        _commands.append(" ".join(map(str, argv))[:200])
 
 
 sys.addaudithook(_record_commands)
