@@ -162,3 +162,14 @@ def unit_tests_start_no_commands(request):
         started, _commands = _commands, None
     if started:
         pytest.fail(f"a unit test started a command (move it to tests/pipeline/): {started}")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread_in_unit_tests(request):
+    """Unit tests run torch on one thread. Their models are tiny, and where the cores are
+    shared (CI runners, other jobs) torch's OpenMP threads wait on each other at every op: with
+    two threads on 2 busy cores, tests/simclr/test_train.py took 24-65 s, against 3.6 s with
+    one. A test that sets its own thread count (params' `threads`) still does."""
+    if not request.path.is_relative_to(PIPELINE):
+        torch.set_num_threads(1)
+    yield
