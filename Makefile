@@ -1,4 +1,5 @@
-# The README's two commands: `make run` and `make test`.
+# The README's commands: `make run`, `make test` (lint and the fast lane: every test but
+# tests/pipeline/) and `make test-all` (lint and every test; what CI runs).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,13 +9,16 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: run test lint format install install-dev
+.PHONY: run test test-all lint format install install-dev
 
 run: install
 	$(BIN)/python -m flows.check
 	$(BIN)/python -m flows.with_server $(BIN)/dvc repro
 
 test: install-dev lint
+	$(BIN)/python -m pytest --ignore=tests/pipeline
+
+test-all: install-dev lint
 	$(BIN)/python -m pytest
 
 lint: install-dev

@@ -9,16 +9,6 @@ import re
 from collections.abc import Mapping
 from html.parser import HTMLParser
 
-IMAGE_CHECK = """<script>
-// Marks the page once loaded: how many images decoded (used by the headless-browser test).
-window.addEventListener("load", () => {
-  const imgs = [...document.images];
-  const bad = imgs.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.alt);
-  document.body.dataset.images = `${imgs.length - bad.length}/${imgs.length}`;
-  document.body.dataset.broken = bad.join("|");
-});
-</script>"""
-
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
        line-height: 1.45; color: #222; }
@@ -82,7 +72,7 @@ def to_html(markdown_text: str, title: str, figures: Mapping[str, bytes] | None 
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title>"
-        f"{STYLE}</head><body>\n{sanitize(body)}\n{IMAGE_CHECK}</body></html>\n"
+        f"{STYLE}</head><body>\n{sanitize(body)}\n</body></html>\n"
     )
 
 

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -87,6 +88,16 @@ def init_repo(run) -> None:
     run("dvc", "init", "-q")
     run("git", "add", "-A")
     run("git", "commit", "-qm", "initial")
+
+
+PHOTOS = "  photos: {source: imagefolder, root: /data/photos}\n"
+
+
+def rgb_params_with(transfer: str, extra: str = "") -> str:
+    """TINY_PARAMS pretraining on an RGB image folder, `transfer` its transfer set."""
+    text = TINY_PARAMS.replace("datasets:\n", f"datasets:\n{PHOTOS}{extra}", 1)
+    text = text.replace("  dataset: digits\n", "  dataset: photos\n")
+    return text.replace("transfer: {datasets: [faces]}", f"transfer: {{datasets: [{transfer}]}}")
 
 
 def tiny_prepared(n_train: int = 60, n_test: int = 30, classes: int = 3, seed: int = 0):
@@ -231,6 +242,19 @@ transfer: {datasets: []}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+# The browser tests' own check, added to a copy of the page they open (the product page has no
+# script at all): once loaded, the body's data-images says "decoded/total", data-broken which not.
+IMAGE_CHECK = """<script>
+// Marks the page once loaded: how many images decoded, which did not (by their alt text).
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  const bad = imgs.filter((i) => !(i.complete && i.naturalWidth > 0)).map((i) => i.alt);
+  document.body.dataset.images = `${imgs.length - bad.length}/${imgs.length}`;
+  document.body.dataset.broken = bad.join("|");
+});
+</script>"""
+
+
 def require_chromium() -> None:
     """At a browser test module's top: skip it without Chromium, except in CI (.ci/run sets
     REQUIRE_CHROMIUM), where a missing browser must fail rather than skip silently."""
@@ -240,8 +264,17 @@ def require_chromium() -> None:
         pytest.skip("chromium not installed (apt-get install chromium)", allow_module_level=True)
 
 
-def open_page(html: Path, screenshot: Path | None = None) -> tuple[str, list[str]]:
-    """(the DOM after load, console errors) of `html` in headless Chromium."""
+def open_page(
+    html: Path, screenshot: Path | None = None, check_images: bool = False
+) -> tuple[str, list[str]]:
+    """(the DOM after load, console errors) of `html` in headless Chromium. With `check_images`,
+    a copy of a self-contained page with IMAGE_CHECK appended is opened instead: the script
+    the page's parser meets last, after everything the page itself holds."""
+    if check_images:
+        with tempfile.TemporaryDirectory(prefix="checked-page-") as folder:
+            copy = Path(folder) / html.name
+            copy.write_text(html.read_text() + IMAGE_CHECK)
+            return open_page(copy, screenshot)
     base = [
         CHROMIUM,
         "--headless",
@@ -421,3 +454,21 @@ def _shown(value) -> str:
     if isinstance(value, tuple):
         return f"[{', '.join(map(str, value))}]" if value else "none"
     return str(value)
+
+
+def fake_details(accuracies: dict, significance: dict | None = None) -> dict:
+    """A details.json of one replica: {protocol: {method: {fraction: [run accuracies]}}}."""
+    out = {
+        "protocol": {"train_images": 10, "test_images": 5},
+        "seconds": {"linear+knn": 1.0},
+        "significance": significance or {},
+    }
+    for protocol, by_method in accuracies.items():
+        out[protocol] = {
+            m: {
+                f: {"runs": [{"accuracy": a, "mean_per_class": a - 0.01} for a in accs]}
+                for f, accs in by_fraction.items()
+            }
+            for m, by_fraction in by_method.items()
+        }
+    return out

@@ -2,7 +2,7 @@
 torch and Prefect for all of them): `python hostile_harness.py CASES.json` prints, as JSON, each
 case's exit status, stderr and whether a traceback escaped. The console's commands go through
 `flows.console.main`, the `python -m flows.<module>` commands through runpy as `__main__`, with
-sys.argv as the shell would set it. Used by tests/test_hostile_commands.py."""
+sys.argv as the shell would set it. Used by tests/pipeline/test_hostile_commands.py."""
 
 from __future__ import annotations
 

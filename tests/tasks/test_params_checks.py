@@ -3,16 +3,12 @@ what would pass every stage up to pretraining and fail or mislead after it."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
-from helpers import BIN, TINY_PARAMS
+from helpers import TINY_PARAMS, rgb_params_with
 
 from simclr.config import Params, load_params
 from simclr.errors import PipelineError
 from tasks.params_checks import check_params
-
-PHOTOS = "  photos: {source: imagefolder, root: /data/photos}\n"
 
 
 def _params(tmp_path, text: str) -> Params:
@@ -20,15 +16,9 @@ def _params(tmp_path, text: str) -> Params:
     return load_params(tmp_path / "params.yaml")
 
 
-def _rgb_with(transfer: str, extra: str = "") -> str:
-    text = TINY_PARAMS.replace("datasets:\n", f"datasets:\n{PHOTOS}{extra}", 1)
-    text = text.replace("  dataset: digits\n", "  dataset: photos\n")
-    return text.replace("transfer: {datasets: [faces]}", f"transfer: {{datasets: [{transfer}]}}")
-
-
 def test_a_grayscale_transfer_set_after_rgb_pretraining_is_refused_naming_the_fix(tmp_path):
     with pytest.raises(PipelineError) as e:
-        check_params(_params(tmp_path, _rgb_with("faces")))
+        check_params(_params(tmp_path, rgb_params_with("faces")))
     assert str(e.value) == (
         "params.yaml: transfer.datasets has 'faces', prepared with 1 channel(s), but the "
         "pretraining set 'photos' has 3: the encoder takes 3; set datasets.faces.channels: 3, "
@@ -44,14 +34,14 @@ def test_a_grayscale_transfer_set_after_rgb_pretraining_is_refused_naming_the_fi
     ],
 )
 def test_matching_or_no_transfer_sets_pass(tmp_path, transfer, extra):
-    text = _rgb_with(transfer, extra)
+    text = rgb_params_with(transfer, extra)
     if transfer == "faces":
         text = text.replace("  faces: {source: faces}\n", "  faces: {source: faces, channels: 3}\n")
     check_params(_params(tmp_path, text))  # no error (2 replicas: a warning, tested below)
 
 
 def test_an_npz_set_is_not_guessed(tmp_path):
-    text = _rgb_with("arrays", "  arrays: {source: npz, path: /data/a.npz}\n")
+    text = rgb_params_with("arrays", "  arrays: {source: npz, path: /data/a.npz}\n")
     check_params(_params(tmp_path, text))  # its channels are in its arrays: the stage checks
 
 
@@ -62,15 +52,3 @@ def test_fewer_than_three_replicas_is_a_warning_saying_what_it_costs(tmp_path, r
     assert said in warning and "3 or more" in warning
     three = TINY_PARAMS.replace("replicas: [0, 1]", "replicas: [0, 1, 2]")
     assert check_params(_params(tmp_path, three)) == []
-
-
-def test_simclr_check_says_it_in_one_line_before_any_stage(tmp_path):
-    (tmp_path / "params.yaml").write_text(_rgb_with("faces"))
-    r = subprocess.run([str(BIN / "simclr"), "check"], cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr.startswith("error: params.yaml: transfer.datasets has 'faces', prepared with")
-    assert r.stderr.count("\n") == 1
-    (tmp_path / "params.yaml").write_text(TINY_PARAMS)
-    r = subprocess.run([str(BIN / "simclr"), "check"], cwd=tmp_path, capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout == "params.yaml: ok\n"
-    assert r.stderr.startswith("warning: params.yaml: replicas has 2: the test over replicas")

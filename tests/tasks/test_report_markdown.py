@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from tasks.report_markdown import FEW_REPLICAS, _transfer_words, baselines_section
+from tasks.report_markdown import (
+    FEW_REPLICAS,
+    _transfer_words,
+    accuracy_table,
+    baselines_section,
+    literal,
+)
 
 FRACTIONS = {"0.01": 0.04, "0.1": 0.045, "1.0": 0.5}  # label fraction -> p of SimCLR's lead
 
@@ -42,3 +48,24 @@ def test_two_replicas_say_the_test_has_one_degree_of_freedom():
 def test_no_transfer_sets_is_said_not_left_dangling():
     assert _transfer_words(()) == "no transfer sets (params.yaml `transfer.datasets` is empty)"
     assert _transfer_words(("mnist", "faces")) == "transfer to `mnist`, `faces`"
+
+
+def test_a_users_value_is_one_code_span_whatever_it_holds():
+    assert literal("[click](javascript:x)") == "`[click](javascript:x)`"
+    assert literal("a `b` c") == "``a `b` c``"  # a fence longer than any run inside
+    assert literal("``x") == "``` ``x ```"  # padded where the value starts with a backtick
+    assert literal("line\nbreak\r") == "`line\\nbreak\\r`"  # stays on its line and table row
+
+
+def test_the_accuracy_table_bolds_each_columns_best_and_gives_each_baseline_its_p():
+    by_method = {
+        "raw_pixels": {"0.1": {"mean": 0.7, "std": 0.02}, "1.0": {"mean": 0.9, "std": 0.0}},
+        "simclr": {"0.1": {"mean": 0.8, "std": 0.01}, "1.0": {"mean": 0.85, "std": 0.03}},
+    }
+    tests = {"raw_pixels": {"0.1": {"p": 0.00001}, "1.0": {"p": 0.0312}}}
+    assert accuracy_table(by_method, tests).splitlines() == [
+        "| method | 10% labels | 100% labels |",
+        "|---|---|---|",
+        "| SimCLR | **0.800 ± 0.010** | 0.850 ± 0.030 |",  # SimCLR first, whatever the order
+        "| raw pixels | 0.700 ± 0.020, p<1e-4 | **0.900 ± 0.000**, p=0.031 |",
+    ]

@@ -4,21 +4,14 @@ and the headline metrics, and the budget of metric columns `dvc exp show` lists.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import shutil
-
 import numpy as np
 import pytest
 import torch
-from helpers import ROOT, init_repo, repo_env, runner
+from helpers import ROOT, fake_details
 from scipy import stats
 
 from simclr.config import ModelConfig, Params, from_dict, load_params
 from simclr.errors import PipelineError
-from simclr.evaluate import BASELINES, PRETRAINED, PROTOCOLS, fraction_key
-from simclr.io import write_json
 from simclr.models import build_model
 from simclr.significance import (
     false_discovery,
@@ -26,10 +19,8 @@ from simclr.significance import (
     paired_difference,
     welch_difference,
 )
-from tasks.labels import fraction_label
-from tasks.paths import DETAILS, METRICS, evaluate_dir, pretrain_dir, transfer_dir
 from tasks.replicas import first_label_seed, pretraining_seed, replica_arg, trained_with
-from tasks.summary import dataset_summary, summarize_replicas
+from tasks.summary import dataset_summary
 
 # Fixed accuracies: 3 replicas x 4 label subsets of SimCLR and of a baseline on the same subsets.
 A = [[0.81, 0.78, 0.84, 0.80], [0.75, 0.77, 0.74, 0.79], [0.86, 0.83, 0.85, 0.88]]
@@ -178,24 +169,6 @@ def test_bad_replicas_are_one_line(value, message):
 # --- pooling replicas -------------------------------------------------------------------------
 
 
-def fake_details(accuracies: dict, significance: dict | None = None) -> dict:
-    """A details.json of one replica: {protocol: {method: {fraction: [run accuracies]}}}."""
-    out = {
-        "protocol": {"train_images": 10, "test_images": 5},
-        "seconds": {"linear+knn": 1.0},
-        "significance": significance or {},
-    }
-    for protocol, by_method in accuracies.items():
-        out[protocol] = {
-            m: {
-                f: {"runs": [{"accuracy": a, "mean_per_class": a - 0.01} for a in accs]}
-                for f, accs in by_fraction.items()
-            }
-            for m, by_fraction in by_method.items()
-        }
-    return out
-
-
 def test_pooled_cells_and_tests_over_replicas_from_fixed_runs():
     replicas = {
         r: fake_details(
@@ -232,64 +205,3 @@ def test_one_replica_keeps_its_own_test_and_says_the_pretraining_is_not_measured
     test = dataset_summary({0: only}, "transfer")["significance"]["linear"]["raw_pixels"]["0.1"]
     assert test["p"] == 0.03 and test["ci"] is None
     assert test["test"].endswith("one replica: the pretraining's own variation is not measured")
-
-
-def default_shaped_outputs(params: Params) -> None:
-    """Every replica's outputs in the working directory, shaped as the default params make them
-    (datasets, protocols, methods, fractions, subsets), with random accuracies."""
-    rng = np.random.default_rng(0)
-    methods = {"linear": [PRETRAINED, *BASELINES], "knn": [PRETRAINED, *BASELINES]}
-    methods["finetune"] = [PRETRAINED, "random_init"]
-    for r in params.replicas:
-        write_json(pretrain_dir(r) / METRICS, {"loss": 4.5, "knn_accuracy": 0.9, "step": 49})
-        folders = [evaluate_dir(r)] + [transfer_dir(d, r) for d in params.transfer.datasets]
-        for folder in folders:
-            accuracies = {
-                protocol: {
-                    m: {
-                        fraction_key(f): list(
-                            rng.uniform(0.5, 1.0, 1 if f >= 1 else params.evaluate.seeds)
-                        )
-                        for f in params.evaluate.fractions
-                    }
-                    for m in ms
-                }
-                for protocol, ms in methods.items()
-            }
-            write_json(folder / DETAILS, fake_details(accuracies))
-
-
-def test_the_default_pipeline_lists_at_most_60_metric_columns(tmp_path, monkeypatch):
-    """The real dvc.yaml and params.yaml, the metrics the real summarize code writes for outputs
-    of the default pipeline's shape: `dvc exp show --csv` has at most 60 metric columns, all of
-    reports/metrics.json (the one metrics file: per-replica, std, n and p live elsewhere)."""
-    params = load_params(ROOT / "params.yaml")
-    assert set(PROTOCOLS) == {"linear", "knn", "finetune"} and len(params.replicas) >= 3
-    for name in ("dvc.yaml", "params.yaml"):
-        shutil.copy(ROOT / name, tmp_path)
-    monkeypatch.chdir(tmp_path)
-    default_shaped_outputs(params)
-    summarize_replicas(params)
-    run = runner(tmp_path, repo_env())
-    init_repo(run)
-    header = next(csv.reader(io.StringIO(run("dvc", "exp", "show", "--no-pager", "--csv").stdout)))
-    metrics = json.loads(run("dvc", "metrics", "show", "--json").stdout)
-    [files] = [rev["data"] for rev in metrics.values()]
-    assert list(files) == ["reports/metrics.json"]  # the one metrics file
-    leaves = [k for k in _leaves(files["reports/metrics.json"]["data"])]
-    columns = [c for c in header if c in leaves]
-    assert len(columns) == len(leaves) <= 60, len(leaves)
-    datasets = [params.pretrain.dataset, *params.transfer.datasets]
-    fractions = [fraction_label(f) for f in params.evaluate.fractions]
-    expected = {f"pretrain.{k}" for k in ("loss", "knn_accuracy")}
-    expected |= {f"{d}.{p}.{f}" for d in datasets for p in PROTOCOLS for f in fractions}
-    expected |= {f"{d}.linear_gain.{f}" for d in datasets for f in fractions}
-    assert set(columns) == expected  # each a mean someone compares: no std, n, p or test
-
-
-def _leaves(tree: dict, prefix: str = ""):
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            yield from _leaves(v, f"{prefix}{k}.")
-        else:
-            yield f"{prefix}{k}"

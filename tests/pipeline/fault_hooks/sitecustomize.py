@@ -1,5 +1,5 @@
-"""Faults injected into a real stage process (tests/test_faults.py puts this folder first on
-PYTHONPATH, so Python imports this module at startup); inert unless its variables are set.
+"""Faults injected into a real stage process (tests/pipeline/test_faults.py puts this folder
+first on PYTHONPATH, so Python imports this module at startup); inert unless its variables are set.
 
 SIMCLR_FAULT_KILL=<path>: the process SIGKILLs itself when it renames a finished temporary onto
   <path> (relative to the working directory), that is at the last moment before the output

@@ -9,7 +9,6 @@ from pathlib import Path
 from helpers import ROOT, open_page, require_chromium
 
 from tasks.paths import REPORT_HTML
-from tasks.report_html import IMAGE_CHECK
 
 ARTIFACTS = ROOT / "test-artifacts"  # git-ignored; CI keeps what lands here
 require_chromium()
@@ -28,7 +27,7 @@ def test_report_loads_without_console_errors_and_every_image_decodes(
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
     shot.unlink(missing_ok=True)
-    dom, errors = open_page(report_fixture_dir / REPORT_HTML, screenshot=shot)
+    dom, errors = open_page(report_fixture_dir / REPORT_HTML, shot, check_images=True)
     assert errors == []
     decoded, broken = images_state(dom)
     assert decoded == "6/6" and broken == ""
@@ -41,8 +40,8 @@ def test_the_checks_catch_a_broken_image_and_a_script_error(tmp_path):
         '<!DOCTYPE html><html><body><img alt="fine" src="data:image/gif;base64,'
         'R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7">'
         '<img alt="broken" src="data:image/png;base64,bm90IGFuIGltYWdl">'
-        f"<script>undefinedFunction();</script>{IMAGE_CHECK}</body></html>"
+        "<script>undefinedFunction();</script></body></html>"
     )
-    dom, errors = open_page(page)
+    dom, errors = open_page(page, check_images=True)
     assert images_state(dom) == ("1/2", "broken")
     assert any("undefinedFunction" in e for e in errors), errors

@@ -1,11 +1,9 @@
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import params_differences
+from helpers import ROOT, params_differences
 from ruamel.yaml import YAML
 
 from simclr.config import (
@@ -24,8 +22,6 @@ from simclr.config import (
 )
 from simclr.config_errors import MAX_DEPTH, MAX_SHOWN
 from simclr.errors import PipelineError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -409,30 +405,3 @@ def test_configs_are_frozen():
 def test_dataset_options_are_data_with_the_overrides():
     opts = DatasetConfig(source="digits", image_size=32).options(DataConfig(resize="crop"))
     assert opts == DataConfig(image_size=32, resize="crop")
-
-
-def test_check_command_prints_one_line_and_exits_2(tmp_path):
-    (tmp_path / "params.yaml").write_text("pretrain:\n  epochz: 3\n")
-    r = subprocess.run(
-        [sys.executable, "-m", "flows.check"], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
-        "error: params.yaml: unknown key 'pretrain.epochz'; allowed: "
-        + ", ".join(sorted(PretrainConfig.model_fields))
-    ]
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
-    ok = subprocess.run(
-        [sys.executable, "-m", "flows.check"], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert ok.returncode == 0 and ok.stdout.strip() == "params.yaml: ok"
-
-
-def test_importing_the_config_warns_of_nothing():
-    r = subprocess.run(
-        [sys.executable, "-W", "error", "-c", "import simclr.config"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr

@@ -1,5 +1,5 @@
 """`simclr init` on generated image folders: the written params.yaml loads, holds every key with
-its description (the comparison tests/test_config.py makes of the shipped one), names each
+its description (the comparison tests/simclr/test_config.py makes of the shipped one), names each
 choice in its summary; bad input is one line, exit 2, nothing written. The measurement is the
 real one (a few pretraining steps), shortened by SIMCLR_INIT_MEASURE_S."""
 

@@ -1,5 +1,5 @@
 """Prefect pieces on a real server: transient-only retries, the serve entry point's deployment,
-and the override syntax handed to `dvc exp run`."""
+`flows.with_server`, and a stage failing fast on an unreachable API."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ import pytest
 from helpers import BIN, ROOT
 from helpers import api as _api
 
-from flows.pipeline import override_args
 from simclr.errors import PipelineError
-from tasks.retries import TRANSIENT, is_transient
+from tasks.retries import TRANSIENT
 
 
 @pytest.fixture
@@ -55,64 +54,6 @@ def test_user_errors_fail_at_once(on_server):
     with pytest.raises(PipelineError):
         run()
     assert len(calls) == 1
-
-
-def test_what_counts_as_transient():
-    import errno
-
-    for exc in (
-        OSError(errno.EIO, "I/O error"),
-        OSError(errno.EAGAIN, "try again"),
-        TimeoutError(),
-        ConnectionResetError(),
-        BlockingIOError(errno.EAGAIN, "busy"),
-    ):
-        assert is_transient(exc), exc
-    for exc in (
-        PipelineError("x"),
-        ValueError(),
-        FileNotFoundError(errno.ENOENT, "missing"),
-        PermissionError(errno.EACCES, "denied"),
-        OSError(errno.ENOSPC, "disk full"),
-        OSError(),
-    ):
-        assert not is_transient(exc), exc
-
-
-def test_override_values_survive_dvc_parsing(tmp_path):
-    """Each value, as DVC's own override parser applies it to a params file, comes back as it
-    was: quotes, backslashes, non-ASCII, lists, null and infinity."""
-    from dvc.utils.hydra import apply_overrides
-
-    values = {
-        "a": 'say "hi"',
-        "b": "C:\\data\\",
-        "c": "café",
-        "d": [0.1, 1],
-        "e": None,
-        "f": float("inf"),
-        "g": "x,y=z",
-    }
-    path = tmp_path / "params.yaml"
-    path.write_text("a: 0\n")
-    overrides = [arg for arg in override_args(values) if arg != "-S"]
-    apply_overrides(str(path), overrides)
-    import yaml
-
-    got = yaml.safe_load(path.read_text())
-    assert {k: got[k] for k in values} == values
-
-
-def test_overrides_become_dvc_set_arguments():
-    args = override_args(
-        {"pretrain.epochs": 2, "datasets.x": {"source": "npz", "path": "a b.npz"}, "f": [0.1, 1]}
-    )
-    assert args == [
-        "-S", "++pretrain.epochs=2",
-        "-S", '++datasets.x.source="npz"',
-        "-S", '++datasets.x.path="a b.npz"',
-        "-S", "++f=[0.1,1]",
-    ]  # fmt: skip
 
 
 def test_serve_registers_a_scheduled_deployment(prefect_api, tmp_path):

@@ -4,14 +4,13 @@ photographs in several formats, checked against the pipeline's own decoding and 
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from helpers import BIN, photo_files, tiny_checkpoint, tiny_prepared, tree_digest
+from helpers import tiny_checkpoint, tiny_prepared
 from PIL import Image
 
 import simclr.embed as embed_module
@@ -20,23 +19,6 @@ from simclr.data.prepared import save_prepared
 from simclr.device import to_images
 from simclr.embed import embed
 from simclr.features import extract_features
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "simclr.pt", channels=3)
-
-
-@pytest.fixture
-def photos(tmp_path):
-    """root/<class>/<photo>: two classes of real images, one of them in nested folders' style
-    names and formats (PNG, JPEG, GIF, TIFF, a grayscale PNG)."""
-    root = tmp_path / "photos"
-    for i, path in enumerate(photo_files()):
-        folder = root / ("cats and coffee" if i % 2 else "others")
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, folder / path.name)
-    return root
 
 
 def test_three_lines_embed_pil_images_as_the_prepare_stage_decodes_them(checkpoint, photos):
@@ -120,23 +102,6 @@ def test_a_prepared_dataset_embeds_every_split_with_its_class_names(tmp_path):
     np.testing.assert_allclose(np.stack(table.h), expected, rtol=0, atol=1e-5)
 
 
-def test_simclr_embed_command_names_a_bad_file_in_one_line_and_skips_it_on_request(
-    checkpoint, photos, tmp_path
-):
-    (photos / "others" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    out = tmp_path / "h.parquet"
-    cmd = [str(BIN / "simclr"), "embed", str(photos), str(out), "--checkpoint", str(checkpoint)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr.count("\n") == 1 and "others/broken.png: cannot decode image" in r.stderr
-    assert "--skip-bad" in r.stderr and not out.exists()
-    r = subprocess.run([*cmd, "--skip-bad"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert "embedded 8 images" in r.stdout and "images/s" in r.stdout
-    assert "skipped 1 file(s)" in r.stdout and "others/broken.png" in r.stderr
-    assert len(pd.read_parquet(out)) == 8
-
-
 def test_wrong_channels_and_a_missing_folder_are_one_line_errors(tmp_path, capsys):
     from flows.console import main
 
@@ -152,26 +117,6 @@ def test_wrong_channels_and_a_missing_folder_are_one_line_errors(tmp_path, capsy
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1
-
-
-def test_simclr_embed_never_writes_over_a_folder_and_refuses_before_reading_the_checkpoint(
-    tmp_path, photos
-):
-    keep = tmp_path / "keep"
-    (keep / "sub").mkdir(parents=True)
-    (keep / "a.parquet").write_bytes(b"precious")
-    before = tree_digest(keep)
-    missing = tmp_path / "no-such-checkpoint.pt"  # not read: the output is refused first
-    for out, said in (
-        (keep, f"{keep}: is a folder, where a file is written; name a file"),
-        (keep / "a.parquet" / "h.parquet", f"{keep}/a.parquet is a file, not a folder"),
-    ):
-        cmd = [str(BIN / "simclr"), "embed", str(photos), str(out), "--checkpoint", str(missing)]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
-        assert r.stderr.startswith("error: ") and said in r.stderr
-    assert tree_digest(keep) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "photos"]
 
 
 @pytest.mark.parametrize(
