@@ -20,6 +20,7 @@ import errno
 import hashlib
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, get_args
 
@@ -30,7 +31,7 @@ from simclr.config import DataConfig, ModelConfig, to_dict
 from simclr.config_errors import one_line
 from simclr.errors import PipelineError
 from simclr.io import write_atomic
-from simclr.models import Encoder
+from simclr.models import ENCODER_KEYS, Encoder
 
 DIGEST = "sha256"
 # Reading errors that are the machine's, not the file's (torch reports a truncated file as
@@ -217,12 +218,19 @@ def load_state(path: Path) -> object:
 
 
 def save_checkpoint(
-    path: str | Path, encoder: Encoder, head, model_cfg: ModelConfig, image_size: int, extra: dict
+    path: str | Path,
+    encoder: Encoder,
+    head,
+    model: Mapping[str, object],
+    image_size: int,
+    extra: dict,
 ) -> Path:
+    """The weights, with `model` (build_model's keyword arguments, every one written out) and
+    the input they take; `extra` is the caller's."""
     state = {
         "encoder": encoder.state_dict(),
         "head": head.state_dict(),
-        "model": to_dict(model_cfg),
+        "model": to_dict(ModelConfig.model_validate(dict(model))),
         "in_channels": encoder.in_channels,
         "image_size": image_size,  # picks the stem when model.stem is auto
         **extra,
@@ -252,11 +260,12 @@ def _encoder(state: dict, fields: CheckpointFields, path: Path) -> Encoder:
     """The encoder of the checkpoint, built only after its config is seen to fit the weights
     the file holds (so the memory it takes is bounded by the file's size)."""
     try:
+        kwargs = {key: getattr(fields.model, key) for key in ENCODER_KEYS}
         with torch.device("meta"):  # shapes only: nothing is allocated
-            shapes = Encoder(fields.model, fields.in_channels, fields.image_size)
+            shapes = Encoder(fields.in_channels, fields.image_size, **kwargs)
         reason = _misfit(shapes.state_dict(), state["encoder"])
         if reason is None:
-            encoder = Encoder(fields.model, fields.in_channels, fields.image_size)
+            encoder = Encoder(fields.in_channels, fields.image_size, **kwargs)
             encoder.load_state_dict(state["encoder"])
             return encoder
     except (RuntimeError, KeyError, TypeError, ValueError) as e:

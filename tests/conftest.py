@@ -9,9 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import BIN, api, free_port
-
-from simclr.errors import UNEXPECTED_LOG
+from helpers import BIN, GUARD_DIR, api, free_port
+from unexpected_guard import UNEXPECTED_LOG
 
 # A non-interactive shell starts a background job (`pytest ... &`) with SIGINT ignored, and exec
 # passes "ignored" on: every stage and worker the tests start would then shrug off Ctrl-C (and
@@ -27,13 +26,16 @@ for key, value in {
 }.items():
     os.environ[key] = value
 
-# The guard: every entry point's boundary (simclr/errors.py) appends to this file the traceback
-# of an exception it does not know, a bug of ours. Set here, so that every stage command a test
-# starts (its environment is this one's) reports to it; `no_unexpected_errors` fails the test
-# during which one was written.
+# The guard (tests/guard/): every Python process a test starts appends to this file the
+# traceback that ends one of our programs, a bug of ours. Set here, so that every command a test
+# starts (its environment is this one's, PYTHONPATH from helpers.pythonpath) reports to it;
+# `no_unexpected_errors` fails the test during which one was written.
 GUARD = Path(tempfile.mkdtemp(prefix="simclr-guard-")) / "unexpected.log"
 GUARD.touch()
 os.environ[UNEXPECTED_LOG] = str(GUARD)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(GUARD_DIR), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""The boundary every entry point runs inside (simclr/errors.py, flows/cli.py): each kind of
+"""The boundary every entry point runs inside (flows/errors.py, flows/cli.py): each kind of
 error a user can cause is one line, `error: <what> (<where>); <what to do>`, and exit status 2;
 Ctrl-C one line and 130; a bug of ours keeps its traceback (and the suite's guard sees it)."""
 
@@ -14,19 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT
+from helpers import ROOT, pythonpath
+from unexpected_guard import UNEXPECTED_LOG
 
-from simclr.errors import (
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    INTERRUPTED,
-    MAX_LINE,
-    UNEXPECTED_LOG,
-    PipelineError,
-    explain,
-    single_line,
-    user_errors,
-)
+from flows.errors import EXIT_ERROR, EXIT_INTERRUPTED, INTERRUPTED, explain, user_errors
+from simclr.errors import MAX_LINE, PipelineError, single_line
 
 
 def raised(fn) -> BaseException:
@@ -142,17 +134,21 @@ def test_the_boundary_exits_2_with_one_line_and_130_on_ctrl_c(capsys):
     assert capsys.readouterr().err == f"error: {INTERRUPTED}\n"
 
 
-def test_an_unknown_exception_keeps_its_traceback_and_the_guard_sees_it(tmp_path, monkeypatch):
-    log = tmp_path / "unexpected.log"
-    monkeypatch.setenv(UNEXPECTED_LOG, str(log))  # not the suite's guard: this one is on purpose
-    with pytest.raises(KeyError), user_errors():
-        {}["missing"]
+def test_an_unknown_exception_keeps_its_traceback_and_the_guard_sees_it(tmp_path):
+    log = tmp_path / "unexpected.log"  # not the suite's guard: this one is on purpose
+    code = "from flows.errors import user_errors\nwith user_errors():\n    {}['missing']\n"
+    (tmp_path / "flows").mkdir()  # a program of ours: the guard records only those
+    (tmp_path / "flows" / "bug.py").write_text(code)
+    r = run(["flows/bug.py"], tmp_path, **{UNEXPECTED_LOG: str(log)})
+    assert r.returncode == 1 and "KeyError: 'missing'" in r.stderr, r.stderr
     assert "KeyError: 'missing'" in log.read_text()
+    r = run(["-c", "raise KeyError('not ours')"], tmp_path, **{UNEXPECTED_LOG: str(log)})
+    assert r.returncode == 1 and "not ours" not in log.read_text()
 
 
 def entry_points() -> list[Path]:
     """Every module of ours that runs as a program."""
-    modules = [*sorted((ROOT / "flows").glob("*.py")), ROOT / "simclr" / "launch.py"]
+    modules = sorted((ROOT / "flows").glob("*.py"))
     return [m for m in modules if "__main__" in m.read_text()]
 
 
@@ -186,7 +182,7 @@ def test_every_entry_point_runs_inside_the_boundary(module):
 def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        env={**os.environ, "PYTHONPATH": pythonpath(ROOT), **env},
     )  # fmt: skip
 
 
@@ -194,7 +190,7 @@ def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
     ("args", "line"),
     [
         (["-m", "flows.with_server", "/nonexistent/dvc"], "No such file or directory"),
-        (["-m", "simclr.launch", "--params", "none.yaml", "--data", "x"], "none.yaml: file not"),
+        (["-m", "flows.launch", "--params", "none.yaml", "--data", "x"], "none.yaml: file not"),
         (["-m", "flows.serve", "--overrides", "{not json"], "argument --overrides: not JSON"),
     ],
     ids=["with_server", "launch", "serve"],

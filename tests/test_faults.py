@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import MODEL, ROOT, TINY_PARAMS, cfg, copy_code, pretrain_run, tiny_images
+from helpers import MODEL, ROOT, TINY_PARAMS, cfg, copy_code, pretrain_run, pythonpath, tiny_images
 
 import flows.cli as cli
 import simclr.checkpoint as checkpoint_module
@@ -162,7 +162,7 @@ def killed_stages(tmp_path_factory, prefect_api):
     root = tmp_path_factory.mktemp("faults")
     copy_code(root)
     (root / "params.yaml").write_text(PARAMS)
-    env = {**os.environ, "PYTHONPATH": str(HOOKS), "PREFECT_API_URL": prefect_api}
+    env = {**os.environ, "PYTHONPATH": pythonpath(HOOKS), "PREFECT_API_URL": prefect_api}
 
     def run(args, **extra):
         return subprocess.run(
@@ -297,7 +297,7 @@ def test_bad_params_stop_a_real_stage_before_it_reads_anything(tmp_path, prefect
 @pytest.fixture(scope="module")
 def good_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
-    encoder, head = build_model(MODEL, 1, 8)
+    encoder, head = build_model(1, 8, **MODEL)
     path = tmp_path_factory.mktemp("checkpoint") / "simclr.pt"
     return save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
 
@@ -319,7 +319,7 @@ def mismatched(data: bytes) -> bytes:
 
     state = torch.load(io.BytesIO(data), weights_only=True)
     state.pop("sha256", None)
-    other, _ = build_model(ModelConfig(widths=(4, 8), blocks=(1, 1)), 1, 8)
+    other, _ = build_model(1, 8, widths=(4, 8), blocks=(1, 1))
     state["encoder"] = other.state_dict()
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -370,7 +370,7 @@ def built_on_the_meta_device_only(*args, **kwargs):
     return Encoder(*args, **kwargs)
 
 
-WIDE = [MODEL.widths[0], 10**9]
+WIDE = [MODEL["widths"][0], 10**9]
 
 
 @pytest.mark.parametrize(
@@ -385,7 +385,7 @@ WIDE = [MODEL.widths[0], 10**9]
         ({"image_size": "16"}, "image_size = '16'; allowed: an integer in [4, "),
         ({"in_channels": 2}, "in_channels = 2; allowed: 1, 3"),
         (
-            {"model": {**to_dict(MODEL), "widths": WIDE}},
+            {"model": {**to_dict(ModelConfig(**MODEL)), "widths": WIDE}},
             f"model.widths[1] = 1000000000; allowed: an integer in (0, {MAX_CHANNELS}]",
         ),
     ],
@@ -411,7 +411,7 @@ def test_a_resealed_config_wider_than_its_weights_is_refused_before_building(
 ):
     """Widths within params' bounds, but not those of the weights the file holds: checked on
     the meta device, so the 38 GB the config asks for are never allocated."""
-    wide = {**to_dict(MODEL), "widths": [MAX_CHANNELS, MAX_CHANNELS]}
+    wide = {**to_dict(ModelConfig(**MODEL)), "widths": [MAX_CHANNELS, MAX_CHANNELS]}
     bad = resealed(tmp_path, good_checkpoint, model=wide)
     monkeypatch.setattr(checkpoint_module, "Encoder", built_on_the_meta_device_only)
     with pytest.raises(PipelineError, match=r"do not fit its model config \(size mismatch for "):
@@ -425,7 +425,7 @@ def test_weights_stored_as_a_few_bytes_that_claim_a_huge_shape_are_refused(
     into a model it would take the memory of its whole shape."""
     wide = ModelConfig(widths=(MAX_CHANNELS, MAX_CHANNELS), blocks=(1, 1))
     with torch.device("meta"):
-        shapes = Encoder(wide, 1, 8).state_dict()
+        shapes = Encoder(1, 8, widths=wide.widths, blocks=wide.blocks).state_dict()
     state = unseal(load_state(good_checkpoint), good_checkpoint, REQUIRED)
     state["model"] = to_dict(wide)
     state["encoder"] = {
@@ -569,7 +569,7 @@ try:
         from simclr.checkpoint import save_checkpoint
         from simclr.models import build_model
         torch.manual_seed(1)
-        encoder, head = build_model(MODEL, 1, 8)
+        encoder, head = build_model(1, 8, **MODEL)
         limit_writes(4096)
         save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
     else:
@@ -586,7 +586,7 @@ except PipelineError as e:
 
 
 def _write_with_a_size_limit(what: str, path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT, ROOT / "tests")}
     cmd = [sys.executable, "-c", LIMITED_WRITER, what, str(path)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 

@@ -78,7 +78,7 @@ def test_unavailable_device_is_a_clear_error():
 
 
 def test_learning_rate_scales_with_the_batch_actually_used():
-    assert scaled_lr(cfg(lr=0.4), 64) == pytest.approx(0.1)
+    assert scaled_lr(0.4, 64) == pytest.approx(0.1)
     # 40 images with batch_size 256: one batch of 40, so the rate is 0.4 * 40 / 256.
     r = pretrain(
         tiny_images(40), MODEL, cfg(lr=0.4, batch_size=256, epochs=1, warmup_epochs=0), seed=0
@@ -105,7 +105,7 @@ def test_rate_is_stepped_per_iteration_through_the_optimizer():
 
 
 def test_square_root_scaling():
-    assert scaled_lr(cfg(lr=0.075, lr_scaling="sqrt"), 4096) == pytest.approx(0.075 * 64)
+    assert scaled_lr(0.075, 4096, "sqrt") == pytest.approx(0.075 * 64)
 
 
 def test_knn_matches_a_float64_brute_force_reference():
@@ -186,8 +186,8 @@ def test_divergence_keeps_the_last_good_state(tmp_path, monkeypatch):
     state = tmp_path / "resume.pt"
     built = []
 
-    def build_and_keep(*args):
-        f, g = build_model(*args)
+    def build_and_keep(*args, **kwargs):
+        f, g = build_model(*args, **kwargs)
         built.append(f)
         return f, g
 

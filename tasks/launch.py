@@ -1,5 +1,5 @@
-"""Pretraining in several processes with torchrun: the command for each machine, the launcher
-the pretrain stage calls, and the entry point every process runs (`python -m simclr.launch`).
+"""Pretraining in several processes with torchrun: the command for each machine and the
+launcher the pretrain stage calls; every process runs flows/launch.py (`python -m flows.launch`).
 
 Node 0 is the machine the stage runs on; it holds global rank 0, which reads and writes the
 resumable state and writes the result the stage turns into the checkpoint.
@@ -7,10 +7,8 @@ resumable state and writes the result the stage turns into the checkpoint.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 import re
 import shlex
 import signal
@@ -22,14 +20,15 @@ from pathlib import Path
 
 import torch
 
-from simclr.checkpoint import load_state, save_state, unseal
-from simclr.config import DistributedConfig, Params, from_dict, load_params, to_dict
-from simclr.errors import PipelineError, user_errors
+from simclr.checkpoint import load_state, unseal
+from simclr.config import DistributedConfig, Params, to_dict
+from simclr.errors import PipelineError
 from simclr.models import build_model
-from simclr.processes import EXEC_PID, die_with_parent, run_streaming, with_parent_death
-from simclr.train import EpochCallback, Labelled, Pretrained, pretrain
+from simclr.processes import run_streaming, with_parent_death
+from simclr.train import EpochCallback, Pretrained
+from tasks.arguments import model_kwargs
 
-log = logging.getLogger("simclr.launch")
+log = logging.getLogger("tasks.launch")
 # A worker's one-line PipelineError, or the last line of an uncaught exception's traceback
 _ERROR = re.compile(r"^(?:\[rank\d+\]: )?(?:error: (.+)|([\w.]*(?:Error|Exception): .+))$")
 
@@ -50,7 +49,7 @@ def torchrun_command(
     else:  # static rendezvous: node 0 holds global rank 0, the one that writes
         cmd += ["--node-rank", str(node_rank), "--master-addr", cfg.master_addr]
         cmd += ["--master-port", str(cfg.master_port)]
-    cmd += ["-m", "simclr.launch", "--params", str(params), "--data", str(data)]
+    cmd += ["-m", "flows.launch", "--params", str(params), "--data", str(data)]
     if resume is not None:
         cmd += ["--resume", str(resume)]
     if result is not None:
@@ -90,16 +89,9 @@ def pretrain_distributed(
 RESULT_KEYS = frozenset(f.name for f in fields(Pretrained))
 
 
-def _save_result(result: Pretrained, path: str | Path) -> None:
-    state = {f.name: getattr(result, f.name) for f in fields(Pretrained)}
-    state["encoder"], state["head"] = result.encoder.state_dict(), result.head.state_dict()
-    state["device"] = str(result.device)
-    save_state(state, path)
-
-
 def _read_result(path: Path, params: Params, image_shape: tuple[int, ...]) -> Pretrained:
     state = unseal(load_state(path), path, RESULT_KEYS)
-    encoder, head = build_model(params.model, image_shape[-1], image_shape[1])
+    encoder, head = build_model(image_shape[-1], image_shape[1], **model_kwargs(params.model))
     encoder.load_state_dict(state["encoder"])
     head.load_state_dict(state["head"])
     state.update(encoder=encoder, head=head, device=torch.device(state["device"]))
@@ -115,57 +107,3 @@ def _run(cmd: list[str], on_line: Callable[[str], None]) -> None:
         ours = [a for a, _ in found if a] + [b for _, b in found if b]
         reason = ours[0] if ours else " | ".join(tail[-3:])
         raise PipelineError(f"distributed pretraining failed (exit {rc}): {reason}")
-
-
-def _worker(args: argparse.Namespace) -> None:
-    from simclr.data.prepared import load_prepared
-    from simclr.device import select_device
-    from simclr.distributed import init_from_env, world
-
-    parent = int(os.environ.get(EXEC_PID, os.getppid()))
-    die_with_parent()  # torchrun killed: stop at once, leave the resumable state alone
-    if os.getppid() != parent:  # it died before the line above
-        raise PipelineError("torchrun exited before this process started")
-    params = load_params(args.params)
-    init_from_env(select_device(params.pretrain.device))
-    rank, _ = world()
-    # Every process trains with rank 0's params: another machine's params.yaml may lack the
-    # overrides of `dvc exp run -S` or hold local edits.
-    box = [to_dict(params)]
-    torch.distributed.broadcast_object_list(box, src=0)
-    params = from_dict(Params, box[0], "")
-    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
-    data = load_prepared(Path(args.data))
-    monitor = None
-    if rank == 0:  # the kNN monitor runs on rank 0 alone, between epochs
-        monitor = Labelled(data.train.images, data.train.labels, data.test.images, data.test.labels)
-    result = pretrain(
-        data.pretraining.images,
-        params.model,
-        params.pretrain,
-        params.seed,
-        monitor=monitor,
-        resume_path=args.resume,
-    )
-    if rank == 0 and args.result:
-        _save_result(result, args.result)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="one pretraining process under torchrun")
-    parser.add_argument("--params", required=True, help="params.yaml (or its JSON)")
-    parser.add_argument("--data", required=True, help="the prepared pretraining set's folder")
-    parser.add_argument("--resume", help="resumable state (read and written by rank 0)")
-    parser.add_argument("--result", help="where rank 0 writes the trained weights")
-    args = parser.parse_args(argv)
-    try:
-        with user_errors():  # one line for an error the user can fix, exit status 2
-            _worker(args)
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
