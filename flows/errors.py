@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from simclr.errors import MAX_VALUE, PipelineError, single_line
+from tasks.advice import advised
 
 EXIT_ERROR = 2  # an error the user can fix
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
@@ -99,10 +100,11 @@ def explain(exc: BaseException) -> str | None:
     """The one line (without "error: ") for an exception a user can cause or fix; None for one
     that is a bug of ours, which keeps its traceback."""
     if isinstance(exc, PipelineError):
+        line = advised(exc)  # the pipeline's advice on a library error
         cause = exc.__cause__  # a library error stating an OS error: what to do about it
         if isinstance(cause, OSError) and cause.errno in OS_ADVICE:
-            return single_line(f"{exc}; {OS_ADVICE[cause.errno]}")
-        return single_line(str(exc))
+            line = f"{line}; {OS_ADVICE[cause.errno]}"
+        return single_line(line)
     if isinstance(exc, UnicodeDecodeError):
         byte = exc.object[exc.start : exc.start + 1].hex()
         return single_line(

@@ -30,8 +30,7 @@ def select_device(name: str = "auto") -> torch.device:
     }
     if not available.get(name, False):
         raise PipelineError(
-            f"params.yaml: pretrain.device = {name!r} is not available on this machine; "
-            "use auto or cpu"
+            f"device = {name!r} is not available on this machine; use auto or cpu", about="device"
         )
     return torch.device(name)
 
@@ -93,13 +92,14 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp16":
         if device.type not in ("cuda", "mps"):
             raise PipelineError(
-                "params.yaml: pretrain.precision = 'fp16' needs a GPU; use bf16 or fp32 on CPU"
+                "precision = 'fp16' needs a GPU; use bf16 or fp32 on CPU", about="precision"
             )
         return torch.float16
     if not bf16_supported(device):
         raise PipelineError(
-            f"params.yaml: pretrain.precision = 'bf16' is not supported by this {device.type}; "
-            "use fp32" + (" or fp16" if device.type == "cuda" else "")
+            f"precision = 'bf16' is not supported by this {device.type}; use fp32"
+            + (" or fp16" if device.type == "cuda" else ""),
+            about="precision",
         )
     return torch.bfloat16
 

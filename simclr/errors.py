@@ -11,7 +11,15 @@ MAX_VALUE = 240  # characters of a library's own message inside the line
 
 class PipelineError(Exception):
     """Bad params, missing or corrupt data, a wrong path: the message names the file, key or
-    row; entry points print it on one line and exit non-zero."""
+    row; entry points print it on one line and exit non-zero. `about` names what the error
+    concerns ("checkpoint", "prepared data", ...) for the layer that knows what to do about it."""
+
+    def __init__(self, message: str = "", *, about: str | None = None):
+        super().__init__(message)
+        self.about = about
+
+    def __reduce__(self):  # pickled (a process boundary) with its `about`
+        return (type(self), (str(self),), {"about": self.about})
 
 
 class NotFound(PipelineError):

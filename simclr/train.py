@@ -257,10 +257,10 @@ class _Plan:
 
 def _plan(n: int, batch_size: int, size: int) -> _Plan:
     if n < 2:
-        raise PipelineError(f"pretraining needs at least 2 images, got {n}; check data params")
+        raise PipelineError(f"pretraining needs at least 2 images, got {n}", about="images")
     batch = min(batch_size, n) // size * size  # global; each process takes batch / size
     if batch < size:
-        raise PipelineError(f"{n} images cannot feed {size} processes; check data params")
+        raise PipelineError(f"{n} images cannot feed {size} processes", about="images")
     # drop the last partial batch: NT-Xent wants full batches
     return _Plan(n, size, batch, batch // size, n // batch)
 
@@ -410,9 +410,9 @@ def _check_finite(losses: torch.Tensor, epoch: int, resume_path: Path | None) ->
     bad = torch.nonzero(~torch.isfinite(losses)).view(-1)
     if len(bad):
         raise PipelineError(
-            f"pretraining diverged: non-finite loss at epoch {epoch + 1}, step "
-            f"{int(bad[0]) + 1}; lower pretrain.lr or raise pretrain.warmup_epochs"
-            + (f" (the state after epoch {epoch} is kept in {resume_path})" if epoch else "")
+            f"pretraining diverged: non-finite loss at epoch {epoch + 1}, step {int(bad[0]) + 1}"
+            + (f" (the state after epoch {epoch} is kept in {resume_path})" if epoch else ""),
+            about="divergence",
         )
 
 

@@ -55,9 +55,7 @@ def random_baseline(params: Params, seed: int, meta: dict, device) -> torch.nn.M
     """The same architecture with random weights, evaluated as frozen as SimCLR's. With the
     replica's pretraining seed these are the weights its pretraining started from."""
     torch.manual_seed(seed)
-    encoder, _ = build_model(
-        meta["in_channels"], meta["image_size"], **model_kwargs(params.model)
-    )
+    encoder, _ = build_model(meta["in_channels"], meta["image_size"], **model_kwargs(params.model))
     return encoder.to(device)
 
 

@@ -6,6 +6,7 @@ import torch
 from helpers import MODEL, cfg, tiny_images
 
 import simclr.train as train_module
+from flows.errors import explain
 from simclr.checkpoint import load_encoder, save_checkpoint
 from simclr.data.embedded import load_source
 from simclr.device import bf16_supported, select_device
@@ -144,8 +145,9 @@ def test_knn_monitor_runs_every_k_epochs_and_at_the_end():
 
 
 def test_fp16_on_cpu_is_a_clear_error():
-    with pytest.raises(PipelineError, match=r"pretrain\.precision = 'fp16' needs a GPU"):
+    with pytest.raises(PipelineError, match=r"^precision = 'fp16' needs a GPU") as e:
         pretrain(tiny_images(), MODEL, cfg(precision="fp16"), seed=0)
+    assert explain(e.value).startswith("params.yaml: pretrain.precision = 'fp16' needs a GPU")
 
 
 @pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="CPU without bf16")

@@ -13,9 +13,7 @@ from simclr.device import to_images
 from tasks.figures import save_png
 
 
-def view_pairs_figure(
-    images: np.ndarray, augment: dict, seed: int, path: Path, n: int = 8
-) -> Path:
+def view_pairs_figure(images: np.ndarray, augment: dict, seed: int, path: Path, n: int = 8) -> Path:
     """n training images (rows of the grid: source, view 1, view 2) as SimCLR augments them
     (`augment`: simclr_view's keyword arguments)."""
     pick = np.random.default_rng(seed).choice(len(images), size=min(n, len(images)), replace=False)
