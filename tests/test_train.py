@@ -74,8 +74,9 @@ def test_foreign_checkpoint_is_a_clear_error(tmp_path):
     torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
 )
 def test_unavailable_device_is_a_clear_error():
-    with pytest.raises(PipelineError, match=r"pretrain\.device = 'cuda' is not available"):
+    with pytest.raises(PipelineError, match=r"^device = 'cuda' is not available") as e:
         select_device("cuda")
+    assert explain(e.value).startswith("params.yaml: pretrain.device = 'cuda' is not available")
 
 
 def test_learning_rate_scales_with_the_batch_actually_used():
