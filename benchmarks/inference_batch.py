@@ -25,7 +25,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import command, cpu_model, git_describe, now, save  # noqa: E402
 
-from simclr.config import ModelConfig  # noqa: E402  (record put the repository on sys.path)
 from simclr.device import to_images  # noqa: E402
 from simclr.features import BATCH_SIZE, for_inference  # noqa: E402
 from simclr.models import build_model  # noqa: E402
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    encoder, _ = build_model(ModelConfig(encoder=args.encoder), 3, 32)
+    encoder, _ = build_model(3, 32, encoder=args.encoder)
     models = {"folded": for_inference(encoder), "unfolded": encoder.eval()}
     images = np.random.default_rng(0).integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
     configs = [(name, b) for b in args.batches for name in models]
