@@ -43,8 +43,8 @@ from simclr.device import seed_everything  # noqa: E402
 from simclr.features import extract_features  # noqa: E402
 from simclr.models import build_model  # noqa: E402
 from simclr.probe import accuracies, knn_accuracy, logistic_probe  # noqa: E402
-from simclr.train import Labelled, pretrain  # noqa: E402
-from tasks.arguments import recipe  # noqa: E402
+from simclr.train import Labelled, Recipe, pretrain  # noqa: E402
+from tasks.arguments import recipe_kwargs  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -101,7 +101,12 @@ def main() -> None:
     epochs, calibration = args.epochs, None
     if args.seconds:
         start = time.perf_counter()
-        pretrain(train.images, model_cfg.model_dump(), recipe(pretrain_config(args, 1)), args.seed)
+        pretrain(
+            train.images,
+            model_cfg.model_dump(),
+            Recipe(**recipe_kwargs(pretrain_config(args, 1))),
+            args.seed,
+        )
         calibration = time.perf_counter() - start
         epochs = max(1, int(args.seconds // calibration))
         logging.info("one epoch: %.1f s; %d epochs in %.0f s", calibration, epochs, args.seconds)
@@ -110,7 +115,13 @@ def main() -> None:
     monitor = Labelled(train.images, train.labels, test.images, test.labels)
     monitor = None if args.seconds else monitor
     cfg = pretrain_config(args, epochs)
-    result = pretrain(train.images, model_cfg.model_dump(), recipe(cfg), args.seed, monitor=monitor)
+    result = pretrain(
+        train.images,
+        model_cfg.model_dump(),
+        Recipe(**recipe_kwargs(cfg)),
+        args.seed,
+        monitor=monitor,
+    )
     seconds = time.perf_counter() - start
 
     seed_everything(args.seed, CPU, args.threads)

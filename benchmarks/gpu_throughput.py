@@ -107,8 +107,8 @@ def run(args: argparse.Namespace):
     import torch
 
     from simclr.config import AugmentConfig, PretrainConfig
-    from simclr.train import pretrain
-    from tasks.arguments import recipe
+    from simclr.train import Recipe, pretrain
+    from tasks.arguments import recipe_kwargs
 
     images = synthetic(args)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
@@ -127,7 +127,9 @@ def run(args: argparse.Namespace):
     torch.backends.cudnn.benchmark = True
     sync()
     start = time.perf_counter()
-    out = pretrain(images, model_config(args.encoder).model_dump(), recipe(cfg), seed=0)
+    out = pretrain(
+        images, model_config(args.encoder).model_dump(), Recipe(**recipe_kwargs(cfg)), seed=0
+    )
     sync()
     return out, time.perf_counter() - start, cfg.channels_last
 

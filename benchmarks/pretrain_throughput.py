@@ -55,8 +55,8 @@ from simclr.config import AugmentConfig, ModelConfig, PretrainConfig  # noqa: E4
 from simclr.device import to_images  # noqa: E402
 from simclr.io import write_json  # noqa: E402
 from simclr.models import build_model  # noqa: E402
-from simclr.train import pretrain  # noqa: E402
-from tasks.arguments import recipe  # noqa: E402
+from simclr.train import Recipe, pretrain  # noqa: E402
+from tasks.arguments import recipe_kwargs  # noqa: E402
 
 DATA = dev_data() / "train"
 MODEL = ModelConfig(encoder="resnet18", head="v1", proj_hidden_dim=512, proj_dim=128)
@@ -159,7 +159,7 @@ def measure_ours(images, args, precision: str, channels_last: bool) -> dict:
         temperature=TEMPERATURE,
         augment=AugmentConfig(),  # the paper's; blur is off at 32 px (blur_min_size=33)
     )
-    out = pretrain(images, MODEL.model_dump(), recipe(cfg), seed=0)
+    out = pretrain(images, MODEL.model_dump(), Recipe(**recipe_kwargs(cfg)), seed=0)
     steady = out.history[1:]
     return {
         **summary([h["images_per_s"] for h in steady]),

@@ -35,7 +35,6 @@ from simclr.device import to_images  # noqa: E402
 from simclr.loss import nt_xent  # noqa: E402
 from simclr.models import build_model  # noqa: E402
 from simclr.optim import build_optimizer  # noqa: E402
-from tasks.arguments import recipe  # noqa: E402
 
 MODEL = ModelConfig(encoder="resnet18", head="v1", proj_hidden_dim=512, proj_dim=128)
 
@@ -69,7 +68,7 @@ def setup(args: argparse.Namespace) -> SimpleNamespace:
     encoder, head = build_model(3, 32, **MODEL.model_dump())
     encoder = encoder.to(memory_format=fmt)
     cfg = PretrainConfig(batch_size=args.batch, optimizer="lars", warmup_epochs=0)
-    optimizer = build_optimizer([encoder, head], args.batch, **recipe(cfg).optimizer_kwargs())
+    optimizer = build_optimizer([encoder, head], args.batch, optimizer=cfg.optimizer)
     return SimpleNamespace(
         encoder=encoder,
         head=head,

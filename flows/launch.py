@@ -18,8 +18,8 @@ from simclr.checkpoint import save_state
 from simclr.config import Params, from_dict, load_params, to_dict
 from simclr.errors import PipelineError
 from simclr.processes import EXEC_PID, die_with_parent
-from simclr.train import Labelled, Pretrained, pretrain
-from tasks.arguments import model_kwargs, recipe
+from simclr.train import Labelled, Pretrained, Recipe, pretrain
+from tasks.arguments import model_kwargs, recipe_kwargs
 
 
 def _save_result(result: Pretrained, path: str | Path) -> None:
@@ -56,7 +56,7 @@ def _worker(args: argparse.Namespace) -> None:
     result = pretrain(
         data.pretraining.images,
         model_kwargs(params.model),
-        recipe(params.pretrain),
+        Recipe(**recipe_kwargs(params.pretrain)),
         params.seed,
         monitor=monitor,
         resume_path=args.resume,

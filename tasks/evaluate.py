@@ -20,12 +20,12 @@ from simclr.config import Params, to_dict
 from simclr.data.prepared import Prepared, load_prepared
 from simclr.device import autocast_dtype, seed_everything, select_device
 from simclr.errors import PipelineError
-from simclr.evaluate import PROTOCOLS, evaluate_representations
+from simclr.evaluate import PROTOCOLS, Protocols, evaluate_representations
 from simclr.features import extract_features
 from simclr.io import write_json
 from simclr.models import build_model
 from simclr.provenance import provenance
-from tasks.arguments import model_kwargs, protocols
+from tasks.arguments import model_kwargs, protocols_kwargs
 from tasks.artifacts import artifact_key, publish
 from tasks.figures.evaluation import confusion, embedding
 from tasks.labels import fraction_label, method_label
@@ -93,7 +93,7 @@ def evaluate_on(
     result = evaluate_representations(
         data,
         {"simclr": encoder, "random_init": random_baseline(params, seed, meta, device)},
-        protocols(params.evaluate),
+        Protocols(**protocols_kwargs(params.evaluate)),
         first_subset,
         device,
         autocast_dtype(params.pretrain.precision, device),

@@ -46,10 +46,12 @@ def _pretrain_rates(params: Params, images: np.ndarray, seconds: float) -> list[
     passed."""
     from dataclasses import replace
 
-    from simclr.train import pretrain
-    from tasks.arguments import model_kwargs, recipe
+    from simclr.train import Recipe, pretrain
+    from tasks.arguments import model_kwargs, recipe_kwargs
 
-    cfg = replace(recipe(params.pretrain), epochs=MAX_STEPS + 1, warmup_epochs=0, knn_every=0)
+    cfg = replace(
+        Recipe(**recipe_kwargs(params.pretrain)), epochs=MAX_STEPS + 1, warmup_epochs=0, knn_every=0
+    )
     rates: list[float] = []
     start = time.perf_counter()
 

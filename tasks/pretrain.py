@@ -23,8 +23,8 @@ from simclr.config import Params, to_dict
 from simclr.data.prepared import Prepared, load_prepared
 from simclr.io import write_json
 from simclr.provenance import provenance
-from simclr.train import TIMINGS, Labelled, Pretrained, pretrain
-from tasks.arguments import model_kwargs, recipe
+from simclr.train import TIMINGS, Labelled, Pretrained, Recipe, pretrain
+from tasks.arguments import model_kwargs, recipe_kwargs
 from tasks.artifacts import artifact_key, progress_artifact, publish
 from tasks.figures.views import view_pairs_figure
 from tasks.launch import pretrain_distributed
@@ -106,7 +106,7 @@ def _train(
             result = pretrain(
                 data.pretraining.images,
                 model_kwargs(params.model),
-                recipe(params.pretrain),
+                Recipe(**recipe_kwargs(params.pretrain)),
                 params.seed,
                 on_epoch,
                 monitor=monitor,

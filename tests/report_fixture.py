@@ -16,10 +16,10 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from flows.report import report_flow
 from simclr.config import EvaluateConfig, FinetuneConfig, Params, from_dict
 from simclr.data.prepared import save_prepared
-from simclr.evaluate import evaluate_representations
+from simclr.evaluate import Protocols, evaluate_representations
 from simclr.io import write_json
 from simclr.models import build_model
-from tasks.arguments import protocols
+from tasks.arguments import protocols_kwargs
 from tasks.figures.evaluation import confusion, embedding
 from tasks.figures.views import view_pairs_figure
 from tasks.paths import CONFUSION, CURVES_DIR, EMBEDDING, VIEWS
@@ -77,7 +77,7 @@ def _replica_details(root: Path, name: str, data, replica: int, cfg, params: Par
     result = evaluate_representations(
         data,
         {"simclr": encoder, "random_init": encoder},
-        protocols(cfg),
+        Protocols(**protocols_kwargs(cfg)),
         2 * replica,
         torch.device("cpu"),
     )
