@@ -1,5 +1,6 @@
-"""Pretraining in several processes with torchrun: the command for each machine and the
-launcher the pretrain stage calls; every process runs flows/launch.py (`python -m flows.launch`).
+"""Pretraining in several processes with torchrun: the command for each machine, the launcher
+the pretrain stage calls, and what each process does (`run_worker`; its entry point is
+flows/launch.py, `python -m flows.launch`).
 
 Node 0 is the machine the stage runs on; it holds global rank 0, which reads and writes the
 resumable state and writes the result the stage turns into the checkpoint.
@@ -7,8 +8,10 @@ resumable state and writes the result the stage turns into the checkpoint.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
 import re
 import shlex
 import signal
@@ -20,13 +23,13 @@ from pathlib import Path
 
 import torch
 
-from simclr.checkpoint import load_state, unseal
-from simclr.config import DistributedConfig, Params, to_dict
+from simclr.checkpoint import load_state, save_state, unseal
+from simclr.config import DistributedConfig, Params, from_dict, load_params, to_dict
 from simclr.errors import PipelineError
 from simclr.models import build_model
-from simclr.processes import run_streaming, with_parent_death
-from simclr.train import EpochCallback, Pretrained
-from tasks.arguments import model_kwargs
+from simclr.processes import EXEC_PID, die_with_parent, run_streaming, with_parent_death
+from simclr.train import EpochCallback, Labelled, Pretrained, Recipe, pretrain
+from tasks.arguments import model_kwargs, recipe_kwargs
 
 log = logging.getLogger("tasks.launch")
 # A worker's one-line PipelineError, or the last line of an uncaught exception's traceback
@@ -107,3 +110,47 @@ def _run(cmd: list[str], on_line: Callable[[str], None]) -> None:
         ours = [a for a, _ in found if a] + [b for _, b in found if b]
         reason = ours[0] if ours else " | ".join(tail[-3:])
         raise PipelineError(f"distributed pretraining failed (exit {rc}): {reason}")
+
+
+def _save_result(result: Pretrained, path: str | Path) -> None:
+    """Rank 0's result for tasks.launch.pretrain_distributed: each field of `result` in plain
+    data (RESULT_KEYS)."""
+    state = {f.name: getattr(result, f.name) for f in fields(Pretrained)}
+    state["encoder"], state["head"] = result.encoder.state_dict(), result.head.state_dict()
+    state["device"] = str(result.device)
+    save_state(state, path)
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    """One pretraining process under torchrun, as flows/launch.py's arguments say."""
+    from simclr.data.prepared import load_prepared
+    from simclr.device import select_device
+    from simclr.distributed import init_from_env, world
+
+    parent = int(os.environ.get(EXEC_PID, os.getppid()))
+    die_with_parent()  # torchrun killed: stop at once, leave the resumable state alone
+    if os.getppid() != parent:  # it died before the line above
+        raise PipelineError("torchrun exited before this process started")
+    params = load_params(args.params)
+    init_from_env(select_device(params.pretrain.device))
+    rank, _ = world()
+    # Every process trains with rank 0's params: another machine's params.yaml may lack the
+    # overrides of `dvc exp run -S` or hold local edits.
+    box = [to_dict(params)]
+    torch.distributed.broadcast_object_list(box, src=0)
+    params = from_dict(Params, box[0], "")
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING, format="%(message)s")
+    data = load_prepared(Path(args.data))
+    monitor = None
+    if rank == 0:  # the kNN monitor runs on rank 0 alone, between epochs
+        monitor = Labelled(data.train.images, data.train.labels, data.test.images, data.test.labels)
+    result = pretrain(
+        data.pretraining.images,
+        model_kwargs(params.model),
+        Recipe(**recipe_kwargs(params.pretrain)),
+        params.seed,
+        monitor=monitor,
+        resume_path=args.resume,
+    )
+    if rank == 0 and args.result:
+        _save_result(result, args.result)
