@@ -36,15 +36,16 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 @contextmanager
-def explain_oom(what: str, lower: str) -> Iterator[None]:
-    """Turn an out-of-memory error on an accelerator into one line saying so and which params
-    to lower (torch's own message is a page about the allocator)."""
+def explain_oom(what: str, batch_size: int) -> Iterator[None]:
+    """Turn an out-of-memory error on an accelerator into one line saying so, about
+    "<what> memory" (torch's own message is a page about the allocator)."""
     try:
         yield
     except torch.OutOfMemoryError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "out of memory"
         raise PipelineError(
-            f"{what} ran out of accelerator memory ({first[:200]}); lower {lower}"
+            f"{what} ran out of accelerator memory ({first[:200]}) at batch size {batch_size}",
+            about=f"{what} memory",
         ) from None
 
 

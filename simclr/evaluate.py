@@ -128,8 +128,7 @@ def evaluate_representations(
     for figures; not JSON).
     `encoders` maps a method name to a frozen encoder; none of them is modified."""
     _check_neighbours(cfg.knn_k, len(data.train.labels))
-    lower = f"evaluate.batch_size (now {cfg.batch_size}) or evaluate.finetune.batch_size"
-    with explain_oom("evaluation", lower):
+    with explain_oom("evaluation", cfg.batch_size):
         return _evaluate(data, encoders, cfg, seed, device, amp_dtype)
 
 
@@ -140,8 +139,9 @@ def _check_neighbours(k: int, images: int) -> None:
     cap the default pipeline's results rely on, so it stays (simclr.probe.knn_predict)."""
     if k > images:
         raise PipelineError(
-            f"params.yaml: evaluate.knn_k = {k} is more than the {images} labelled training "
-            f"images of the dataset; allowed: at most {images}"
+            f"knn_k = {k} is more than the {images} labelled training images of the dataset; "
+            f"allowed: at most {images}",
+            about="evaluate.knn_k",
         )
 
 

@@ -199,8 +199,7 @@ def pretrain(
     Under torch.distributed (torchrun), each process trains on its share of every global batch
     of `cfg.batch_size`; only rank 0 reports, logs and saves the resumable state.
     """
-    lower = f"pretrain.batch_size (now {cfg.batch_size}), model size or pretrain.precision"
-    with explain_oom("pretraining", lower):
+    with explain_oom("pretraining", cfg.batch_size):
         return _pretrain(images, model, cfg, seed, on_epoch, monitor, resume_path)
 
 

@@ -12,6 +12,9 @@ PRETRAIN_AGAIN = "re-run the pretrain stage (dvc repro -f -s pretrain) or restor
 PREPARE_AGAIN = (
     "re-run the prepare stage (dvc repro -f prepare@<dataset>) or restore it (dvc checkout)"
 )
+LOWER_PRETRAIN = "lower pretrain.batch_size, model size or pretrain.precision"
+LOWER_EVALUATE = "lower evaluate.batch_size or evaluate.finetune.batch_size"
+DOWNLOAD = "or set download: true for this dataset in params.yaml (needs network)"
 
 # (about, error class) -> what to do, appended to the library's line
 ADVICE: dict[tuple[str, type[PipelineError]], str] = {
@@ -22,9 +25,17 @@ ADVICE: dict[tuple[str, type[PipelineError]], str] = {
     ("output", NotFound): "run the stage that writes it (dvc repro)",
     ("images", PipelineError): "check data params",
     ("divergence", PipelineError): "lower pretrain.lr or raise pretrain.warmup_epochs",
+    ("pretraining memory", PipelineError): LOWER_PRETRAIN,
+    ("evaluation memory", PipelineError): LOWER_EVALUATE,
+    ("archive", PipelineError): DOWNLOAD,
+    ("processes", PipelineError): "set pretrain.distributed.nproc_per_node",
 }
 # about -> the params key the library's line is about, put before it
-PARAMS_KEY = {"device": "params.yaml: pretrain.", "precision": "params.yaml: pretrain."}
+PARAMS_KEY = {
+    "device": "params.yaml: pretrain.",
+    "precision": "params.yaml: pretrain.",
+    "evaluate.knn_k": "params.yaml: evaluate.",
+}
 
 
 def advised(error: PipelineError) -> str:

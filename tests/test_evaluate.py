@@ -6,6 +6,7 @@ import torch
 from helpers import tiny_prepared
 from scipy import stats
 
+from flows.errors import explain
 from simclr.errors import PipelineError
 from simclr.evaluate import (
     Protocols,
@@ -326,10 +327,9 @@ def test_out_of_memory_in_evaluation_names_the_batch_sizes_to_lower(monkeypatch)
         PipelineError, match=r"^evaluation ran out of accelerator memory \(CUDA "
     ) as e:
         evaluate_representations(tiny_data(), {"simclr": tiny_encoder()}, SMALL_EVAL, 0, CPU)
-    lower = (
-        f"lower evaluate.batch_size (now {SMALL_EVAL.batch_size}) or evaluate.finetune.batch_size"
-    )
-    assert str(e.value).endswith(lower)
+    assert str(e.value).endswith(f"at batch size {SMALL_EVAL.batch_size}")
+    lower = "lower evaluate.batch_size or evaluate.finetune.batch_size"
+    assert explain(e.value) == f"{e.value}; {lower}"
 
 
 def test_a_knn_k_beyond_the_labelled_training_images_is_an_error_not_a_clip():
@@ -338,7 +338,7 @@ def test_a_knn_k_beyond_the_labelled_training_images_is_an_error_not_a_clip():
     too_many = replace(SMALL_EVAL, knn_k=61)
     with pytest.raises(PipelineError) as e:
         evaluate_representations(data, encoders, too_many, 0, CPU)
-    assert str(e.value) == (
+    assert explain(e.value) == (
         "params.yaml: evaluate.knn_k = 61 is more than the 60 labelled training images of the "
         "dataset; allowed: at most 60"
     )

@@ -246,5 +246,6 @@ def test_out_of_memory_in_pretraining_says_so_and_names_the_params_to_lower(monk
         pretrain(tiny_images(), MODEL, cfg(batch_size=32), seed=0)
     msg = str(err.value)
     assert msg.startswith("pretraining ran out of accelerator memory (CUDA out of memory.")
-    assert msg.endswith("lower pretrain.batch_size (now 32), model size or pretrain.precision")
-    assert "\n" not in msg
+    assert msg.endswith("at batch size 32") and "\n" not in msg
+    advice = "lower pretrain.batch_size, model size or pretrain.precision"
+    assert explain(err.value) == f"{msg}; {advice}"
