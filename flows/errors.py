@@ -3,11 +3,11 @@ program with one line, never a traceback:
 
     error: <what> (<where>); <what to do>
 
-A PipelineError (simclr/errors.py) carries its own line, the stage having added what to do.
-Other exceptions a user's input or machine can cause (an OS error such as a permission or a
-full disk, text that is not UTF-8, YAML, recursion, memory, an exception raised inside Pillow,
-NumPy or matplotlib while they read or draw the user's data) are described by `explain` from
-their type. Everything else is a bug of ours and keeps its
+A PipelineError (simclr/errors.py) carries its own line of fact; `explain` adds what to do about
+it in the pipeline (tasks/advice.py). Other exceptions a user's input or machine can cause (an
+OS error such as a permission or a full disk, text that is not UTF-8, YAML, recursion, memory,
+an exception raised inside Pillow, NumPy or matplotlib while they read or draw the user's data)
+are described by `explain` from their type. Everything else is a bug of ours and keeps its
 traceback.
 """
 
