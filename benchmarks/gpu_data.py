@@ -27,8 +27,8 @@ SEED = 0  # params.yaml's seed; the split is given by the folders, so it only se
 
 def prepare_arrays(out: Path) -> None:
     from simclr.config import DataConfig, DatasetConfig
-    from simclr.data.load import load_dataset
     from simclr.data.prepared import save_prepared, split_source
+    from tasks.sources import load_dataset
 
     src = dev_data()
     cfg = DatasetConfig(

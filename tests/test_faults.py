@@ -763,7 +763,7 @@ def odd_folder(root: Path) -> dict[str, object]:
 
 def test_odd_image_files_are_read_upright_as_rgb_at_one_size(tmp_path):
     from simclr.config import DataConfig, DatasetConfig
-    from simclr.data.load import load_dataset
+    from tasks.sources import load_dataset
 
     expected = odd_folder(tmp_path / "photos")
     cfg = DatasetConfig(source="imagefolder", root=str(tmp_path / "photos"))

@@ -20,10 +20,10 @@ from flows.errors import explain
 from simclr.config import DataConfig, DatasetConfig, load_params
 from simclr.data.arrays import load_npz
 from simclr.data.imagefolder import decode, load_image_folder
-from simclr.data.load import load_dataset
 from simclr.data.prepared import load_manifest, load_prepared, save_prepared
 from simclr.errors import PipelineError
 from simclr.io import write_json
+from tasks.sources import load_dataset
 
 
 def noise(path: Path, seed: int, size: int = 10) -> Path:

@@ -12,12 +12,12 @@ from sklearn.preprocessing import StandardScaler
 
 from simclr import defaults
 from simclr.config import DataConfig, DatasetConfig
-from simclr.data.load import load_dataset
 from simclr.data.prepared import split_indices
 from simclr.evaluate import label_subsets
 from simclr.features import raw_pixels
 from simclr.logistic import Problems, fit, loss_and_gradient, scaling, unscaled
 from simclr.probe import logistic_probes, validation_split
+from tasks.sources import load_dataset
 
 GRID = defaults.PROBE_C
 

@@ -13,10 +13,10 @@ from flows.errors import explain
 from simclr.config import DataConfig, DatasetConfig
 from simclr.data.archives import load_cifar, load_stl10
 from simclr.data.arrays import load_npz
-from simclr.data.load import load_dataset
 from simclr.data.prepared import load_prepared, save_prepared, split_source
 from simclr.data.source import UNLABELED, fit_size, to_channels
 from simclr.errors import PipelineError
+from tasks.sources import load_dataset
 
 
 @pytest.fixture
