@@ -98,7 +98,7 @@ def _replica_details(root: Path, name: str, data, replica: int, cfg, params: Par
         pred = predictions["linear"]["simclr"]["1.0"]
         confusion(data.test.labels, pred, names, "c", out / CONFUSION)
         views = root / "reports" / "pretrain" / str(replica) / VIEWS
-        view_pairs_figure(data.train.images, params.pretrain.augment, replica, views)
+        view_pairs_figure(data.train.images, params.pretrain.augment.model_dump(), replica, views)
 
 
 def _pretrain_outputs(folder: Path, replica: int) -> None:
