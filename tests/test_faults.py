@@ -458,7 +458,7 @@ def test_a_file_of_another_pickle_protocol_is_one_line_without_torchs_warning(
         with pytest.raises(PipelineError) as e:
             load_encoder(path, torch.device("cpu"))
     assert [str(w.message) for w in shown] == []  # torch's two lines would precede ours
-    assert str(e.value).startswith(
+    assert explain(e.value).startswith(
         f"{path}: not a readable checkpoint (saved with pickle protocol {protocol}, which "
         "torch's weights-only loader does not read (this pipeline writes protocol 2)); re-run"
     )
