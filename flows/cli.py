@@ -1,7 +1,7 @@
 """Entry points: the boundary every `main()` of the pipeline runs inside, and the runner shared
 by the stage flows (validate params first, then run the flow against a Prefect API).
 
-`boundary()` (a `with` block or a decorator) is simclr.errors.user_errors plus Prefect's log
+`boundary()` (a `with` block or a decorator) is flows.errors.user_errors plus Prefect's log
 handlers told to leave out the traceback of such an error: any error a user can cause or fix is
 one line, `error: <what> (<where>); <what to do>`, and exit status 2; Ctrl-C one line and 130;
 a bug of ours keeps its traceback.
@@ -15,9 +15,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from flows.errors import explain, user_errors
 from flows.with_server import local_server
 from simclr.config import load_params
-from simclr.errors import PipelineError, explain, user_errors
+from simclr.errors import PipelineError
 from simclr.provenance import git_commit
 
 PARAMS = "params.yaml"

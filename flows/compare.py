@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from flows.cli import boundary
-from simclr.errors import ArgumentParser
+from flows.errors import ArgumentParser
 from tasks.comparison import (
     check_result_path,
     compare_groups,

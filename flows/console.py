@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from simclr.errors import ArgumentParser  # the standard library only: cheap
+from flows.errors import ArgumentParser  # the standard library only: cheap
 from tasks.paths import checkpoint  # pathlib only: cheap
 
 CHECKPOINT = checkpoint(0)  # replica 0 of params.yaml `replicas`, the default [0, 1, 2]
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     handler, _ = COMMANDS[argv[0]]
-    from simclr.errors import user_errors  # the one boundary; imports neither prefect nor torch
+    from flows.errors import user_errors  # the one boundary; imports neither prefect nor torch
 
     with user_errors():  # a user's error: one line, exit 2; Ctrl-C: one line, exit 130
         return handler(argv[1:], f"simclr {argv[0]}")

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from flows.cli import boundary
-from simclr.errors import ArgumentParser, PipelineError
+from flows.errors import ArgumentParser
+from simclr.errors import PipelineError
 from simclr.significance import ALPHA, CANNOT_TELL
 from tasks.comparison import (
     check_result_path,

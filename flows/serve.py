@@ -10,9 +10,10 @@ import argparse
 import json
 
 from flows.cli import PARAMS, boundary, prefect_api
+from flows.errors import ArgumentParser
 from flows.pipeline import pipeline_flow
 from simclr.config import load_params
-from simclr.errors import ArgumentParser, PipelineError
+from simclr.errors import PipelineError
 
 DEFAULT_CRON = "0 3 * * *"  # every night at 03:00, server time zone UTC
 

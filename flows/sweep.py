@@ -25,8 +25,9 @@ from ruamel.yaml import YAML
 import flows  # noqa: F401  (sets the analytics opt-outs before prefect runs anything)
 from flows.cli import PARAMS, boundary, check_api
 from flows.compare import comparisons
+from flows.errors import ArgumentParser
 from simclr.config import load_params
-from simclr.errors import ArgumentParser, PipelineError
+from simclr.errors import PipelineError
 from tasks.artifacts import artifact_key, publish
 from tasks.comparison import listing_markdown
 from tasks.dotted import flatten

@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from simclr.errors import EXIT_INTERRUPTED, PipelineError, user_errors
+from flows.errors import EXIT_INTERRUPTED, user_errors
+from simclr.errors import PipelineError
 from simclr.processes import with_parent_death
 
 STARTUP_SECONDS = 120

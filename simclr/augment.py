@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from simclr.config import AugmentConfig
+from simclr import defaults as D
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device) -> torch.Tensor:
@@ -163,11 +163,26 @@ def gaussian_blur(
     return torch.where(apply, y, x)
 
 
-def simclr_view(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """One random view of each image in the batch."""
-    y = random_resized_crop_flip(x, cfg.crop_scale, cfg.crop_ratio, cfg.flip_p, g)
-    y = color_jitter(y, cfg.jitter_strength, cfg.jitter_p, g)
-    y = random_grayscale(y, cfg.grayscale_p, g)
-    if x.shape[-1] >= cfg.blur_min_size:
-        y = gaussian_blur(y, cfg.blur_p, g)
+def simclr_view(
+    x: torch.Tensor,
+    g: torch.Generator,
+    *,
+    crop_scale: tuple[float, float] = D.CROP_SCALE,
+    crop_ratio: tuple[float, float] = D.CROP_RATIO,
+    flip_p: float = D.FLIP_P,
+    jitter_strength: float = D.JITTER_STRENGTH,
+    jitter_p: float = D.JITTER_P,
+    grayscale_p: float = D.GRAYSCALE_P,
+    blur_p: float = D.BLUR_P,
+    blur_min_size: int = D.BLUR_MIN_SIZE,
+) -> torch.Tensor:
+    """One random view of each image in the batch: random resized crop (area `crop_scale`,
+    aspect `crop_ratio`) and flip, colour jitter of strength s = `jitter_strength`, random
+    grayscale, and Gaussian blur on images of `blur_min_size` px or more. The keyword arguments
+    are params.yaml's `pretrain.augment` keys."""
+    y = random_resized_crop_flip(x, crop_scale, crop_ratio, flip_p, g)
+    y = color_jitter(y, jitter_strength, jitter_p, g)
+    y = random_grayscale(y, grayscale_p, g)
+    if x.shape[-1] >= blur_min_size:
+        y = gaussian_blur(y, blur_p, g)
     return y

@@ -20,6 +20,7 @@ import errno
 import hashlib
 import re
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, get_args
 
@@ -28,16 +29,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from simclr.config import DataConfig, ModelConfig, to_dict
 from simclr.config_errors import one_line
-from simclr.errors import PipelineError
+from simclr.errors import Damaged, NotFound, PipelineError
 from simclr.io import write_atomic
-from simclr.models import Encoder
+from simclr.models import ENCODER_KEYS, Encoder
 
 DIGEST = "sha256"
 # Reading errors that are the machine's, not the file's (torch reports a truncated file as
 # EINVAL or as one of several other exception types)
 MACHINE_ERRNOS = {errno.EIO, errno.ENOMEM, errno.EACCES, errno.EPERM, errno.ESTALE, errno.EINTR}
 REQUIRED = frozenset({"model", "in_channels", "image_size", "encoder"})
-RECOVER = "re-run the pretrain stage (dvc repro -f -s pretrain) or restore it (dvc checkout)"
+ABOUT = "checkpoint"  # what its errors are about (PipelineError.about)
 FOREIGN = (
     "a value this pipeline never writes: the file was made by something else or altered (its "
     "sha256 shows that it is whole, not who wrote it)"
@@ -75,7 +76,7 @@ def check_fields(state: dict, path: Path) -> CheckpointFields:
         return CheckpointFields.model_validate(state)
     except ValidationError as e:
         line = one_line(CheckpointFields, e, source=f"{path}: checkpoint field")
-        raise PipelineError(f"{line}; {FOREIGN}; {RECOVER}") from None
+        raise Damaged(f"{line}; {FOREIGN}", about=ABOUT) from None
 
 
 def _update(h, obj) -> None:
@@ -217,12 +218,19 @@ def load_state(path: Path) -> object:
 
 
 def save_checkpoint(
-    path: str | Path, encoder: Encoder, head, model_cfg: ModelConfig, image_size: int, extra: dict
+    path: str | Path,
+    encoder: Encoder,
+    head,
+    model: Mapping[str, object],
+    image_size: int,
+    extra: dict,
 ) -> Path:
+    """The weights, with `model` (build_model's keyword arguments, every one written out) and
+    the input they take; `extra` is the caller's."""
     state = {
         "encoder": encoder.state_dict(),
         "head": head.state_dict(),
-        "model": to_dict(model_cfg),
+        "model": to_dict(ModelConfig.model_validate(dict(model))),
         "in_channels": encoder.in_channels,
         "image_size": image_size,  # picks the stem when model.stem is auto
         **extra,
@@ -252,18 +260,19 @@ def _encoder(state: dict, fields: CheckpointFields, path: Path) -> Encoder:
     """The encoder of the checkpoint, built only after its config is seen to fit the weights
     the file holds (so the memory it takes is bounded by the file's size)."""
     try:
+        kwargs = {key: getattr(fields.model, key) for key in ENCODER_KEYS}
         with torch.device("meta"):  # shapes only: nothing is allocated
-            shapes = Encoder(fields.model, fields.in_channels, fields.image_size)
+            shapes = Encoder(fields.in_channels, fields.image_size, **kwargs)
         reason = _misfit(shapes.state_dict(), state["encoder"])
         if reason is None:
-            encoder = Encoder(fields.model, fields.in_channels, fields.image_size)
+            encoder = Encoder(fields.in_channels, fields.image_size, **kwargs)
             encoder.load_state_dict(state["encoder"])
             return encoder
     except (RuntimeError, KeyError, TypeError, ValueError) as e:
         text = " ".join(str(e).split())
         first = re.search(r"size mismatch for [^:]+|(?:Missing|Unexpected) key\(s\)[^:]*", text)
         reason = first.group(0) if first else text[:120]
-    raise PipelineError(f"{path}: its weights do not fit its model config ({reason}); {RECOVER}")
+    raise Damaged(f"{path}: its weights do not fit its model config ({reason})", about=ABOUT)
 
 
 def load_encoder(path: str | Path, device: torch.device) -> tuple[Encoder, dict]:
@@ -277,12 +286,11 @@ def load_encoder(path: str | Path, device: torch.device) -> tuple[Encoder, dict]
     if path.is_dir():
         raise PipelineError(f"{path}: a folder, not a checkpoint file; name the .pt file")
     if not path.is_file():
-        raise PipelineError(f"{path}: checkpoint not found; run the pretrain stage first")
+        raise NotFound(f"{path}: checkpoint not found", about=ABOUT)
     try:
-        state = unseal(load_state(path), path, REQUIRED, RECOVER)
-    except PipelineError as e:
-        message = str(e)
-        raise PipelineError(message if RECOVER in message else f"{message}; {RECOVER}") from None
+        state = unseal(load_state(path), path, REQUIRED)
+    except PipelineError as e:  # not a checkpoint, damaged, foreign
+        raise Damaged(str(e), about=ABOUT) from None
     encoder = _encoder(state, check_fields(state, path), path)
     meta = {k: v for k, v in state.items() if k not in ("encoder", "head")}
     return encoder.to(device).eval(), meta

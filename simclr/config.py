@@ -1,8 +1,9 @@
 """params.yaml as typed, validated config (pydantic models).
 
-The models are the one source of every default and of every key's description. The defaults
-are the paper's recipe (Chen et al. 2020, "A Simple Framework for Contrastive Learning of
-Visual Representations", section 3 and appendices A-B): its augmentations, LARS at 0.3 x
+The models are the one source of every key's description. Their defaults are the library's
+(simclr/defaults.py, which the library's keyword arguments read too): the paper's recipe
+(Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual Representations",
+section 3 and appendices A-B): its augmentations, LARS at 0.3 x
 batch/256 with weight decay 1e-6 and a 10-epoch warm-up, a 2-layer projection head to 128
 dimensions, temperature 0.5 and 32 px images as its CIFAR-10 setting, fine-tuning with crop and
 flip. What sets the cost rather than the method is sized for a CPU instead of the paper's 128
@@ -37,6 +38,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from simclr import defaults as D
 from simclr.config_errors import fail, one_line, read_yaml, relay, rule, show
 from simclr.data.embedded import SOURCES
 from simclr.errors import PipelineError
@@ -202,20 +204,20 @@ Blocks = Annotated[
 
 
 class ModelConfig(_Model):
-    encoder: Literal["small", "resnet18", "resnet34", "resnet50"] = "small"
+    encoder: Literal["small", "resnet18", "resnet34", "resnet50"] = D.ENCODER
     """small (below), resnet18, resnet34 or resnet50 (torchvision)"""
-    width: Int = Field(1, ge=1, le=8)
+    width: Int = Field(D.WIDTH, ge=1, le=8)
     """channel multiplier of the torchvision ResNets (1x, 2x, 4x)"""
-    stem: Literal["auto", "cifar", "imagenet"] = "auto"
+    stem: Literal["auto", "cifar", "imagenet"] = D.STEM
     """auto = CIFAR stem (3x3, no max-pool) up to 64 px, else ImageNet"""
-    widths: Widths = (32, 64, 128)
+    widths: Widths = D.WIDTHS
     """small: channels per stage; h has widths[-1] dimensions"""
-    blocks: Blocks = (1, 1, 1)
+    blocks: Blocks = D.BLOCKS
     """small: BasicBlocks per stage"""
-    head: Literal["v1", "v2"] = "v1"
+    head: Literal["v1", "v2"] = D.HEAD
     """projection head: v1 = 2-layer MLP, v2 = 3-layer MLP"""
-    proj_hidden_dim: Int = Field(128, gt=0, le=MAX_CHANNELS)
-    proj_dim: Int = Field(128, gt=0, le=MAX_CHANNELS)
+    proj_hidden_dim: Int = Field(D.PROJ_HIDDEN_DIM, gt=0, le=MAX_CHANNELS)
+    proj_dim: Int = Field(D.PROJ_DIM, gt=0, le=MAX_CHANNELS)
 
     @model_validator(mode="after")
     def _stages(self) -> ModelConfig:
@@ -229,18 +231,18 @@ class AugmentConfig(_Model):
     jitter, random grayscale, and Gaussian blur on images above 32 px (its CIFAR setting has
     none)."""
 
-    crop_scale: Scale = (0.08, 1.0)
+    crop_scale: Scale = D.CROP_SCALE
     """area of the random resized crop, as a share of the image"""
-    crop_ratio: Ratio = (0.75, 1.3333333)
+    crop_ratio: Ratio = D.CROP_RATIO
     """aspect ratios of the crop (3/4 to 4/3)"""
-    flip_p: Prob = 0.5
+    flip_p: Prob = D.FLIP_P
     """probability of a horizontal flip"""
-    jitter_strength: Float = Field(1.0, ge=0, allow_inf_nan=False)
+    jitter_strength: Float = Field(D.JITTER_STRENGTH, ge=0, allow_inf_nan=False)
     """s: brightness, contrast, saturation 0.8s, hue 0.2s"""
-    jitter_p: Prob = 0.8
-    grayscale_p: Prob = 0.2
-    blur_p: Prob = 0.5
-    blur_min_size: Int = 33
+    jitter_p: Prob = D.JITTER_P
+    grayscale_p: Prob = D.GRAYSCALE_P
+    blur_p: Prob = D.BLUR_P
+    blur_min_size: Int = D.BLUR_MIN_SIZE
     """no blur at 32 px or less, as in the paper's CIFAR setting"""
 
 
@@ -263,35 +265,35 @@ class DistributedConfig(_Model):
 
 class PretrainConfig(_Model):
     dataset: Str = "digits"
-    epochs: Int = Field(100, ge=1)
-    batch_size: Int = Field(256, ge=2, le=MAX_BATCH)
-    optimizer: Literal["sgd", "lars", "adamw"] = "lars"
+    epochs: Int = Field(D.EPOCHS, ge=1)
+    batch_size: Int = Field(D.BATCH_SIZE, ge=2, le=MAX_BATCH)
+    optimizer: Literal["sgd", "lars", "adamw"] = D.OPTIMIZER
     """sgd (Nesterov), lars (the paper's) or adamw; see README"""
-    lr: FinitePositive = 0.3
+    lr: FinitePositive = D.LR
     """base rate, scaled by the batch as lr_scaling says"""
-    lr_scaling: Literal["linear", "sqrt"] = "linear"
+    lr_scaling: Literal["linear", "sqrt"] = D.LR_SCALING
     """linear: lr * batch / 256; sqrt: lr * sqrt(batch)"""
-    momentum: Float = Field(0.9, gt=0, lt=1)
-    weight_decay: Float = Field(1e-6, ge=0, allow_inf_nan=False)
-    trust_coefficient: FinitePositive = 0.001
+    momentum: Float = Field(D.MOMENTUM, gt=0, lt=1)
+    weight_decay: Float = Field(D.WEIGHT_DECAY, ge=0, allow_inf_nan=False)
+    trust_coefficient: FinitePositive = D.TRUST_COEFFICIENT
     """LARS eta"""
-    warmup_epochs: Int = Field(10, ge=0)
-    temperature: FinitePositive = 0.5
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    warmup_epochs: Int = Field(D.WARMUP_EPOCHS, ge=0)
+    temperature: FinitePositive = D.TEMPERATURE
+    device: Literal["auto", "cpu", "cuda", "mps"] = D.DEVICE
     """auto = cuda, then mps, then cpu"""
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = D.PRECISION
     """auto = bf16 where supported, else fp32; or fp32, bf16, fp16 (GPU)"""
-    channels_last: Bool = True
-    compile: Bool = False
+    channels_last: Bool = D.CHANNELS_LAST
+    compile: Bool = D.COMPILE
     """torch.compile encoder and head"""
-    threads: Int | None = Field(None, ge=1)
+    threads: Int | None = Field(D.THREADS, ge=1)
     """torch CPU threads; null = torch's default"""
-    loader_workers: Int = Field(0, ge=0, le=MAX_PROCESSES)
+    loader_workers: Int = Field(D.LOADER_WORKERS, ge=0, le=MAX_PROCESSES)
     """processes reading batches (a GPU may want 4-8)"""
-    knn_every: Int = Field(10, ge=0)
+    knn_every: Int = Field(D.KNN_EVERY, ge=0)
     """kNN monitor on the labelled split every K epochs; 0 = off"""
-    knn_k: Int = Field(200, ge=1, le=MAX_NEIGHBOURS)
-    knn_temperature: FinitePositive = 0.1
+    knn_k: Int = Field(D.KNN_K, ge=1, le=MAX_NEIGHBOURS)
+    knn_temperature: FinitePositive = D.KNN_TEMPERATURE
     distributed: DistributedConfig = DistributedConfig()
     """data-parallel processes started by torchrun; batch_size is global"""
     augment: AugmentConfig = AugmentConfig()
@@ -310,42 +312,42 @@ class FinetuneConfig(_Model):
     """Semi-supervised fine-tuning as the paper: encoder + linear head on the labelled subset,
     random resized crop and flip only, Nesterov SGD, cosine decay, no warmup."""
 
-    epochs: Int = Field(20, ge=0)
+    epochs: Int = Field(D.FINETUNE_EPOCHS, ge=0)
     """passes over the labelled subset, within [min_steps, max_steps]"""
-    seeds: Int = Field(1, ge=1, le=1000)
+    seeds: Int = Field(D.FINETUNE_SEEDS, ge=1, le=1000)
     """label subsets fine-tuned per fraction: the first of evaluate.seeds (the costly protocol)"""
-    min_steps: Int = Field(50, ge=0)
+    min_steps: Int = Field(D.FINETUNE_MIN_STEPS, ge=0)
     """tiny subsets still get this many updates"""
-    max_steps: Int = Field(100, ge=0)
+    max_steps: Int = Field(D.FINETUNE_MAX_STEPS, ge=0)
     """0 = no cap; bounds the cost of the 100 % runs (x replicas)"""
-    batch_size: Int = Field(64, ge=2, le=MAX_BATCH)
-    lr: FinitePositive = 0.2
+    batch_size: Int = Field(D.FINETUNE_BATCH_SIZE, ge=2, le=MAX_BATCH)
+    lr: FinitePositive = D.FINETUNE_LR
     """used as given (not rescaled by the batch); cosine decay"""
-    momentum: Float = Field(0.9, ge=0, lt=1)
-    weight_decay: Float = Field(0.0, ge=0, allow_inf_nan=False)
+    momentum: Float = Field(D.FINETUNE_MOMENTUM, ge=0, lt=1)
+    weight_decay: Float = Field(D.FINETUNE_WEIGHT_DECAY, ge=0, allow_inf_nan=False)
     """the paper fine-tunes without regularization"""
-    crop_scale: Scale = (0.08, 1.0)
+    crop_scale: Scale = D.CROP_SCALE
     """random resized crop area, as pretrain.augment"""
-    flip_p: Prob = 0.5
+    flip_p: Prob = D.FLIP_P
     """probability of a horizontal flip"""
 
 
 class EvaluateConfig(_Model):
-    fractions: Shares = (0.01, 0.1, 1.0)
+    fractions: Shares = D.FRACTIONS
     """labelled share of each class (class-balanced, >= 1 image)"""
-    seeds: Int = Field(2, ge=1, le=1000)
+    seeds: Int = Field(D.EVAL_SEEDS, ge=1, le=1000)
     """label subsets per fraction below 1.0 (1.0 is the whole split), per replica"""
-    val_fraction: Float = Field(0.2, gt=0, lt=1)
+    val_fraction: Float = Field(D.VAL_FRACTION, gt=0, lt=1)
     """of each subset, held out to choose the probe's L2 strength"""
-    C: Positives = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+    C: Positives = D.PROBE_C
     """inverse L2 strengths tried (log-spaced grid)"""
-    max_iter: Int = Field(1000, ge=1)
+    max_iter: Int = Field(D.PROBE_MAX_ITER, ge=1)
     """L-BFGS iterations per fit"""
-    batch_size: Int = Field(128, ge=1, le=MAX_BATCH)
+    batch_size: Int = Field(D.EVAL_BATCH_SIZE, ge=1, le=MAX_BATCH)
     """feature extraction and test predictions; a GPU wants more"""
-    knn_k: Int = Field(20, ge=1, le=MAX_NEIGHBOURS)
+    knn_k: Int = Field(D.EVAL_KNN_K, ge=1, le=MAX_NEIGHBOURS)
     """neighbours that vote in the kNN classifier"""
-    knn_temperature: FinitePositive = 0.1
+    knn_temperature: FinitePositive = D.EVAL_KNN_TEMPERATURE
     finetune: FinetuneConfig = FinetuneConfig()
     """encoder + linear head on the labelled subset; epochs 0 = off"""
 

@@ -30,22 +30,22 @@ def select_device(name: str = "auto") -> torch.device:
     }
     if not available.get(name, False):
         raise PipelineError(
-            f"params.yaml: pretrain.device = {name!r} is not available on this machine; "
-            "use auto or cpu"
+            f"device = {name!r} is not available on this machine; use auto or cpu", about="device"
         )
     return torch.device(name)
 
 
 @contextmanager
-def explain_oom(what: str, lower: str) -> Iterator[None]:
-    """Turn an out-of-memory error on an accelerator into one line saying so and which params
-    to lower (torch's own message is a page about the allocator)."""
+def explain_oom(what: str, batch_size: int) -> Iterator[None]:
+    """Turn an out-of-memory error on an accelerator into one line saying so, about
+    "<what> memory" (torch's own message is a page about the allocator)."""
     try:
         yield
     except torch.OutOfMemoryError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "out of memory"
         raise PipelineError(
-            f"{what} ran out of accelerator memory ({first[:200]}); lower {lower}"
+            f"{what} ran out of accelerator memory ({first[:200]}) at batch size {batch_size}",
+            about=f"{what} memory",
         ) from None
 
 
@@ -93,13 +93,14 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "fp16":
         if device.type not in ("cuda", "mps"):
             raise PipelineError(
-                "params.yaml: pretrain.precision = 'fp16' needs a GPU; use bf16 or fp32 on CPU"
+                "precision = 'fp16' needs a GPU; use bf16 or fp32 on CPU", about="precision"
             )
         return torch.float16
     if not bf16_supported(device):
         raise PipelineError(
-            f"params.yaml: pretrain.precision = 'bf16' is not supported by this {device.type}; "
-            "use fp32" + (" or fp16" if device.type == "cuda" else "")
+            f"precision = 'bf16' is not supported by this {device.type}; use fp32"
+            + (" or fp16" if device.type == "cuda" else ""),
+            about="precision",
         )
     return torch.bfloat16
 

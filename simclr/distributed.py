@@ -34,12 +34,13 @@ def init_from_env(device: torch.device) -> torch.device:
     LOCAL_RANK's GPU on CUDA)."""
     local, per_node = int(os.environ["LOCAL_RANK"]), int(os.environ["LOCAL_WORLD_SIZE"])
     if device.type == "mps":
-        raise PipelineError("pretrain.device mps runs in one process; set nproc_per_node: 1")
+        raise PipelineError(f"device mps runs in one process, not {per_node}", about="processes")
     if device.type == "cuda":
         if per_node > torch.cuda.device_count():
             raise PipelineError(
-                f"pretrain.distributed.nproc_per_node = {per_node} but this machine has "
-                f"{torch.cuda.device_count()} GPU(s); use one process per GPU"
+                f"{per_node} processes on this machine, but it has "
+                f"{torch.cuda.device_count()} GPU(s); use one process per GPU",
+                about="processes",
             )
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)

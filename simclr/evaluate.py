@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from simclr.config import EvaluateConfig
+from simclr import defaults as D
 from simclr.data.prepared import Prepared, read_rows
 from simclr.data.sampling import sample_per_class
 from simclr.device import explain_oom
@@ -44,13 +46,44 @@ def fraction_key(fraction: float) -> str:
     return str(float(fraction))
 
 
-def label_subsets(labels: np.ndarray, cfg: EvaluateConfig, seed: int) -> dict[str, list]:
-    """{fraction key: [(seed, indices)]}: `cfg.seeds` class-balanced subsets (`sample_per_class`)
+@dataclass(frozen=True)
+class Protocols:
+    """How the encoders are evaluated, as plain values: params.yaml's `evaluate` keys of the
+    same names; `finetune` holds `simclr.finetune.finetune`'s keyword arguments (its
+    `epochs` 0: no fine-tuning), `finetune_seeds` how many label subsets of each fraction are
+    fine-tuned. The defaults are the paper's protocols (simclr/defaults.py)."""
+
+    fractions: tuple[float, ...] = D.FRACTIONS
+    seeds: int = D.EVAL_SEEDS
+    val_fraction: float = D.VAL_FRACTION
+    C: tuple[float, ...] = D.PROBE_C
+    max_iter: int = D.PROBE_MAX_ITER
+    batch_size: int = D.EVAL_BATCH_SIZE
+    knn_k: int = D.EVAL_KNN_K
+    knn_temperature: float = D.EVAL_KNN_TEMPERATURE
+    finetune: Mapping[str, object] = field(default_factory=dict)
+    finetune_seeds: int = D.FINETUNE_SEEDS
+
+    @property
+    def finetunes(self) -> bool:
+        return self.finetune.get("epochs", D.FINETUNE_EPOCHS) > 0
+
+
+def label_subsets(
+    labels: np.ndarray,
+    seed: int,
+    *,
+    fractions: tuple[float, ...] = D.FRACTIONS,
+    seeds: int = D.EVAL_SEEDS,
+) -> dict[str, list]:
+    """{fraction key: [(seed, indices)]}: `seeds` class-balanced subsets (`sample_per_class`)
     below 1.0, the whole split at 1.0 (one subset, so n = 1 there)."""
     out = {}
-    for fraction in cfg.fractions:
-        seeds = [seed] if fraction >= 1.0 else [seed + i for i in range(cfg.seeds)]
-        out[fraction_key(fraction)] = [(s, sample_per_class(labels, fraction, s)) for s in seeds]
+    for fraction in fractions:
+        seeds_here = [seed] if fraction >= 1.0 else [seed + i for i in range(seeds)]
+        out[fraction_key(fraction)] = [
+            (s, sample_per_class(labels, fraction, s)) for s in seeds_here
+        ]
     return out
 
 
@@ -83,7 +116,7 @@ def summarise(runs: list[dict], train_images: int) -> dict:
 def evaluate_representations(
     data: Prepared,
     encoders: dict[str, Encoder],
-    cfg: EvaluateConfig,
+    cfg: Protocols,
     seed: int,
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
@@ -95,8 +128,7 @@ def evaluate_representations(
     for figures; not JSON).
     `encoders` maps a method name to a frozen encoder; none of them is modified."""
     _check_neighbours(cfg.knn_k, len(data.train.labels))
-    lower = f"evaluate.batch_size (now {cfg.batch_size}) or evaluate.finetune.batch_size"
-    with explain_oom("evaluation", lower):
+    with explain_oom("evaluation", cfg.batch_size):
         return _evaluate(data, encoders, cfg, seed, device, amp_dtype)
 
 
@@ -107,13 +139,14 @@ def _check_neighbours(k: int, images: int) -> None:
     cap the default pipeline's results rely on, so it stays (simclr.probe.knn_predict)."""
     if k > images:
         raise PipelineError(
-            f"params.yaml: evaluate.knn_k = {k} is more than the {images} labelled training "
-            f"images of the dataset; allowed: at most {images}"
+            f"knn_k = {k} is more than the {images} labelled training images of the dataset; "
+            f"allowed: at most {images}",
+            about="evaluate.knn_k",
         )
 
 
 def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:
-    subsets = label_subsets(data.train.labels, cfg, seed)
+    subsets = label_subsets(data.train.labels, seed, fractions=cfg.fractions, seeds=cfg.seeds)
     runs: dict[str, dict[str, dict[str, list]]] = {f: {} for f in PROTOCOLS}
     seconds = {}
     start = time.perf_counter()
@@ -121,7 +154,7 @@ def _evaluate(data, encoders, cfg, seed, device, amp_dtype) -> dict:
         linear, knn = _frozen_runs(train_x, test_x, data, subsets, cfg, device)
         runs["linear"][method], runs["knn"][method] = linear, knn
     seconds["linear+knn"] = time.perf_counter() - start
-    if cfg.finetune.epochs > 0:
+    if cfg.finetunes:
         start = time.perf_counter()
         for method, encoder in encoders.items():
             tuned = _finetune_runs(encoder, data, subsets, cfg, device, amp_dtype)
@@ -175,20 +208,20 @@ def _frozen_runs(train_x, test_x, data: Prepared, subsets: dict, cfg, device) ->
 
 
 def _finetune_runs(encoder, data: Prepared, subsets: dict, cfg, device, amp_dtype) -> dict:
-    """{fraction key: [run]} of fine-tuning a copy of `encoder` on the first `finetune.seeds`
+    """{fraction key: [run]} of fine-tuning a copy of `encoder` on the first `finetune_seeds`
     label subsets of each fraction (each run costs as much as a short pretraining)."""
     tuned: dict[str, list] = {}
     for key, subs in subsets.items():
-        for s, idx in subs[: cfg.finetune.seeds]:
+        for s, idx in subs[: cfg.finetune_seeds]:
             model = finetune(
                 encoder,
                 read_rows(data.train.images, idx),
                 data.train.labels[idx],
                 len(data.class_names),
-                cfg.finetune,
                 s,
                 device,
                 amp_dtype,
+                **cfg.finetune,
             )
             pred = predict(model, data.test.images, device, cfg.batch_size, amp_dtype)
             tuned.setdefault(key, []).append(_run(s, pred, data.test.labels))

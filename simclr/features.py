@@ -9,13 +9,13 @@ import torch
 from torch import nn
 from torch.fx.experimental.optimization import fuse
 
-from simclr.config import EvaluateConfig
+from simclr import defaults as D
 from simclr.data.prepared import read_rows
 from simclr.device import to_images
 from simclr.models import Encoder
 from simclr.progress import track
 
-BATCH_SIZE = EvaluateConfig.model_fields["batch_size"].default  # evaluate.batch_size's
+BATCH_SIZE = D.EVAL_BATCH_SIZE  # evaluate.batch_size's default
 
 
 def for_inference(model: nn.Module) -> nn.Module:

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from simclr import defaults as D
 from simclr.augment import random_resized_crop_flip
-from simclr.config import FinetuneConfig
 from simclr.data.prepared import read_rows
 from simclr.device import to_images
 from simclr.features import BATCH_SIZE, for_inference
@@ -30,25 +30,37 @@ log = logging.getLogger("simclr.finetune")
 CROP_RATIO = (3 / 4, 4 / 3)
 
 
-def finetune_steps(n_images: int, cfg: FinetuneConfig) -> tuple[int, int]:
+def finetune_steps(
+    n_images: int,
+    *,
+    epochs: int = D.FINETUNE_EPOCHS,
+    min_steps: int = D.FINETUNE_MIN_STEPS,
+    max_steps: int = D.FINETUNE_MAX_STEPS,
+    batch_size: int = D.FINETUNE_BATCH_SIZE,
+) -> tuple[int, int]:
     """(batch, steps): `epochs` passes over the subset, but at least `min_steps` updates (a
     1 % subset is a batch or two) and at most `max_steps` (0 = no cap) where the subset is
     large: the cost of a 100 % run stays bounded."""
-    batch = min(cfg.batch_size, n_images)
-    steps = max(cfg.min_steps, math.ceil(cfg.epochs * n_images / batch))
-    return batch, min(steps, cfg.max_steps) if cfg.max_steps else steps
+    batch = min(batch_size, n_images)
+    steps = max(min_steps, math.ceil(epochs * n_images / batch))
+    return batch, min(steps, max_steps) if max_steps else steps
 
 
 def finetune_optimizer(
-    model: nn.Module, cfg: FinetuneConfig, steps: int
+    model: nn.Module,
+    steps: int,
+    *,
+    lr: float = D.FINETUNE_LR,
+    momentum: float = D.FINETUNE_MOMENTUM,
+    weight_decay: float = D.FINETUNE_WEIGHT_DECAY,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """Nesterov SGD (plain momentum when momentum is 0) with pretraining's parameter groups
     (BN and biases not decayed) and its cosine schedule without warmup, over `steps` updates."""
     optimizer = torch.optim.SGD(
-        lars_param_groups([model], cfg.weight_decay),
-        lr=cfg.lr,
-        momentum=cfg.momentum,
-        nesterov=cfg.momentum > 0,
+        lars_param_groups([model], weight_decay),
+        lr=lr,
+        momentum=momentum,
+        nesterov=momentum > 0,
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_cosine(s, 0, steps))
     return optimizer, schedule
@@ -59,19 +71,33 @@ def finetune(
     images: np.ndarray,
     labels: np.ndarray,
     n_classes: int,
-    cfg: FinetuneConfig,
     seed: int,
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
+    *,
+    epochs: int = D.FINETUNE_EPOCHS,
+    min_steps: int = D.FINETUNE_MIN_STEPS,
+    max_steps: int = D.FINETUNE_MAX_STEPS,
+    batch_size: int = D.FINETUNE_BATCH_SIZE,
+    lr: float = D.FINETUNE_LR,
+    momentum: float = D.FINETUNE_MOMENTUM,
+    weight_decay: float = D.FINETUNE_WEIGHT_DECAY,
+    crop_scale: tuple[float, float] = D.CROP_SCALE,
+    flip_p: float = D.FLIP_P,
 ) -> nn.Sequential:
     """A fine-tuned copy of `encoder` with its linear head, in eval mode; `encoder` itself is
-    left as it was."""
+    left as it was. The keyword arguments are params.yaml's `evaluate.finetune` keys (but
+    `seeds`, which says how many label subsets are fine-tuned)."""
     model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(encoder.out_dim, n_classes))
     nn.init.zeros_(model[1].weight)  # as the official code's head: no random direction to undo
     nn.init.zeros_(model[1].bias)
     model.to(device, memory_format=torch.channels_last).train()
-    batch, steps = finetune_steps(len(images), cfg)
-    optimizer, schedule = finetune_optimizer(model, cfg, steps)
+    batch, steps = finetune_steps(
+        len(images), epochs=epochs, min_steps=min_steps, max_steps=max_steps, batch_size=batch_size
+    )
+    optimizer, schedule = finetune_optimizer(
+        model, steps, lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
     rng = np.random.default_rng(seed)
     view_gen = torch.Generator(device=device).manual_seed(seed)
     targets = torch.as_tensor(labels, dtype=torch.long)
@@ -82,7 +108,7 @@ def finetune(
             order = np.concatenate([order, rng.permutation(len(images))])
         idx, order = np.sort(order[:batch]), order[batch:]
         x = to_images(read_rows(images, idx), device)
-        x = random_resized_crop_flip(x, cfg.crop_scale, CROP_RATIO, cfg.flip_p, view_gen)
+        x = random_resized_crop_flip(x, crop_scale, CROP_RATIO, flip_p, view_gen)
         x = x.contiguous(memory_format=torch.channels_last)
         with autocast:
             logits = model(x)
@@ -92,7 +118,7 @@ def finetune(
         optimizer.step()
         schedule.step()
     if not math.isfinite(loss.item()):
-        log.warning("fine-tuning ended with a non-finite loss; lower evaluate.finetune.lr")
+        log.warning("fine-tuning ended with a non-finite loss (lr %s); lower it", lr)
     return model.eval()
 
 

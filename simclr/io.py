@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
-from simclr.errors import PipelineError
+from simclr.errors import NotFound, PipelineError
 
 # Errors of a full disk or an exhausted quota: retrying cannot help, the user can.
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -208,8 +208,8 @@ def write_text(target: str | Path, text: str) -> Path:
 
 
 def read_json(path: str | Path) -> dict:
-    """A JSON file another stage wrote; missing, it is a PipelineError saying to run it."""
+    """A JSON file another step wrote; missing, it is a NotFound about an "output"."""
     path = Path(path)
     if not path.is_file():
-        raise PipelineError(f"{path}: missing; run the stage that writes it (dvc repro)")
+        raise NotFound(f"{path}: missing", about="output")
     return json.loads(path.read_text())

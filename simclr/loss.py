@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from simclr import defaults as D
 from simclr.distributed import gather_with_grad, world
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = D.TEMPERATURE) -> torch.Tensor:
     """Mean NT-Xent over the 2N views: view i of one image is the positive of view i of the other;
     the other 2N-2 views are negatives; self-similarity is masked out.
 

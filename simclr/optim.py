@@ -7,16 +7,18 @@ import math
 import torch
 from torch import nn
 
-from simclr.config import PretrainConfig
+from simclr import defaults as D
 from simclr.lars import LARS, lars_param_groups
 
 
-def scaled_lr(cfg: PretrainConfig, batch_size: int) -> float:
+def scaled_lr(lr: float, batch_size: int, lr_scaling: str = D.LR_SCALING) -> float:
     """The paper's scalings, for the batch actually used: linear, lr x batch / 256, or square
     root, lr x sqrt(batch) (the paper's 0.075 x sqrt(batch) for small batches and long runs)."""
-    if cfg.lr_scaling == "sqrt":
-        return cfg.lr * math.sqrt(batch_size)
-    return cfg.lr * batch_size / 256
+    if lr_scaling == "sqrt":
+        return lr * math.sqrt(batch_size)
+    if lr_scaling != "linear":
+        raise ValueError(f"lr_scaling {lr_scaling!r}: linear or sqrt")
+    return lr * batch_size / 256
 
 
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -29,13 +31,25 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
 
 
 def build_optimizer(
-    modules: list[nn.Module], cfg: PretrainConfig, batch_size: int
+    modules: list[nn.Module],
+    batch_size: int = D.BATCH_SIZE,
+    *,
+    optimizer: str = D.OPTIMIZER,
+    lr: float = D.LR,
+    lr_scaling: str = D.LR_SCALING,
+    momentum: float = D.MOMENTUM,
+    weight_decay: float = D.WEIGHT_DECAY,
+    trust_coefficient: float = D.TRUST_COEFFICIENT,
 ) -> torch.optim.Optimizer:
-    """LARS, Nesterov SGD or AdamW; BN and bias parameters are neither decayed nor adapted."""
-    groups = lars_param_groups(modules, cfg.weight_decay)
-    lr = scaled_lr(cfg, batch_size)
-    if cfg.optimizer == "lars":
-        return LARS(groups, lr=lr, momentum=cfg.momentum, trust_coefficient=cfg.trust_coefficient)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
-    return torch.optim.AdamW(groups, lr=lr)
+    """LARS, Nesterov SGD or AdamW at `lr` scaled for `batch_size` (`scaled_lr`); BN and bias
+    parameters are neither decayed nor adapted. The keyword arguments are params.yaml's
+    `pretrain` keys of the same names."""
+    groups = lars_param_groups(modules, weight_decay)
+    rate = scaled_lr(lr, batch_size, lr_scaling)
+    if optimizer == "lars":
+        return LARS(groups, lr=rate, momentum=momentum, trust_coefficient=trust_coefficient)
+    if optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=rate, momentum=momentum, nesterov=True)
+    if optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=rate)
+    raise ValueError(f"optimizer {optimizer!r}: lars, sgd or adamw")

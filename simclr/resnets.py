@@ -10,8 +10,6 @@ from __future__ import annotations
 import torchvision
 from torch import nn
 
-from simclr.config import ModelConfig
-
 CIFAR_STEM_MAX_SIZE = 64  # stem "auto": the CIFAR stem up to this side, the ImageNet stem above
 
 
@@ -37,18 +35,22 @@ _TORCHVISION = {
 
 
 def torchvision_resnet(
-    cfg: ModelConfig, in_channels: int, image_size: int
+    name: str, in_channels: int, image_size: int, *, width: int, stem: str
 ) -> tuple[nn.Module, int]:
-    block, layers = _TORCHVISION[cfg.encoder]
-    net = _WideResNet(block, layers, cfg.width)
-    stem_width = 64 * cfg.width
-    cifar = cfg.stem == "cifar" or (cfg.stem == "auto" and image_size <= CIFAR_STEM_MAX_SIZE)
+    """ResNet `name` (resnet18, resnet34, resnet50) `width` times wider, with the CIFAR or the
+    ImageNet `stem` (auto: CIFAR's up to CIFAR_STEM_MAX_SIZE px); and its output dimension."""
+    if name not in _TORCHVISION:
+        raise ValueError(f"encoder {name!r}: one of small, {', '.join(_TORCHVISION)}")
+    block, layers = _TORCHVISION[name]
+    net = _WideResNet(block, layers, width)
+    stem_width = 64 * width
+    cifar = stem == "cifar" or (stem == "auto" and image_size <= CIFAR_STEM_MAX_SIZE)
     if cifar:
         net.conv1 = nn.Conv2d(in_channels, stem_width, 3, 1, 1, bias=False)
         net.maxpool = nn.Identity()
     else:
         net.conv1 = nn.Conv2d(in_channels, stem_width, 7, 2, 3, bias=False)
     net.bn1 = nn.BatchNorm2d(stem_width)
-    out_dim = net.fc.in_features * cfg.width
+    out_dim = net.fc.in_features * width
     net.fc = nn.Identity()
     return net, out_dim

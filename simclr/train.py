@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from simclr import defaults as D
 from simclr.augment import simclr_view
 from simclr.checkpoint import load_state, save_state, unseal
-from simclr.config import ModelConfig, PretrainConfig
 from simclr.data.prepared import read_rows
 from simclr.device import (
     autocast_dtype,
@@ -39,6 +39,39 @@ log = logging.getLogger("simclr.train")
 TRIM_EVERY = 20  # steps between handing freed heap memory back to the OS (CPU training)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The pretraining loop's settings as plain values, params.yaml's `pretrain` keys of the
+    same names; `augment` holds `simclr_view`'s keyword arguments. The defaults are the paper's
+    recipe (simclr/defaults.py)."""
+
+    epochs: int = D.EPOCHS
+    batch_size: int = D.BATCH_SIZE  # global, across processes
+    optimizer: str = D.OPTIMIZER
+    lr: float = D.LR
+    lr_scaling: str = D.LR_SCALING
+    momentum: float = D.MOMENTUM
+    weight_decay: float = D.WEIGHT_DECAY
+    trust_coefficient: float = D.TRUST_COEFFICIENT
+    warmup_epochs: int = D.WARMUP_EPOCHS
+    temperature: float = D.TEMPERATURE
+    device: str = D.DEVICE
+    precision: str = D.PRECISION
+    channels_last: bool = D.CHANNELS_LAST
+    compile: bool = D.COMPILE
+    threads: int | None = D.THREADS
+    loader_workers: int = D.LOADER_WORKERS
+    knn_every: int = D.KNN_EVERY
+    knn_k: int = D.KNN_K
+    knn_temperature: float = D.KNN_TEMPERATURE
+    augment: Mapping[str, object] = field(default_factory=dict)
+
+    def optimizer_kwargs(self) -> dict:
+        """`build_optimizer`'s keyword arguments."""
+        names = ("optimizer", "lr", "lr_scaling", "momentum", "weight_decay", "trust_coefficient")
+        return {name: getattr(self, name) for name in names}
 
 
 @dataclass
@@ -75,7 +108,7 @@ class _Batches(torch.utils.data.Dataset):
         return torch.from_numpy(read_rows(self.images, self.batches[i]))
 
 
-def _loader(images: np.ndarray, batches: list[np.ndarray], cfg: PretrainConfig, device):
+def _loader(images: np.ndarray, batches: list[np.ndarray], cfg: Recipe, device):
     return torch.utils.data.DataLoader(
         _Batches(images, batches),
         batch_size=None,
@@ -146,14 +179,15 @@ RESUME_KEYS = frozenset(RESUMABLE)
 
 def pretrain(
     images: np.ndarray,
-    model_cfg: ModelConfig,
-    cfg: PretrainConfig,
+    model: Mapping[str, object],
+    cfg: Recipe,
     seed: int,
     on_epoch: EpochCallback | None = None,
     monitor: Labelled | None = None,
     resume_path: str | Path | None = None,
 ) -> Pretrained:
-    """Pretrain encoder + head on unlabelled uint8 NHWC `images` with NT-Xent.
+    """Pretrain encoder + head (`build_model`'s keyword arguments `model`) on unlabelled uint8
+    NHWC `images` with NT-Xent, as `cfg` says.
 
     Two views per image are made in batches on the training device; both go through the network
     together, so BN statistics cover the 2N views. The learning rate warms up linearly and
@@ -163,20 +197,19 @@ def pretrain(
     per epoch, restored epochs included, so a logger sees the full history.
 
     Under torch.distributed (torchrun), each process trains on its share of every global batch
-    of `pretrain.batch_size`; only rank 0 reports, logs and saves the resumable state.
+    of `cfg.batch_size`; only rank 0 reports, logs and saves the resumable state.
     """
-    lower = f"pretrain.batch_size (now {cfg.batch_size}), model size or pretrain.precision"
-    with explain_oom("pretraining", lower):
-        return _pretrain(images, model_cfg, cfg, seed, on_epoch, monitor, resume_path)
+    with explain_oom("pretraining", cfg.batch_size):
+        return _pretrain(images, model, cfg, seed, on_epoch, monitor, resume_path)
 
 
-def _pretrain(images, model_cfg, cfg, seed, on_epoch, monitor, resume_path) -> Pretrained:
+def _pretrain(images, model, cfg, seed, on_epoch, monitor, resume_path) -> Pretrained:
     rank, size = world()
     device = rank_device(select_device(cfg.device))
     seed_everything(seed, device, cfg.threads)  # every process builds the same initial weights
     amp_dtype = autocast_dtype(cfg.precision, device)
     plan = _plan(len(images), cfg.batch_size, size)
-    state, net = _initial_state(images.shape, model_cfg, cfg, seed, device, amp_dtype, plan)
+    state, net = _initial_state(images.shape, model, cfg, seed, device, amp_dtype, plan)
     resume_path = Path(resume_path) if resume_path is not None else None
     _resume(state, resume_path, rank, size, on_epoch)
     resumed_from = len(state.history)
@@ -223,35 +256,36 @@ class _Plan:
 
 def _plan(n: int, batch_size: int, size: int) -> _Plan:
     if n < 2:
-        raise PipelineError(f"pretraining needs at least 2 images, got {n}; check data params")
+        raise PipelineError(f"pretraining needs at least 2 images, got {n}", about="images")
     batch = min(batch_size, n) // size * size  # global; each process takes batch / size
     if batch < size:
-        raise PipelineError(f"{n} images cannot feed {size} processes; check data params")
+        raise PipelineError(f"{n} images cannot feed {size} processes", about="images")
     # drop the last partial batch: NT-Xent wants full batches
     return _Plan(n, size, batch, batch // size, n // batch)
 
 
-def _memory_format(cfg: PretrainConfig) -> torch.memory_format:
+def _memory_format(cfg: Recipe) -> torch.memory_format:
     return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
 def _initial_state(
     shape: tuple[int, ...],
-    model_cfg: ModelConfig,
-    cfg: PretrainConfig,
+    model: Mapping[str, object],
+    cfg: Recipe,
     seed: int,
     device: torch.device,
     amp_dtype: torch.dtype | None,
     plan: _Plan,
 ) -> tuple[TrainState, nn.Module]:
     """A new training state on `device`, and the network module the steps run."""
-    encoder, head = build_model(model_cfg, shape[-1], shape[1])
+    encoder, head = build_model(shape[-1], shape[1], **model)
     encoder = encoder.to(device, memory_format=_memory_format(cfg))
     head = head.to(device)
     # One network module for the step: DDP (and synchronised BN) across processes.
     single = plan.size == 1
     net = nn.Sequential(encoder, head) if single else data_parallel(encoder, head, device)
-    optimizer = build_optimizer([encoder, head], cfg, plan.batch)  # lr scaled by the global batch
+    # lr scaled by the global batch
+    optimizer = build_optimizer([encoder, head], plan.batch, **cfg.optimizer_kwargs())
     total_steps = plan.steps_per_epoch * cfg.epochs
     warmup_steps = plan.steps_per_epoch * cfg.warmup_epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -295,7 +329,7 @@ class _Run:
     """What stays the same through a run's epochs (TrainState holds what changes)."""
 
     images: np.ndarray
-    cfg: PretrainConfig
+    cfg: Recipe
     seed: int
     device: torch.device
     rank: int
@@ -354,7 +388,7 @@ def _steps(run: _Run, state: TrainState, batches: list[np.ndarray]) -> tuple[tor
         if device.type == "cpu" and step % TRIM_EVERY == 0:
             release_free_heap()
         x = to_images(x_u8, device)
-        views = torch.cat([simclr_view(x, cfg.augment, state.view_gen) for _ in range(2)])
+        views = torch.cat([simclr_view(x, state.view_gen, **cfg.augment) for _ in range(2)])
         views = views.contiguous(memory_format=memory_format)
         with run.autocast:
             z = run.net(views)
@@ -375,13 +409,13 @@ def _check_finite(losses: torch.Tensor, epoch: int, resume_path: Path | None) ->
     bad = torch.nonzero(~torch.isfinite(losses)).view(-1)
     if len(bad):
         raise PipelineError(
-            f"pretraining diverged: non-finite loss at epoch {epoch + 1}, step "
-            f"{int(bad[0]) + 1}; lower pretrain.lr or raise pretrain.warmup_epochs"
-            + (f" (the state after epoch {epoch} is kept in {resume_path})" if epoch else "")
+            f"pretraining diverged: non-finite loss at epoch {epoch + 1}, step {int(bad[0]) + 1}"
+            + (f" (the state after epoch {epoch} is kept in {resume_path})" if epoch else ""),
+            about="divergence",
         )
 
 
-def _knn_due(cfg: PretrainConfig, epoch: int) -> bool:
+def _knn_due(cfg: Recipe, epoch: int) -> bool:
     """The kNN monitor runs every pretrain.knn_every epochs and after the last."""
     return bool(cfg.knn_every) and ((epoch + 1) % cfg.knn_every == 0 or epoch + 1 == cfg.epochs)
 
@@ -414,7 +448,7 @@ def _rank_seed(seed: int, rank: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
 
 
-def _knn_monitor(encoder: Encoder, data: Labelled, cfg: PretrainConfig, device) -> float:
+def _knn_monitor(encoder: Encoder, data: Labelled, cfg: Recipe, device) -> float:
     train_x = extract_features(encoder, data.train_images, device)
     test_x = extract_features(encoder, data.test_images, device)
     encoder.train()  # extract_features switched it to eval

@@ -20,11 +20,12 @@ from simclr.config import Params, to_dict
 from simclr.data.prepared import Prepared, load_prepared
 from simclr.device import autocast_dtype, seed_everything, select_device
 from simclr.errors import PipelineError
-from simclr.evaluate import PROTOCOLS, evaluate_representations
+from simclr.evaluate import PROTOCOLS, Protocols, evaluate_representations
 from simclr.features import extract_features
 from simclr.io import write_json
 from simclr.models import build_model
 from simclr.provenance import provenance
+from tasks.arguments import model_kwargs, protocols_kwargs
 from tasks.artifacts import artifact_key, publish
 from tasks.figures.evaluation import confusion, embedding
 from tasks.labels import fraction_label, method_label
@@ -54,7 +55,7 @@ def random_baseline(params: Params, seed: int, meta: dict, device) -> torch.nn.M
     """The same architecture with random weights, evaluated as frozen as SimCLR's. With the
     replica's pretraining seed these are the weights its pretraining started from."""
     torch.manual_seed(seed)
-    encoder, _ = build_model(params.model, meta["in_channels"], meta["image_size"])
+    encoder, _ = build_model(meta["in_channels"], meta["image_size"], **model_kwargs(params.model))
     return encoder.to(device)
 
 
@@ -92,7 +93,7 @@ def evaluate_on(
     result = evaluate_representations(
         data,
         {"simclr": encoder, "random_init": random_baseline(params, seed, meta, device)},
-        params.evaluate,
+        Protocols(**protocols_kwargs(params.evaluate)),
         first_subset,
         device,
         autocast_dtype(params.pretrain.precision, device),

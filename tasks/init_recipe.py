@@ -272,7 +272,14 @@ def _evaluation_s(ev: EvaluateConfig, sp: Split, side: int, channels: int, speed
     tune = 0.0
     for fraction in ev.fractions if ev.finetune.epochs else ():
         labelled = sum(per_class_count(n, fraction) for n in sp.train)
-        batch, steps = finetune_steps(labelled, ev.finetune)
+        ft = ev.finetune
+        batch, steps = finetune_steps(
+            labelled,
+            epochs=ft.epochs,
+            min_steps=ft.min_steps,
+            max_steps=ft.max_steps,
+            batch_size=ft.batch_size,
+        )
         tune += ev.finetune.seeds * 2 * (batch * steps * t_pre * FINETUNE_VIEW + sp.n_test * t_inf)
     ref = PROBE_REF_INFERENCE_S * (side / 32) ** 2
     slower = 1.0 if speed.accelerator else max(1.0, t_inf / ref)

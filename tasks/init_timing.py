@@ -44,10 +44,13 @@ class _Enough(Exception):
 def _pretrain_rates(params: Params, images: np.ndarray, seconds: float) -> list[float]:
     """Images/s of STEPS_PER_EPOCH-step epochs after a warm-up epoch, until `seconds` have
     passed."""
-    from simclr.train import pretrain
+    from dataclasses import replace
 
-    cfg = params.pretrain.model_copy(
-        update={"epochs": MAX_STEPS + 1, "warmup_epochs": 0, "knn_every": 0}
+    from simclr.train import Recipe, pretrain
+    from tasks.arguments import model_kwargs, recipe_kwargs
+
+    cfg = replace(
+        Recipe(**recipe_kwargs(params.pretrain)), epochs=MAX_STEPS + 1, warmup_epochs=0, knn_every=0
     )
     rates: list[float] = []
     start = time.perf_counter()
@@ -59,7 +62,7 @@ def _pretrain_rates(params: Params, images: np.ndarray, seconds: float) -> list[
             raise _Enough
 
     with contextlib.suppress(_Enough):
-        pretrain(images, params.model, cfg, params.seed, on_epoch)
+        pretrain(images, model_kwargs(params.model), cfg, params.seed, on_epoch)
     return rates
 
 
@@ -68,8 +71,9 @@ def _inference_rate(params: Params, images: np.ndarray, device) -> float:
     from simclr.device import autocast_dtype
     from simclr.features import extract_features
     from simclr.models import build_model
+    from tasks.arguments import model_kwargs
 
-    encoder, _ = build_model(params.model, images.shape[-1], images.shape[1])
+    encoder, _ = build_model(images.shape[-1], images.shape[1], **model_kwargs(params.model))
     encoder = encoder.to(device)
     amp = autocast_dtype(params.pretrain.precision, device)
     batch = params.evaluate.batch_size

@@ -6,8 +6,8 @@ transfer.datasets to check it would have to declare it, and rerun whenever it ch
 from __future__ import annotations
 
 from simclr.config import Params
-from simclr.data.load import source_channels
 from simclr.errors import PipelineError
+from tasks.sources import source_channels
 
 MIN_REPLICAS = 3  # fewer: the test over replicas has 1 degree of freedom, or none
 

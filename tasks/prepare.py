@@ -8,11 +8,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from simclr.config import Params
-from simclr.data.load import load_dataset
 from simclr.data.prepared import prepare
 from tasks.artifacts import artifact_key, publish
 from tasks.paths import prepared_root
 from tasks.retries import TRANSIENT
+from tasks.sources import load_dataset
 
 
 @task(name="prepare-dataset", cache_policy=NONE, **TRANSIENT)

@@ -22,11 +22,12 @@ from simclr.checkpoint import save_checkpoint
 from simclr.config import Params, to_dict
 from simclr.data.prepared import Prepared, load_prepared
 from simclr.io import write_json
-from simclr.launch import pretrain_distributed
 from simclr.provenance import provenance
-from simclr.train import TIMINGS, Labelled, Pretrained, pretrain
+from simclr.train import TIMINGS, Labelled, Pretrained, Recipe, pretrain
+from tasks.arguments import model_kwargs, recipe_kwargs
 from tasks.artifacts import artifact_key, progress_artifact, publish
 from tasks.figures.views import view_pairs_figure
+from tasks.launch import pretrain_distributed
 from tasks.paths import CURVES_DIR, RESUME, RUN, VIEWS, checkpoint, prepared_root, pretrain_dir
 from tasks.replicas import trained_with
 from tasks.retries import TRANSIENT
@@ -59,7 +60,8 @@ def pretrain_simclr(params: Params, replica: int) -> Path:
     params = trained_with(params, replica)
     out = pretrain_dir(replica)
     data = load_prepared(prepared_root(params.pretrain.dataset))
-    view_pairs_figure(data.pretraining.images, params.pretrain.augment, params.seed, out / VIEWS)
+    augment = params.pretrain.augment.model_dump()
+    view_pairs_figure(data.pretraining.images, augment, params.seed, out / VIEWS)
     resume = RESUME / f"pretrain-{resume_key(params)}.pt"
     result, seconds = _train(params, data, resume, out, log)
     _save(params, replica, data, result, seconds)
@@ -103,8 +105,8 @@ def _train(
         else:
             result = pretrain(
                 data.pretraining.images,
-                params.model,
-                params.pretrain,
+                model_kwargs(params.model),
+                Recipe(**recipe_kwargs(params.pretrain)),
                 params.seed,
                 on_epoch,
                 monitor=monitor,
@@ -131,7 +133,12 @@ def _save(params: Params, replica: int, data: Prepared, result: Pretrained, seco
     }
     image_size = data.train.images.shape[1]
     save_checkpoint(
-        checkpoint(replica), result.encoder, result.head, params.model, image_size, extra
+        checkpoint(replica),
+        result.encoder,
+        result.head,
+        model_kwargs(params.model),
+        image_size,
+        extra,
     )
     run = {
         "replica": replica,

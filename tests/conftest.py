@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import BIN, MODEL, api, free_port, photo_files, tiny_checkpoint
+from helpers import BIN, GUARD_DIR, MODEL, api, free_port, photo_files, tiny_checkpoint
+from unexpected_guard import UNEXPECTED_LOG
 
 from simclr.checkpoint import save_checkpoint
-from simclr.errors import UNEXPECTED_LOG
 from simclr.models import build_model
 
 # A non-interactive shell starts a background job (`pytest ... &`) with SIGINT ignored, and exec
@@ -32,13 +32,16 @@ for key, value in {
 }.items():
     os.environ[key] = value
 
-# The guard: every entry point's boundary (simclr/errors.py) appends to this file the traceback
-# of an exception it does not know, a bug of ours. Set here, so that every stage command a test
-# starts (its environment is this one's) reports to it; `no_unexpected_errors` fails the test
-# during which one was written.
+# The guard (tests/guard/): every Python process a test starts appends to this file the
+# traceback that ends one of our programs, a bug of ours. Set here, so that every command a test
+# starts (its environment is this one's, PYTHONPATH from helpers.pythonpath) reports to it;
+# `no_unexpected_errors` fails the test during which one was written.
 GUARD = Path(tempfile.mkdtemp(prefix="simclr-guard-")) / "unexpected.log"
 GUARD.touch()
 os.environ[UNEXPECTED_LOG] = str(GUARD)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(GUARD_DIR), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 
 @pytest.fixture(autouse=True)
@@ -118,7 +121,7 @@ def photos(tmp_path):
 def good_checkpoint(tmp_path_factory) -> Path:
     """A real checkpoint of MODEL at a seeded init (test_checkpoint.py, test_faults.py)."""
     torch.manual_seed(0)
-    encoder, head = build_model(MODEL, 1, 8)
+    encoder, head = build_model(1, 8, **MODEL)
     path = tmp_path_factory.mktemp("checkpoint") / "simclr.pt"
     return save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
 

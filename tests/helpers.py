@@ -20,11 +20,17 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
 from tasks.paths import RUN, pretrain_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+GUARD_DIR = ROOT / "tests" / "guard"  # the suite's guard against tracebacks (conftest.py)
+sys.path.insert(0, str(GUARD_DIR))  # `import unexpected_guard` in the tests
+
+
+def pythonpath(*folders: Path) -> str:
+    """PYTHONPATH for a command a test starts: `folders` first, then the suite's guard."""
+    return os.pathsep.join(str(f) for f in (*folders, GUARD_DIR))
 
 
 # The whole pipeline in about a minute: 8 px images, 12 per class, 2 epochs, 2 replicas.
@@ -194,7 +200,7 @@ def saved_epochs(resume_dir: Path) -> int:
 
 
 # Pretraining in-process in a second: a two-stage ResNet on 8x8 noise, two epochs.
-MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1), proj_hidden_dim=16, proj_dim=8)
+MODEL = dict(widths=(8, 16), blocks=(1, 1), proj_hidden_dim=16, proj_dim=8)  # build_model's
 
 
 def tiny_images(n: int = 64, size: int = 8):
@@ -202,8 +208,10 @@ def tiny_images(n: int = 64, size: int = 8):
     return np.random.default_rng(0).integers(0, 256, (n, size, size, 1), dtype=np.uint8)
 
 
-def cfg(**kw) -> PretrainConfig:
-    """A PretrainConfig for tiny_images on the CPU, with `kw` changed."""
+def cfg(**kw):
+    """A pretraining Recipe for tiny_images on the CPU, with `kw` changed."""
+    from simclr.train import Recipe  # torch: only for the tests that pretrain
+
     base = dict(
         epochs=2,
         batch_size=32,
@@ -213,9 +221,9 @@ def cfg(**kw) -> PretrainConfig:
         device="cpu",
         channels_last=False,
         knn_every=0,
-        augment=AugmentConfig().model_copy(update={"crop_scale": (0.3, 1.0)}),
+        augment={"crop_scale": (0.3, 1.0)},
     )
-    return PretrainConfig(**{**base, **kw})
+    return Recipe(**{**base, **kw})
 
 
 # The pretrain stage's params for the kill-and-resume tests: slow enough (12 epochs) to be
@@ -313,7 +321,7 @@ def tiny_checkpoint(path: Path, channels: int = 3, image_size: int = 16) -> Path
     from simclr.models import build_model
 
     torch.manual_seed(0)
-    encoder, head = build_model(MODEL, channels, image_size)
+    encoder, head = build_model(channels, image_size, **MODEL)
     with torch.no_grad():
         for _ in range(3):
             encoder(torch.rand(16, channels, image_size, image_size) * 0.8)

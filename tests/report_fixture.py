@@ -14,11 +14,12 @@ from helpers import tiny_prepared
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.report import report_flow
-from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig, Params, from_dict
+from simclr.config import EvaluateConfig, FinetuneConfig, Params, from_dict
 from simclr.data.prepared import save_prepared
-from simclr.evaluate import evaluate_representations
+from simclr.evaluate import Protocols, evaluate_representations
 from simclr.io import write_json
 from simclr.models import build_model
+from tasks.arguments import protocols_kwargs
 from tasks.figures.evaluation import confusion, embedding
 from tasks.figures.views import view_pairs_figure
 from tasks.paths import CONFUSION, CURVES_DIR, EMBEDDING, VIEWS
@@ -72,9 +73,13 @@ def _replica_details(root: Path, name: str, data, replica: int, cfg, params: Par
     """One replica's details.json on one dataset (a random encoder of the replica's seed
     standing in for a pretrained one) and, on the pretraining set, its figures."""
     torch.manual_seed(replica)
-    encoder, _ = build_model(ModelConfig(widths=(8, 16), blocks=(1, 1)), 1, 8)
+    encoder, _ = build_model(1, 8, widths=(8, 16), blocks=(1, 1))
     result = evaluate_representations(
-        data, {"simclr": encoder, "random_init": encoder}, cfg, 2 * replica, torch.device("cpu")
+        data,
+        {"simclr": encoder, "random_init": encoder},
+        Protocols(**protocols_kwargs(cfg)),
+        2 * replica,
+        torch.device("cpu"),
     )
     predictions = result.pop("predictions")
     details = {
@@ -93,7 +98,7 @@ def _replica_details(root: Path, name: str, data, replica: int, cfg, params: Par
         pred = predictions["linear"]["simclr"]["1.0"]
         confusion(data.test.labels, pred, names, "c", out / CONFUSION)
         views = root / "reports" / "pretrain" / str(replica) / VIEWS
-        view_pairs_figure(data.train.images, params.pretrain.augment, replica, views)
+        view_pairs_figure(data.train.images, params.pretrain.augment.model_dump(), replica, views)
 
 
 def _pretrain_outputs(folder: Path, replica: int) -> None:

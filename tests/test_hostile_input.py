@@ -14,13 +14,14 @@ import pytest
 from helpers import tiny_prepared
 from PIL import Image
 
+from flows.errors import explain
 from simclr.config import DataConfig, DatasetConfig, load_params
 from simclr.data.arrays import load_npz
 from simclr.data.imagefolder import decode, load_image_folder
-from simclr.data.load import load_dataset
 from simclr.data.prepared import load_manifest, load_prepared, save_prepared
 from simclr.errors import PipelineError
 from simclr.io import write_json
+from tasks.sources import load_dataset
 
 
 def noise(path: Path, seed: int, size: int = 10) -> Path:
@@ -172,7 +173,7 @@ def test_damaged_prepared_data_is_one_line_naming_the_file(tmp_path, case):
     with pytest.raises(PipelineError) as e:
         load_prepared(root)
     assert str(e.value).startswith(f"{root / name}: damaged prepared data (")
-    assert "re-run the prepare stage" in str(e.value)
+    assert "re-run the prepare stage" in explain(e.value)
 
 
 def test_a_truncated_manifest_is_one_line_naming_it(tmp_path):
@@ -286,4 +287,4 @@ def test_an_unreadable_image_folder_is_one_line(tmp_path):
     finally:
         os.chmod(tmp_path / "img", 0o755)
     assert ": cannot list the image folder: Permission denied (" in str(e.value)
-    assert "check its permissions" in str(e.value)
+    assert "check its permissions" in explain(e.value)

@@ -39,7 +39,8 @@ from simclr.device import seed_everything
 from simclr.features import extract_features
 from simclr.models import build_model
 from simclr.probe import accuracies, knn_accuracy, logistic_probe
-from simclr.train import Labelled, pretrain
+from simclr.train import Labelled, Recipe, pretrain
+from tasks.arguments import recipe_kwargs
 
 CPU = torch.device("cpu")
 
@@ -96,7 +97,12 @@ def main() -> int:
     epochs, calibration = args.epochs, None
     if args.seconds:
         start = time.perf_counter()
-        pretrain(train.images, model_cfg, pretrain_config(args, 1), args.seed)
+        pretrain(
+            train.images,
+            model_cfg.model_dump(),
+            Recipe(**recipe_kwargs(pretrain_config(args, 1))),
+            args.seed,
+        )
         calibration = time.perf_counter() - start
         epochs = max(1, int(args.seconds // calibration))
         logging.info("one epoch: %.1f s; %d epochs in %.0f s", calibration, epochs, args.seconds)
@@ -105,11 +111,17 @@ def main() -> int:
     monitor = Labelled(train.images, train.labels, test.images, test.labels)
     monitor = None if args.seconds else monitor
     cfg = pretrain_config(args, epochs)
-    result = pretrain(train.images, model_cfg, cfg, args.seed, monitor=monitor)
+    result = pretrain(
+        train.images,
+        model_cfg.model_dump(),
+        Recipe(**recipe_kwargs(cfg)),
+        args.seed,
+        monitor=monitor,
+    )
     seconds = time.perf_counter() - start
 
     seed_everything(args.seed, CPU, args.threads)
-    random_encoder, _ = build_model(model_cfg, 3, 32)
+    random_encoder, _ = build_model(3, 32, **model_cfg.model_dump())
     encoders = {"simclr": result.encoder, "random_init": random_encoder}
     by_encoder = {name: scores(encoder, train, test) for name, encoder in encoders.items()}
     report = {

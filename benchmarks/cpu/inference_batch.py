@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from benchmarks.common import results_file, save
-from simclr.config import ModelConfig
 from simclr.device import to_images
 from simclr.features import BATCH_SIZE, for_inference
 from simclr.models import build_model
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    encoder, _ = build_model(ModelConfig(encoder=args.encoder), 3, 32)
+    encoder, _ = build_model(3, 32, encoder=args.encoder)
     models = {"folded": for_inference(encoder), "unfolded": encoder.eval()}
     images = np.random.default_rng(0).integers(0, 256, (args.images, 32, 32, 3), dtype=np.uint8)
     configs = [(name, b) for b in args.batches for name in models]

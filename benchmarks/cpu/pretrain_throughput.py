@@ -53,7 +53,8 @@ from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
 from simclr.device import to_images
 from simclr.io import write_json
 from simclr.models import build_model
-from simclr.train import pretrain
+from simclr.train import Recipe, pretrain
+from tasks.arguments import recipe_kwargs
 
 MODEL = ModelConfig(encoder="resnet18", head="v1", proj_hidden_dim=512, proj_dim=128)
 TEMPERATURE = 0.5
@@ -155,7 +156,7 @@ def measure_ours(images, args, precision: str, channels_last: bool) -> dict:
         temperature=TEMPERATURE,
         augment=AugmentConfig(),  # the paper's; blur is off at 32 px (blur_min_size=33)
     )
-    out = pretrain(images, MODEL, cfg, seed=0)
+    out = pretrain(images, MODEL.model_dump(), Recipe(**recipe_kwargs(cfg)), seed=0)
     steady = out.history[1:]
     return {
         **summary([h["images_per_s"] for h in steady]),
@@ -223,7 +224,9 @@ def lightly_step(args, bf16: bool = False) -> tuple:
     from lightly.utils.lars import LARS
 
     torch.manual_seed(0)
-    encoder = build_model(MODEL, 3, 32)[0]  # the same encoder type: torchvision ResNet-18
+    encoder = build_model(3, 32, **MODEL.model_dump())[
+        0
+    ]  # the same encoder type: torchvision ResNet-18
     model = torch.nn.Sequential(encoder, SimCLRProjectionHead(512, 512, 128))
     fmt = torch.channels_last if bf16 else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -302,7 +305,7 @@ def measure_lightly(images, args, workers: int, bf16: bool = False) -> dict:
 def measure_our_augment(images, args) -> dict:
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)  # as inside pretrain on CPU
-    cfg, g = AugmentConfig(), torch.Generator().manual_seed(1)
+    g = torch.Generator().manual_seed(1)
     device = torch.device("cpu")
     u8 = torch.from_numpy(images)
     chunks = [u8[i : i + args.batch] for i in range(0, len(u8), args.batch)]
@@ -311,7 +314,7 @@ def measure_our_augment(images, args) -> dict:
         start = time.perf_counter()
         for chunk in chunks:
             x = to_images(chunk, device)
-            torch.cat([simclr_view(x, cfg, g) for _ in range(2)])
+            torch.cat([simclr_view(x, g) for _ in range(2)])
         return len(u8) / (time.perf_counter() - start)
 
     once()  # warm-up

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from benchmarks.common import ROOT, results_file, save
-from simclr.config import EvaluateConfig, ModelConfig
+from simclr.config import EvaluateConfig
 from simclr.data.imagefolder import load_image_folder
 from simclr.evaluate import label_subsets
 from simclr.features import extract_features, raw_pixels
@@ -71,7 +71,7 @@ def features(data: Path, n_train: int) -> dict[str, tuple]:
     keep = np.sort(np.random.default_rng(0).permutation(len(train.labels))[:n_train])
     x_train, y_train = train.images[keep], train.labels[keep]
     torch.manual_seed(0)
-    encoder = Encoder(ModelConfig(), 3, 32)
+    encoder = Encoder(3, 32)
     cpu = torch.device("cpu")
     out = {
         "random": tuple(extract_features(encoder, x, cpu) for x in (x_train, test.images)),
@@ -140,7 +140,7 @@ def main() -> int:
     results = {}
     for method in args.methods.split(","):
         x, x_test, y, y_test = feats[method]
-        subsets = label_subsets(y, cfg, seed=0)
+        subsets = label_subsets(y, 0, fractions=cfg.fractions, seeds=cfg.seeds)
         results[method] = {"dims": x.shape[1]}
         for name, fit in (("this checkout", ours), (f"probe@{args.before}", theirs)):
             print(f"  {method} ({x.shape[1]}-d), {name}:", flush=True)

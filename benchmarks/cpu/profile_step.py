@@ -62,10 +62,10 @@ def setup(args: argparse.Namespace) -> SimpleNamespace:
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
     )
-    encoder, head = build_model(MODEL, 3, 32)
+    encoder, head = build_model(3, 32, **MODEL.model_dump())
     encoder = encoder.to(memory_format=fmt)
     cfg = PretrainConfig(batch_size=args.batch, optimizer="lars", warmup_epochs=0)
-    optimizer = build_optimizer([encoder, head], cfg, args.batch)
+    optimizer = build_optimizer([encoder, head], args.batch, optimizer=cfg.optimizer)
     return SimpleNamespace(
         encoder=encoder,
         head=head,
@@ -88,7 +88,9 @@ def phases(s: SimpleNamespace, x_u8: torch.Tensor, aug: AugmentConfig, g) -> dic
     start = time.perf_counter()
     x = to_images(x_u8, torch.device("cpu"))
     start = mark("uint8 -> float", start)
-    views = torch.cat([simclr_view(x, aug, g) for _ in range(2)]).contiguous(memory_format=s.fmt)
+    views = torch.cat([simclr_view(x, g, **aug.model_dump()) for _ in range(2)]).contiguous(
+        memory_format=s.fmt
+    )
     start = mark("augment (2 views)", start)
     with s.autocast:
         h = s.encoder(views)

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from simclr.data.prepared import load_prepared
     from simclr.device import seed_everything
     from simclr.models import build_model
-    from simclr.train import pretrain
+    from simclr.train import Recipe, pretrain
+    from tasks.arguments import recipe_kwargs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     data = load_prepared(args.data, mmap=False)
@@ -85,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     model_cfg = ModelConfig(encoder="resnet18")
     start = time.perf_counter()
-    result = pretrain(train.images, model_cfg, cfg, seed=0)
+    result = pretrain(train.images, model_cfg.model_dump(), Recipe(**recipe_kwargs(cfg)), seed=0)
     seconds = time.perf_counter() - start
     device = result.device
     seed_everything(0, device)
-    random_encoder = build_model(model_cfg, 3, train.images.shape[1])[0].to(device)
+    random_encoder = build_model(3, train.images.shape[1], **model_cfg.model_dump())[0].to(device)
     start = time.perf_counter()
     by_encoder = {
         name: scores(enc, train, test, device)

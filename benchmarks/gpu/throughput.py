@@ -104,7 +104,8 @@ def run(args: argparse.Namespace):
     import torch
 
     from simclr.config import AugmentConfig, PretrainConfig
-    from simclr.train import pretrain
+    from simclr.train import Recipe, pretrain
+    from tasks.arguments import recipe_kwargs
 
     images = synthetic(args)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
@@ -123,7 +124,9 @@ def run(args: argparse.Namespace):
     torch.backends.cudnn.benchmark = True
     sync()
     start = time.perf_counter()
-    out = pretrain(images, model_config(args.encoder), cfg, seed=0)
+    out = pretrain(
+        images, model_config(args.encoder).model_dump(), Recipe(**recipe_kwargs(cfg)), seed=0
+    )
     sync()
     return out, time.perf_counter() - start, cfg.channels_last
 
@@ -155,7 +158,6 @@ def augment_seconds(args: argparse.Namespace) -> float:
     import torch
 
     from simclr.augment import simclr_view
-    from simclr.config import AugmentConfig
     from simclr.device import to_images
 
     device = torch.device(args.device)
@@ -166,9 +168,7 @@ def augment_seconds(args: argparse.Namespace) -> float:
 
     def views():
         x = to_images(x_u8, device)
-        torch.cat([simclr_view(x, AugmentConfig(), g) for _ in range(2)]).contiguous(
-            memory_format=fmt
-        )
+        torch.cat([simclr_view(x, g) for _ in range(2)]).contiguous(memory_format=fmt)
 
     measure = timer(args.device)
     measure(views)  # warm-up
@@ -183,7 +183,7 @@ def flop_per_image(args: argparse.Namespace) -> float:
 
     from simclr.models import build_model
 
-    encoder, head = build_model(model_config(args.encoder), 3, args.image_size)
+    encoder, head = build_model(3, args.image_size, **model_config(args.encoder).model_dump())
     x = torch.zeros(2, 3, args.image_size, args.image_size)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         head(encoder(x))
@@ -210,7 +210,7 @@ def lightly_model(args: argparse.Namespace, device):
 
     torch.manual_seed(0)
     hidden = HIDDEN[args.encoder]
-    encoder = build_model(model_config(args.encoder), 3, args.image_size)[0]
+    encoder = build_model(3, args.image_size, **model_config(args.encoder).model_dump())[0]
     model = torch.nn.Sequential(encoder, SimCLRProjectionHead(hidden, hidden, 128))
     model = model.to(device, memory_format=fmt_of(args))
     lr = LR * args.batch / 256

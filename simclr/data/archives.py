@@ -27,8 +27,8 @@ def _open(dataset_cls, name: str, root: Path, download: bool, **kwargs):
             raise
         raise PipelineError(
             f"{root}: {NAMES[name]} not found or incomplete (torchvision expects "
-            f"{root}/{FOLDERS[name]}/, every file matching its md5); extract the archive there, "
-            f"or set download: true for this dataset in params.yaml (needs network)"
+            f"{root}/{FOLDERS[name]}/, every file matching its md5); extract the archive there",
+            about="archive",
         ) from None
     except (urllib.error.URLError, OSError) as e:
         if not download:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from simclr.errors import MAX_VALUE, PipelineError, explain, single_line
+from simclr.errors import MAX_VALUE, PipelineError, single_line
 from simclr.progress import track
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,10 @@ def scan(root: Path) -> tuple[list[str], list[str], list[int]]:
     try:
         classes, paths, labels = _listing(root)
     except OSError as e:
-        raise PipelineError(f"{root}: cannot list the image folder: {explain(e)}") from None
+        where = e.filename if e.filename is not None else root
+        what = e.strerror or type(e).__name__
+        # from e: the command line adds what to do about the OS error (flows/errors.py)
+        raise PipelineError(f"{root}: cannot list the image folder: {what} ({where})") from e
     _check_names(root, [*classes, *paths])
     return classes, paths, labels
 

@@ -27,9 +27,10 @@ import pandas as pd
 
 from simclr.data.sampling import sample_per_class
 from simclr.data.source import Rejected, Source
-from simclr.errors import PipelineError
+from simclr.errors import Damaged, NotFound, PipelineError
 from simclr.io import atomic_path
 
+ABOUT = "prepared data"  # what its errors are about (PipelineError.about)
 SPLITS = ("train", "test")  # the labelled splits every prepared dataset has
 MANIFEST_COLUMNS = (
     "split",
@@ -308,9 +309,7 @@ def load_prepared(root: str | Path, mmap: bool = True) -> Prepared:
     truncated, damaged or does not fit the others is a PipelineError naming it."""
     root = Path(root)
     if not (root / "classes.json").is_file():
-        raise PipelineError(
-            f"{root}: no prepared dataset here; run `dvc repro` (or the prepare stage) first"
-        )
+        raise NotFound(f"{root}: no prepared dataset here", about=ABOUT)
     mode = "r" if mmap else None
     names = tuple(_read(root / "classes.json", lambda p: json.loads(p.read_text())))
     splits = {
@@ -329,10 +328,7 @@ def load_prepared(root: str | Path, mmap: bool = True) -> Prepared:
 
 
 def _damaged(path: Path, reason: str) -> PipelineError:
-    return PipelineError(
-        f"{path}: damaged prepared data ({reason}); re-run the prepare stage "
-        "(dvc repro -f prepare@<dataset>) or restore it (dvc checkout)"
-    )
+    return Damaged(f"{path}: damaged prepared data ({reason})", about=ABOUT)
 
 
 def _read(path: Path, read):
@@ -363,7 +359,7 @@ def load_skipped(root: str | Path) -> list[dict]:
 def load_manifest(root: str | Path) -> pd.DataFrame:
     path = Path(root) / "manifest.parquet"
     if not path.is_file():
-        raise PipelineError(f"{path}: manifest missing; re-run the prepare stage for this dataset")
+        raise Damaged(f"{path}: manifest missing", about=ABOUT)
     return _read(path, pd.read_parquet)  # pyarrow's errors are OSError or ValueError
 
 

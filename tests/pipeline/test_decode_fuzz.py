@@ -14,7 +14,7 @@ import sys
 import time
 
 import numpy as np
-from helpers import ROOT
+from helpers import ROOT, pythonpath
 from PIL import Image
 
 MUTANTS = 40  # random ones per format, besides the undamaged seed and the header sweep
@@ -204,7 +204,7 @@ def test_damaged_files_of_every_format_are_decoded_or_refused_by_name(tmp_path):
             files[name] = fmt
     r = subprocess.run(
         [sys.executable, "-c", DECODE_ALL, str(tmp_path)], capture_output=True, text=True,
-        timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120, env={**os.environ, "PYTHONPATH": pythonpath(ROOT)},
     )  # fmt: skip
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     outcomes = {a["file"]: b["outcome"] for a, b in zip(lines[::2], lines[1::2], strict=False)}

@@ -21,6 +21,7 @@ from helpers import (
     checkpoint_weights,
     pretrain_run,
     pretrain_stage,
+    pythonpath,
     saved_epochs,
 )
 from torch import nn
@@ -29,9 +30,9 @@ from simclr.config import DistributedConfig, load_params
 from simclr.distributed import GlooSyncBatchNorm, data_parallel, gloo_sync_batchnorm
 from simclr.errors import PipelineError
 from simclr.features import for_inference
-from simclr.launch import pretrain_distributed, torchrun_command
 from simclr.loss import nt_xent
 from simclr.models import build_model
+from tasks.launch import pretrain_distributed, torchrun_command
 
 N, TEMPERATURE = 12, 0.5  # global batch: 12 images, 24 views
 
@@ -39,7 +40,7 @@ N, TEMPERATURE = 12, 0.5  # global batch: 12 images, 24 views
 def _model_and_views():
     """The same float64 network and the same global batch of views in every process."""
     torch.manual_seed(0)
-    encoder, head = build_model(MODEL, 3, 8)
+    encoder, head = build_model(3, 8, **MODEL)
     gen = torch.Generator().manual_seed(1)
     v1, v2 = torch.rand(2, N, 3, 8, 8, generator=gen, dtype=torch.float64)
     return encoder.double(), head.double(), v1, v2
@@ -159,7 +160,7 @@ def test_distributed_pretrain_stage_resumes_after_sigkill_like_an_uninterrupted_
     tmp_path, prefect_api
 ):
     (tmp_path / "params.yaml").write_text(PARAMS)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_api}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "PREFECT_API_URL": prefect_api}
     prepare = [sys.executable, "-m", "flows.prepare", "digits"]
     subprocess.run(prepare, cwd=tmp_path, env=env, check=True, capture_output=True)
 

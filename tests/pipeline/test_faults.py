@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import MODEL, ROOT, TINY_PARAMS, cfg, copy_code, pretrain_run, tiny_images
+from helpers import MODEL, ROOT, TINY_PARAMS, cfg, copy_code, pretrain_run, pythonpath, tiny_images
 
 import flows.cli as cli
 import simclr.train as train_module
+from flows.errors import explain
 from simclr.checkpoint import (
     load_encoder,
     load_state,
@@ -154,7 +155,7 @@ def killed_stages(tmp_path_factory, prefect_api):
     root = tmp_path_factory.mktemp("faults")
     copy_code(root)
     (root / "params.yaml").write_text(PARAMS)
-    env = {**os.environ, "PYTHONPATH": str(HOOKS), "PREFECT_API_URL": prefect_api}
+    env = {**os.environ, "PYTHONPATH": pythonpath(HOOKS), "PREFECT_API_URL": prefect_api}
 
     def run(args, **extra):
         return subprocess.run(
@@ -307,7 +308,7 @@ try:
         from simclr.checkpoint import save_checkpoint
         from simclr.models import build_model
         torch.manual_seed(1)
-        encoder, head = build_model(MODEL, 1, 8)
+        encoder, head = build_model(1, 8, **MODEL)
         limit_writes(4096)
         save_checkpoint(path, encoder, head, MODEL, 8, {"dataset": "digits"})
     else:
@@ -324,7 +325,7 @@ except PipelineError as e:
 
 
 def _write_with_a_size_limit(what: str, path: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT, ROOT / "tests")}
     cmd = [sys.executable, "-c", LIMITED_WRITER, what, str(path)]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
@@ -500,7 +501,7 @@ def odd_folder(root: Path) -> dict[str, object]:
 
 def test_odd_image_files_are_read_upright_as_rgb_at_one_size(tmp_path):
     from simclr.config import DataConfig, DatasetConfig
-    from simclr.data.load import load_dataset
+    from tasks.sources import load_dataset
 
     expected = odd_folder(tmp_path / "photos")
     cfg = DatasetConfig(source="imagefolder", root=str(tmp_path / "photos"))

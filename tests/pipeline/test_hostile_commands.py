@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, TINY_PARAMS, tiny_checkpoint, tree_digest
+from helpers import ROOT, TINY_PARAMS, pythonpath, tiny_checkpoint, tree_digest
 from PIL import Image
 
 NUMBERS = ["-1", "0", "1" + "0" * 30, "nan", "inf", "1.5", "many"]  # for an integer option
@@ -152,7 +152,11 @@ def _run_all(tmp: Path, table: list[list[str]], prefix: list[str]) -> list[dict]
     cases_file = tmp.parent / "cases.json"
     cases_file.write_text(json.dumps(table))
     harness = [sys.executable, str(ROOT / "tests" / "hostile_harness.py"), str(cases_file)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": pythonpath(ROOT),
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",
+    }
     command = [*prefix, *harness]
     r = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]

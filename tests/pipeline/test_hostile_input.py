@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, copy_code
+from helpers import ROOT, copy_code, pythonpath
 
 PARAMS_FILES = {
     "an alias bomb as a key": (
@@ -40,7 +40,7 @@ def test_a_params_file_that_is_no_params_is_one_short_line(tmp_path, case):
     (tmp_path / "params.yaml").write_bytes(text.encode("latin-1" if case == "Latin-1" else "utf-8"))
     r = subprocess.run(
         [sys.executable, "-m", "flows.check"], cwd=tmp_path, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60,
+        env={**os.environ, "PYTHONPATH": pythonpath(ROOT)}, timeout=60,
     )  # fmt: skip
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     (error,) = r.stderr.splitlines()

@@ -132,8 +132,8 @@ def hostile_folder(root: Path) -> None:
 
 def test_the_data_docs_of_hostile_file_and_class_names_run_none_of_them(tmp_path):
     from simclr.config import load_params
-    from simclr.data.load import load_dataset
     from simclr.data.prepared import load_manifest, split_source
+    from tasks.sources import load_dataset
     from tasks.validate import Suites, validate_manifest
 
     hostile_folder(tmp_path / "img")

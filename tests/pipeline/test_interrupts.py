@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import copy_code
 
-from simclr.errors import EXIT_INTERRUPTED, INTERRUPTED
+from flows.errors import EXIT_INTERRUPTED, INTERRUPTED
 
 pytestmark = pytest.mark.e2e
 

@@ -30,7 +30,7 @@ def test_a_read_only_place_is_refused_before_any_work_naming_the_target(tmp_path
     # As root permissions do not bind: a read-only tmpfs in a mount namespace of its own, which
     # vanishes with the process.
     code = (
-        "import sys; from simclr.io import write_text; from simclr.errors import user_errors\n"
+        "import sys; from simclr.io import write_text; from flows.errors import user_errors\n"
         "with user_errors(): write_text(sys.argv[1] + '/x.md', 'x')"
     )
     script = f'mount -t tmpfs -o ro none "$1" && exec "{sys.executable}" -c "$2" "$1"'

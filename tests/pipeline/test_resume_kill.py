@@ -20,6 +20,7 @@ from helpers import (
     checkpoint_weights,
     pretrain_run,
     pretrain_stage,
+    pythonpath,
     saved_epochs,
 )
 
@@ -27,7 +28,7 @@ from helpers import (
 @pytest.fixture
 def workdir(tmp_path, prefect_api):
     (tmp_path / "params.yaml").write_text(RESUME_PARAMS)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_api}
+    env = {**os.environ, "PYTHONPATH": pythonpath(ROOT), "PREFECT_API_URL": prefect_api}
     subprocess.run(
         [sys.executable, "-m", "flows.prepare", "digits"], cwd=tmp_path, env=env, check=True
     )

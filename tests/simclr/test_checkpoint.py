@@ -16,6 +16,7 @@ import torch
 from helpers import MODEL, cfg, tiny_images
 
 import simclr.checkpoint as checkpoint_module
+from flows.errors import explain
 from simclr.checkpoint import (
     REQUIRED,
     digest,
@@ -48,7 +49,7 @@ def mismatched(data: bytes) -> bytes:
 
     state = torch.load(io.BytesIO(data), weights_only=True)
     state.pop("sha256", None)
-    other, _ = build_model(ModelConfig(widths=(4, 8), blocks=(1, 1)), 1, 8)
+    other, _ = build_model(1, 8, widths=(4, 8), blocks=(1, 1))
     state["encoder"] = other.state_dict()
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -73,9 +74,9 @@ def test_damaged_checkpoint_is_one_clear_error(tmp_path, good_checkpoint, damage
     bad.write_bytes(damage(good_checkpoint.read_bytes()))
     with pytest.raises(PipelineError, match=message) as e:
         load_encoder(bad, torch.device("cpu"))
-    text = str(e.value)
+    text = explain(e.value)  # as a command prints it: the pipeline's advice added
     assert text.startswith(f"{bad}: ") and "\n" not in text and len(text) < 400
-    assert "re-run the pretrain stage" in text
+    assert "re-run the pretrain stage" in text and "re-run" not in str(e.value)
 
 
 def test_foreign_torch_file_is_refused(tmp_path):
@@ -99,7 +100,7 @@ def built_on_the_meta_device_only(*args, **kwargs):
     return Encoder(*args, **kwargs)
 
 
-WIDE = [MODEL.widths[0], 10**9]
+WIDE = [MODEL["widths"][0], 10**9]
 
 
 @pytest.mark.parametrize(
@@ -114,7 +115,7 @@ WIDE = [MODEL.widths[0], 10**9]
         ({"image_size": "16"}, "image_size = '16'; allowed: an integer in [4, "),
         ({"in_channels": 2}, "in_channels = 2; allowed: 1, 3"),
         (
-            {"model": {**to_dict(MODEL), "widths": WIDE}},
+            {"model": {**to_dict(ModelConfig(**MODEL)), "widths": WIDE}},
             f"model.widths[1] = 1000000000; allowed: an integer in (0, {MAX_CHANNELS}]",
         ),
     ],
@@ -132,7 +133,7 @@ def test_a_resealed_checkpoint_with_a_field_params_refuse_is_refused_before_buil
     text = str(e.value)
     assert text.startswith(f"{bad}: checkpoint field: {shown}"), text
     assert "a value this pipeline never writes" in text and "not who wrote it" in text
-    assert "re-run the pretrain stage" in text and "\n" not in text
+    assert "re-run the pretrain stage" in explain(e.value) and "\n" not in explain(e.value)
 
 
 def test_a_resealed_config_wider_than_its_weights_is_refused_before_building(
@@ -140,7 +141,7 @@ def test_a_resealed_config_wider_than_its_weights_is_refused_before_building(
 ):
     """Widths within params' bounds, but not those of the weights the file holds: checked on
     the meta device, so the 38 GB the config asks for are never allocated."""
-    wide = {**to_dict(MODEL), "widths": [MAX_CHANNELS, MAX_CHANNELS]}
+    wide = {**to_dict(ModelConfig(**MODEL)), "widths": [MAX_CHANNELS, MAX_CHANNELS]}
     bad = resealed(tmp_path, good_checkpoint, model=wide)
     monkeypatch.setattr(checkpoint_module, "Encoder", built_on_the_meta_device_only)
     with pytest.raises(PipelineError, match=r"do not fit its model config \(size mismatch for "):
@@ -154,7 +155,7 @@ def test_weights_stored_as_a_few_bytes_that_claim_a_huge_shape_are_refused(
     into a model it would take the memory of its whole shape."""
     wide = ModelConfig(widths=(MAX_CHANNELS, MAX_CHANNELS), blocks=(1, 1))
     with torch.device("meta"):
-        shapes = Encoder(wide, 1, 8).state_dict()
+        shapes = Encoder(1, 8, widths=wide.widths, blocks=wide.blocks).state_dict()
     state = unseal(load_state(good_checkpoint), good_checkpoint, REQUIRED)
     state["model"] = to_dict(wide)
     state["encoder"] = {
@@ -186,7 +187,7 @@ def test_a_file_of_another_pickle_protocol_is_one_line_without_torchs_warning(
         with pytest.raises(PipelineError) as e:
             load_encoder(path, torch.device("cpu"))
     assert [str(w.message) for w in shown] == []  # torch's two lines would precede ours
-    assert str(e.value).startswith(
+    assert explain(e.value).startswith(
         f"{path}: not a readable checkpoint (saved with pickle protocol {protocol}, which "
         "torch's weights-only loader does not read (this pipeline writes protocol 2)); re-run"
     )

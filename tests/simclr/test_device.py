@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import simclr.device
+from flows.errors import explain
 from simclr.device import autocast_dtype, bf16_supported
 from simclr.errors import PipelineError
 
@@ -27,8 +28,9 @@ def test_auto_and_bf16_follow_the_one_check(monkeypatch, supported):
     if supported:
         assert autocast_dtype("bf16", CPU) == torch.bfloat16
     else:
-        with pytest.raises(PipelineError, match=r"^params.yaml: pretrain.precision = 'bf16' is "):
+        with pytest.raises(PipelineError, match=r"^precision = 'bf16' is ") as e:
             autocast_dtype("bf16", CPU)
+        assert explain(e.value).startswith("params.yaml: pretrain.precision = 'bf16' is ")
 
 
 def test_fp16_needs_a_gpu():

@@ -1,12 +1,15 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from helpers import tiny_prepared
 from scipy import stats
 
-from simclr.config import EvaluateConfig, FinetuneConfig, ModelConfig
+from flows.errors import explain
 from simclr.errors import PipelineError
 from simclr.evaluate import (
+    Protocols,
     evaluate_representations,
     fraction_key,
     label_subsets,
@@ -19,12 +22,12 @@ from simclr.significance import compare, mcnemar_p, paired_t_p
 from tasks.labels import fraction_label
 
 CPU = torch.device("cpu")
-TINY_MODEL = ModelConfig(widths=(8, 16), blocks=(1, 1))
+TINY_MODEL = dict(widths=(8, 16), blocks=(1, 1))
 
 
 def tiny_encoder(seed=0):
     torch.manual_seed(seed)
-    encoder, _ = build_model(TINY_MODEL, in_channels=1, image_size=8)
+    encoder, _ = build_model(1, 8, **TINY_MODEL)
     return encoder
 
 
@@ -34,8 +37,7 @@ def tiny_data(n_train=60, n_test=30, classes=3, seed=0):
 
 def test_label_subsets_come_from_the_training_split_only_with_one_run_at_full():
     labels = np.repeat(np.arange(4), 50)
-    cfg = EvaluateConfig(fractions=(0.1, 1.0), seeds=3)
-    subsets = label_subsets(labels, cfg, seed=7)
+    subsets = label_subsets(labels, seed=7, fractions=(0.1, 1.0), seeds=3)
     assert [s for s, _ in subsets["0.1"]] == [7, 8, 9]
     for _, idx in subsets["0.1"]:
         assert idx.min() >= 0 and idx.max() < len(labels)  # indices into train, never test
@@ -155,8 +157,8 @@ def test_finetune_changes_a_copy_of_the_encoder_and_leaves_the_original():
     data = tiny_data()
     encoder = tiny_encoder()
     before = {k: v.clone() for k, v in encoder.state_dict().items()}
-    cfg = FinetuneConfig(epochs=3, min_steps=5, batch_size=16, crop_scale=(0.8, 1.0))
-    model = finetune(encoder, data.train.images, data.train.labels, 3, cfg, 0, CPU)
+    cfg = dict(epochs=3, min_steps=5, batch_size=16, crop_scale=(0.8, 1.0))
+    model = finetune(encoder, data.train.images, data.train.labels, 3, 0, CPU, **cfg)
     assert not model.training
     tuned = model[0].state_dict()
     assert any(not torch.equal(tuned[k], v) for k, v in before.items())
@@ -165,17 +167,16 @@ def test_finetune_changes_a_copy_of_the_encoder_and_leaves_the_original():
 
 
 def test_finetune_steps_respect_epochs_and_bounds():
-    cfg = FinetuneConfig(epochs=20, min_steps=50, max_steps=200, batch_size=64)
-    assert finetune_steps(14, cfg) == (14, 50)  # 20 passes of one batch: raised to min_steps
-    assert finetune_steps(400, cfg) == (64, 125)
-    assert finetune_steps(4000, cfg) == (64, 200)
-    assert finetune_steps(4000, cfg.model_copy(update={"max_steps": 0})) == (64, 1250)
+    cfg = dict(epochs=20, min_steps=50, max_steps=200, batch_size=64)
+    assert finetune_steps(14, **cfg) == (14, 50)  # 20 passes of one batch: raised to min_steps
+    assert finetune_steps(400, **cfg) == (64, 125)
+    assert finetune_steps(4000, **cfg) == (64, 200)
+    assert finetune_steps(4000, **{**cfg, "max_steps": 0}) == (64, 1250)
 
 
 def test_finetune_optimizer_decays_weights_only_and_follows_the_cosine_without_warmup():
     model = torch.nn.Sequential(tiny_encoder(), torch.nn.Linear(16, 3))
-    cfg = FinetuneConfig(lr=0.2, momentum=0.9, weight_decay=0.01)
-    optimizer, schedule = finetune_optimizer(model, cfg, steps=7)
+    optimizer, schedule = finetune_optimizer(model, 7, lr=0.2, momentum=0.9, weight_decay=0.01)
     decayed = {
         id(p) for g in optimizer.param_groups if g["weight_decay"] == 0.01 for p in g["params"]
     }
@@ -207,11 +208,11 @@ def test_feature_extraction_freezes_encoder_in_eval_mode():
 
 @pytest.mark.parametrize(
     "cfg, size",
-    [(TINY_MODEL, 8), (ModelConfig(encoder="resnet18"), 32), (ModelConfig(encoder="resnet50"), 96)],
+    [(TINY_MODEL, 8), ({"encoder": "resnet18"}, 32), ({"encoder": "resnet50"}, 96)],
 )
 def test_inference_copy_folds_every_batchnorm_and_computes_the_same_function(cfg, size):
     torch.manual_seed(0)
-    encoder, _ = build_model(cfg, in_channels=3, image_size=size)
+    encoder, _ = build_model(3, size, **cfg)
     model = torch.nn.Sequential(encoder, torch.nn.Linear(encoder.out_dim, 5))
     with torch.no_grad():  # running statistics away from (0, 1), so that folding them matters
         for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
@@ -229,12 +230,12 @@ def test_inference_copy_folds_every_batchnorm_and_computes_the_same_function(cfg
         torch.testing.assert_close(folded(x), model(x), rtol=1e-9, atol=1e-9)
 
 
-SMALL_EVAL = EvaluateConfig(
+SMALL_EVAL = Protocols(
     fractions=(0.2, 1.0),
     seeds=2,
     C=(0.1, 1.0),
     knn_k=5,
-    finetune=FinetuneConfig(epochs=2, min_steps=3, max_steps=6, batch_size=16),
+    finetune=dict(epochs=2, min_steps=3, max_steps=6, batch_size=16),
 )
 
 
@@ -256,7 +257,7 @@ def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinis
     assert set(result["linear"]) == set(result["knn"]) == {"simclr", "random_init", "raw_pixels"}
     assert set(result["finetune"]) == {"simclr", "random_init"}  # raw pixels cannot be tuned
     for protocol in ("linear", "knn", "finetune"):
-        subsets = SMALL_EVAL.finetune.seeds if protocol == "finetune" else SMALL_EVAL.seeds
+        subsets = SMALL_EVAL.finetune_seeds if protocol == "finetune" else SMALL_EVAL.seeds
         for by_fraction in result[protocol].values():
             assert list(by_fraction) == ["0.2", "1.0"]
             assert by_fraction["0.2"]["n"] == subsets == (1 if protocol == "finetune" else 2)
@@ -298,7 +299,7 @@ def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinis
 
 
 def test_finetune_off_leaves_the_family_out():
-    cfg = SMALL_EVAL.model_copy(update={"finetune": FinetuneConfig(epochs=0)})
+    cfg = replace(SMALL_EVAL, finetune={"epochs": 0})
     result = evaluate_representations(tiny_data(), {"simclr": tiny_encoder()}, cfg, 0, CPU)
     assert "finetune" not in result and "finetune" not in result["significance"]
     assert set(result["linear"]) == {"simclr", "raw_pixels"}
@@ -326,19 +327,18 @@ def test_out_of_memory_in_evaluation_names_the_batch_sizes_to_lower(monkeypatch)
         PipelineError, match=r"^evaluation ran out of accelerator memory \(CUDA "
     ) as e:
         evaluate_representations(tiny_data(), {"simclr": tiny_encoder()}, SMALL_EVAL, 0, CPU)
-    lower = (
-        f"lower evaluate.batch_size (now {SMALL_EVAL.batch_size}) or evaluate.finetune.batch_size"
-    )
-    assert str(e.value).endswith(lower)
+    assert str(e.value).endswith(f"at batch size {SMALL_EVAL.batch_size}")
+    lower = "lower evaluate.batch_size or evaluate.finetune.batch_size"
+    assert explain(e.value) == f"{e.value}; {lower}"
 
 
 def test_a_knn_k_beyond_the_labelled_training_images_is_an_error_not_a_clip():
     data = tiny_data()  # 60 training images; the 0.2 fraction's subsets hold 12, below k
     encoders = {"simclr": tiny_encoder()}
-    too_many = SMALL_EVAL.model_copy(update={"knn_k": 61})
+    too_many = replace(SMALL_EVAL, knn_k=61)
     with pytest.raises(PipelineError) as e:
         evaluate_representations(data, encoders, too_many, 0, CPU)
-    assert str(e.value) == (
+    assert explain(e.value) == (
         "params.yaml: evaluate.knn_k = 61 is more than the 60 labelled training images of the "
         "dataset; allowed: at most 60"
     )

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import tree_digest
 
-from simclr.errors import PipelineError, explain
+from flows.errors import explain
+from simclr.errors import PipelineError
 from simclr.io import atomic_path, write_text
 
 

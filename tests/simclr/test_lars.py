@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from simclr.config import ModelConfig
 from simclr.lars import EETA_DEFAULT, LARS, lars_param_groups
 from simclr.models import build_model
 from simclr.optim import warmup_cosine
@@ -282,7 +281,7 @@ def test_lars_param_groups_split_and_work_for_sgd_and_adamw():
 
 @pytest.mark.parametrize("head", ["v1", "v2"])
 def test_param_groups_of_the_real_model_exclude_exactly_bn_and_biases(head):
-    encoder, projection = build_model(ModelConfig(head=head), in_channels=3, image_size=16)
+    encoder, projection = build_model(3, 16, head=head)
     model = nn.ModuleDict({"f": encoder, "g": projection})
     name = {id(p): n for n, p in model.named_parameters()}
     excluded = {

@@ -10,15 +10,16 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from simclr.config import DataConfig, DatasetConfig, EvaluateConfig
-from simclr.data.load import load_dataset
+from simclr import defaults
+from simclr.config import DataConfig, DatasetConfig
 from simclr.data.prepared import split_indices
 from simclr.evaluate import label_subsets
 from simclr.features import raw_pixels
 from simclr.logistic import Problems, fit, loss_and_gradient, scaling, unscaled
 from simclr.probe import logistic_probes, validation_split
+from tasks.sources import load_dataset
 
-GRID = tuple(EvaluateConfig().C)
+GRID = defaults.PROBE_C
 
 
 def _problem(n=120, d=5, k=3, seed=0):
@@ -133,9 +134,7 @@ def test_probe_matches_scikit_learns_accuracy_on_the_embedded_datasets(name):
     parts = split_indices(source, DataConfig().test_fraction, seed=0)
     x, x_test = (raw_pixels(source.images[parts[s]]) for s in ("train", "test"))
     y, y_test = source.labels[parts["train"]], source.labels[parts["test"]]
-    for key, subsets in label_subsets(
-        y, EvaluateConfig(fractions=[0.1, 1.0], seeds=2), seed=0
-    ).items():
+    for key, subsets in label_subsets(y, seed=0, fractions=[0.1, 1.0], seeds=2).items():
         ours = logistic_probes(x, y, subsets, x_test, GRID, 0.2, 1000)
         theirs = [_sklearn_probe(x[idx], y[idx], x_test, s) for s, idx in subsets]
         ours_acc = np.mean([np.mean(f.predictions == y_test) for f in ours])

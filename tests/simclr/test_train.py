@@ -6,6 +6,7 @@ import torch
 from helpers import MODEL, cfg, tiny_images
 
 import simclr.train as train_module
+from flows.errors import explain
 from simclr.checkpoint import load_encoder, save_checkpoint
 from simclr.data.embedded import load_source
 from simclr.device import bf16_supported, select_device
@@ -73,12 +74,13 @@ def test_foreign_checkpoint_is_a_clear_error(tmp_path):
     torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
 )
 def test_unavailable_device_is_a_clear_error():
-    with pytest.raises(PipelineError, match=r"pretrain\.device = 'cuda' is not available"):
+    with pytest.raises(PipelineError, match=r"^device = 'cuda' is not available") as e:
         select_device("cuda")
+    assert explain(e.value).startswith("params.yaml: pretrain.device = 'cuda' is not available")
 
 
 def test_learning_rate_scales_with_the_batch_actually_used():
-    assert scaled_lr(cfg(lr=0.4), 64) == pytest.approx(0.1)
+    assert scaled_lr(0.4, 64) == pytest.approx(0.1)
     # 40 images with batch_size 256: one batch of 40, so the rate is 0.4 * 40 / 256.
     r = pretrain(
         tiny_images(40), MODEL, cfg(lr=0.4, batch_size=256, epochs=1, warmup_epochs=0), seed=0
@@ -105,7 +107,7 @@ def test_rate_is_stepped_per_iteration_through_the_optimizer():
 
 
 def test_square_root_scaling():
-    assert scaled_lr(cfg(lr=0.075, lr_scaling="sqrt"), 4096) == pytest.approx(0.075 * 64)
+    assert scaled_lr(0.075, 4096, "sqrt") == pytest.approx(0.075 * 64)
 
 
 def test_knn_matches_a_float64_brute_force_reference():
@@ -144,8 +146,9 @@ def test_knn_monitor_runs_every_k_epochs_and_at_the_end():
 
 
 def test_fp16_on_cpu_is_a_clear_error():
-    with pytest.raises(PipelineError, match=r"pretrain\.precision = 'fp16' needs a GPU"):
+    with pytest.raises(PipelineError, match=r"^precision = 'fp16' needs a GPU") as e:
         pretrain(tiny_images(), MODEL, cfg(precision="fp16"), seed=0)
+    assert explain(e.value).startswith("params.yaml: pretrain.precision = 'fp16' needs a GPU")
 
 
 @pytest.mark.skipif(not bf16_supported(torch.device("cpu")), reason="CPU without bf16")
@@ -186,8 +189,8 @@ def test_divergence_keeps_the_last_good_state(tmp_path, monkeypatch):
     state = tmp_path / "resume.pt"
     built = []
 
-    def build_and_keep(*args):
-        f, g = build_model(*args)
+    def build_and_keep(*args, **kwargs):
+        f, g = build_model(*args, **kwargs)
         built.append(f)
         return f, g
 
@@ -243,5 +246,6 @@ def test_out_of_memory_in_pretraining_says_so_and_names_the_params_to_lower(monk
         pretrain(tiny_images(), MODEL, cfg(batch_size=32), seed=0)
     msg = str(err.value)
     assert msg.startswith("pretraining ran out of accelerator memory (CUDA out of memory.")
-    assert msg.endswith("lower pretrain.batch_size (now 32), model size or pretrain.precision")
-    assert "\n" not in msg
+    assert msg.endswith("at batch size 32") and "\n" not in msg
+    advice = "lower pretrain.batch_size, model size or pretrain.precision"
+    assert explain(err.value) == f"{msg}; {advice}"

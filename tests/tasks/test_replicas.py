@@ -10,7 +10,7 @@ import torch
 from helpers import ROOT, fake_details
 from scipy import stats
 
-from simclr.config import ModelConfig, Params, from_dict, load_params
+from simclr.config import Params, from_dict, load_params
 from simclr.errors import PipelineError
 from simclr.models import build_model
 from simclr.significance import (
@@ -139,7 +139,7 @@ def test_random_init_baseline_is_the_replicas_starting_point():
     params = from_dict(Params, {"model": {"widths": [8, 16], "blocks": [1, 1]}})
     baseline = random_baseline(params, 3, {"in_channels": 1, "image_size": 8}, "cpu")
     seed_everything(3, torch.device("cpu"))  # what simclr.train does before building
-    start, _ = build_model(ModelConfig(widths=(8, 16), blocks=(1, 1)), 1, 8)
+    start, _ = build_model(1, 8, widths=(8, 16), blocks=(1, 1))
     for (k, v), w in zip(baseline.state_dict().items(), start.state_dict().values(), strict=True):
         assert torch.equal(v, w), k
 

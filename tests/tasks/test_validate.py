@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from simclr.config import load_params
-from simclr.data.load import load_dataset
 from simclr.data.prepared import (
     load_manifest,
     load_prepared,
@@ -21,6 +20,7 @@ from simclr.data.prepared import (
     skip_rejected,
     split_source,
 )
+from tasks.sources import load_dataset
 from tasks.validate import Suites, summary_line, summary_markdown, validate_manifest
 
 CLASSES = ("cat", "dog", "fox")

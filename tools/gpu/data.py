@@ -23,8 +23,8 @@ SEED = 0  # params.yaml's seed; the split is given by the folders, so it only se
 
 def prepare_arrays(src: Path, out: Path) -> None:
     from simclr.config import DataConfig, DatasetConfig
-    from simclr.data.load import load_dataset
     from simclr.data.prepared import save_prepared, split_source
+    from tasks.sources import load_dataset
 
     cfg = DatasetConfig(
         source="imagefolder", root=str(src / "train"), test_root=str(src / "val"), image_size=32

@@ -37,3 +37,7 @@ if _enospc:
         return _write_text(self, data, *args, **kwargs)
 
     pathlib.Path.write_text = _write_text_until_full
+
+# Only one sitecustomize is imported: this one also installs the suite's guard (tests/guard/,
+# on PYTHONPATH after this folder).
+import unexpected_guard  # noqa: E402, F401

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from flows.errors import explain
 from simclr.data.embedded import load_source, load_textures
 from simclr.data.prepared import (
     MANIFEST_COLUMNS,
@@ -125,8 +126,10 @@ def test_failed_write_leaves_previous_dataset_intact(tmp_path, monkeypatch):
 
 
 def test_missing_prepared_dataset_says_what_to_do(tmp_path):
-    with pytest.raises(PipelineError, match="run `dvc repro`"):
+    with pytest.raises(PipelineError, match="no prepared dataset here$") as e:
         load_prepared(tmp_path / "nothing")
+    advice = "no prepared dataset here; run `dvc repro` (or the prepare stage) first"
+    assert explain(e.value).endswith(advice)
 
 
 def test_read_rows_copies_and_drops_the_mapped_pages(tmp_path):

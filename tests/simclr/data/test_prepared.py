@@ -11,8 +11,8 @@ from PIL import Image
 import simclr.data.imagefolder as imagefolder
 from simclr.config import DataConfig, DatasetConfig
 from simclr.data.arrays import load_npz
-from simclr.data.load import load_dataset
 from simclr.data.prepared import SCRATCH, prepare, save_prepared, skip_rejected, split_source
+from tasks.sources import load_dataset
 
 
 def _folder(root, per_class=12, classes=3, corrupt=True):

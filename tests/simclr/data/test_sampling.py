@@ -4,7 +4,6 @@ subsets and the probe's validation split: its rounding, its bounds and its draws
 import numpy as np
 import pytest
 
-from simclr.config import EvaluateConfig
 from simclr.data.sampling import per_class_count, sample_per_class
 from simclr.evaluate import label_subsets
 from simclr.probe import validation_split
@@ -64,7 +63,7 @@ def test_the_whole_split_at_fraction_one_is_every_index_in_order():
 def test_label_subsets_use_the_sampler_one_seed_per_subset():
     labels = np.repeat(np.arange(3), [145, 25, 7])
 
-    subsets = label_subsets(labels, EvaluateConfig(fractions=(0.1, 1.0), seeds=3), seed=5)
+    subsets = label_subsets(labels, seed=5, fractions=(0.1, 1.0), seeds=3)
     assert [s for s, _ in subsets["0.1"]] == [5, 6, 7]
     for s, idx in subsets["0.1"]:
         assert np.array_equal(idx, sample_per_class(labels, 0.1, s))

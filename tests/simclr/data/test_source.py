@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from flows.errors import explain
 from simclr.config import DataConfig, DatasetConfig
 from simclr.data.archives import load_cifar, load_stl10
 from simclr.data.arrays import load_npz
-from simclr.data.load import load_dataset
 from simclr.data.prepared import load_prepared, save_prepared, split_source
 from simclr.data.source import UNLABELED, fit_size, to_channels
 from simclr.errors import PipelineError
+from tasks.sources import load_dataset
 
 
 @pytest.fixture
@@ -59,8 +60,10 @@ def test_cifar10_in_torchvisions_format(tmp_path, no_md5):
 
 
 def test_cifar_missing_is_one_clear_error(tmp_path):
-    with pytest.raises(PipelineError, match=r"CIFAR-10 not found or incomplete.*download: true"):
+    with pytest.raises(PipelineError, match=r"CIFAR-10 not found or incomplete") as e:
         load_cifar("cifar10", tmp_path / "nowhere")
+    advice = "or set download: true for this dataset in params.yaml (needs network)"
+    assert explain(e.value).endswith(advice)
     (tmp_path / "cifar-10-batches-py").mkdir()
     (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"half a download")
     with pytest.raises(PipelineError, match="md5"):

@@ -1,4 +1,4 @@
-"""The boundary every entry point runs inside (simclr/errors.py, flows/cli.py): each kind of
+"""The boundary every entry point runs inside (flows/errors.py, flows/cli.py): each kind of
 error a user can cause is one line, `error: <what> (<where>); <what to do>`, and exit status 2;
 Ctrl-C one line and 130; a bug of ours keeps its traceback (and the suite's guard sees it)."""
 
@@ -13,17 +13,8 @@ import numpy as np
 import pytest
 from helpers import ROOT
 
-from simclr.errors import (
-    EXIT_ERROR,
-    EXIT_INTERRUPTED,
-    INTERRUPTED,
-    MAX_LINE,
-    UNEXPECTED_LOG,
-    PipelineError,
-    explain,
-    single_line,
-    user_errors,
-)
+from flows.errors import EXIT_ERROR, EXIT_INTERRUPTED, INTERRUPTED, explain, user_errors
+from simclr.errors import MAX_LINE, PipelineError, single_line
 
 
 def raised(fn) -> BaseException:
@@ -139,17 +130,9 @@ def test_the_boundary_exits_2_with_one_line_and_130_on_ctrl_c(capsys):
     assert capsys.readouterr().err == f"error: {INTERRUPTED}\n"
 
 
-def test_an_unknown_exception_keeps_its_traceback_and_the_guard_sees_it(tmp_path, monkeypatch):
-    log = tmp_path / "unexpected.log"
-    monkeypatch.setenv(UNEXPECTED_LOG, str(log))  # not the suite's guard: this one is on purpose
-    with pytest.raises(KeyError), user_errors():
-        {}["missing"]
-    assert "KeyError: 'missing'" in log.read_text()
-
-
 def entry_points() -> list[Path]:
     """Every module of ours that runs as a program."""
-    modules = [*sorted((ROOT / "flows").glob("*.py")), ROOT / "simclr" / "launch.py"]
+    modules = sorted((ROOT / "flows").glob("*.py"))
     return [m for m in modules if "__main__" in m.read_text()]
 
 

@@ -1,5 +1,6 @@
 """Pretraining in several processes with torchrun: the command for each machine, the launcher
-the pretrain stage calls, and the entry point every process runs (`python -m simclr.launch`).
+the pretrain stage calls, and what each process does (`run_worker`; its entry point is
+flows/launch.py, `python -m flows.launch`).
 
 Node 0 is the machine the stage runs on; it holds global rank 0, which reads and writes the
 resumable state and writes the result the stage turns into the checkpoint.
@@ -24,12 +25,13 @@ import torch
 
 from simclr.checkpoint import load_state, save_state, unseal
 from simclr.config import DistributedConfig, Params, from_dict, load_params, to_dict
-from simclr.errors import PipelineError, user_errors
+from simclr.errors import PipelineError
 from simclr.models import build_model
 from simclr.processes import EXEC_PID, die_with_parent, run_streaming, with_parent_death
-from simclr.train import EpochCallback, Labelled, Pretrained, pretrain
+from simclr.train import EpochCallback, Labelled, Pretrained, Recipe, pretrain
+from tasks.arguments import model_kwargs, recipe_kwargs
 
-log = logging.getLogger("simclr.launch")
+log = logging.getLogger("tasks.launch")
 # A worker's one-line PipelineError, or the last line of an uncaught exception's traceback
 _ERROR = re.compile(r"^(?:\[rank\d+\]: )?(?:error: (.+)|([\w.]*(?:Error|Exception): .+))$")
 
@@ -50,7 +52,7 @@ def torchrun_command(
     else:  # static rendezvous: node 0 holds global rank 0, the one that writes
         cmd += ["--node-rank", str(node_rank), "--master-addr", cfg.master_addr]
         cmd += ["--master-port", str(cfg.master_port)]
-    cmd += ["-m", "simclr.launch", "--params", str(params), "--data", str(data)]
+    cmd += ["-m", "flows.launch", "--params", str(params), "--data", str(data)]
     if resume is not None:
         cmd += ["--resume", str(resume)]
     if result is not None:
@@ -90,16 +92,9 @@ def pretrain_distributed(
 RESULT_KEYS = frozenset(f.name for f in fields(Pretrained))
 
 
-def _save_result(result: Pretrained, path: str | Path) -> None:
-    state = {f.name: getattr(result, f.name) for f in fields(Pretrained)}
-    state["encoder"], state["head"] = result.encoder.state_dict(), result.head.state_dict()
-    state["device"] = str(result.device)
-    save_state(state, path)
-
-
 def _read_result(path: Path, params: Params, image_shape: tuple[int, ...]) -> Pretrained:
     state = unseal(load_state(path), path, RESULT_KEYS)
-    encoder, head = build_model(params.model, image_shape[-1], image_shape[1])
+    encoder, head = build_model(image_shape[-1], image_shape[1], **model_kwargs(params.model))
     encoder.load_state_dict(state["encoder"])
     head.load_state_dict(state["head"])
     state.update(encoder=encoder, head=head, device=torch.device(state["device"]))
@@ -117,7 +112,17 @@ def _run(cmd: list[str], on_line: Callable[[str], None]) -> None:
         raise PipelineError(f"distributed pretraining failed (exit {rc}): {reason}")
 
 
-def _worker(args: argparse.Namespace) -> None:
+def _save_result(result: Pretrained, path: str | Path) -> None:
+    """Rank 0's result for tasks.launch.pretrain_distributed: each field of `result` in plain
+    data (RESULT_KEYS)."""
+    state = {f.name: getattr(result, f.name) for f in fields(Pretrained)}
+    state["encoder"], state["head"] = result.encoder.state_dict(), result.head.state_dict()
+    state["device"] = str(result.device)
+    save_state(state, path)
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    """One pretraining process under torchrun, as flows/launch.py's arguments say."""
     from simclr.data.prepared import load_prepared
     from simclr.device import select_device
     from simclr.distributed import init_from_env, world
@@ -141,31 +146,11 @@ def _worker(args: argparse.Namespace) -> None:
         monitor = Labelled(data.train.images, data.train.labels, data.test.images, data.test.labels)
     result = pretrain(
         data.pretraining.images,
-        params.model,
-        params.pretrain,
+        model_kwargs(params.model),
+        Recipe(**recipe_kwargs(params.pretrain)),
         params.seed,
         monitor=monitor,
         resume_path=args.resume,
     )
     if rank == 0 and args.result:
         _save_result(result, args.result)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="one pretraining process under torchrun")
-    parser.add_argument("--params", required=True, help="params.yaml (or its JSON)")
-    parser.add_argument("--data", required=True, help="the prepared pretraining set's folder")
-    parser.add_argument("--resume", help="resumable state (read and written by rank 0)")
-    parser.add_argument("--result", help="where rank 0 writes the trained weights")
-    args = parser.parse_args(argv)
-    try:
-        with user_errors():  # one line for an error the user can fix, exit status 2
-            _worker(args)
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

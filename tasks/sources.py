@@ -1,6 +1,6 @@
 """One entry point for every dataset source named in params.yaml: embedded sets, torchvision's
-CIFAR-10/100 and STL-10, image folders and .npz arrays. Images come back at the configured size
-and channels."""
+CIFAR-10/100 and STL-10, image folders and .npz arrays, each read by its simclr.data loader.
+Images come back at the configured size and channels."""
 
 from __future__ import annotations
 
