@@ -480,3 +480,12 @@ def fake_details(accuracies: dict, significance: dict | None = None) -> dict:
             for m, by_fraction in by_method.items()
         }
     return out
+
+
+LIBRARY_DOC = ROOT / "docs" / "library.md"
+
+
+def library_snippet() -> str:
+    """The one Python block of docs/library.md: simclr/ used as a plain library."""
+    (code,) = re.findall(r"```python\n(.*?)```", LIBRARY_DOC.read_text(), re.S)
+    return code

@@ -9,8 +9,6 @@ import re
 
 from helpers import ROOT
 
-from benchmarks.common import results_file, save
-
 KINDS = ("cpu", "pipeline", "gpu")
 HELPERS = {"__init__", "workspace"}  # modules of benchmarks/ that are not a benchmark
 MACHINE = {"cpu", "cores", "torch", "device"}
@@ -52,17 +50,3 @@ def test_every_result_record_names_its_commit_and_machine():
             assert {"date", "command", "commit", "machine"} <= set(record), path.name
             assert re.fullmatch(r"[0-9a-f]{40}", record["commit"]), path.name
             assert set(record["machine"]) == MACHINE, path.name
-
-
-def test_save_appends_one_record_per_run(tmp_path, capsys):
-    out = tmp_path / "results" / "x.jsonl"
-    assert save(out, {"images_per_s": 1.5}) == 0
-    assert save(out, {"images_per_s": 2.5}) == 0
-    records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["images_per_s"] for r in records] == [1.5, 2.5]
-    for r in records:
-        assert re.fullmatch(r"[0-9a-f]{40}", r["commit"])
-        assert r["machine"]["device"] == "cpu" and r["machine"]["cores"] >= 1
-        assert set(r["machine"]) == MACHINE
-    assert str(out) in capsys.readouterr().out
-    assert results_file("x") == ROOT / "benchmarks" / "results" / "x.jsonl"

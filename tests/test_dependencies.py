@@ -41,7 +41,7 @@ def _imported(folder: str, module_level: bool = False) -> dict[str, str]:
 
 def _local() -> set[str]:
     """Modules of this repository: its packages and the modules the tests import."""
-    return {*LIBRARY, *DEV, *(p.stem for p in (ROOT / "tests").glob("*.py"))}
+    return {*LIBRARY, *DEV, *(p.stem for p in (ROOT / "tests").glob("**/*.py"))}
 
 
 def _undeclared(folders: tuple[str, ...], declared: set[str]) -> list[str]:

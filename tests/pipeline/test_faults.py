@@ -20,7 +20,6 @@ from helpers import MODEL, ROOT, TINY_PARAMS, cfg, copy_code, pretrain_run, pyth
 
 import flows.cli as cli
 import simclr.train as train_module
-from flows.errors import explain
 from simclr.checkpoint import (
     load_encoder,
     load_state,
