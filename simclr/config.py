@@ -284,6 +284,8 @@ class PretrainConfig(_Model):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = D.PRECISION
     """auto = bf16 where supported, else fp32; or fp32, bf16, fp16 (GPU)"""
     channels_last: Bool = D.CHANNELS_LAST
+    batchnorm: Literal["joint", "per_view"] = D.BATCHNORM
+    """joint: BN statistics over all 2N views (the paper's); per_view: over each view's N"""
     compile: Bool = D.COMPILE
     """torch.compile encoder and head"""
     threads: Int | None = Field(D.THREADS, ge=1)

@@ -43,6 +43,7 @@ TEMPERATURE = 0.5
 DEVICE = "auto"
 PRECISION = "auto"
 CHANNELS_LAST = True
+BATCHNORM = "joint"  # BN statistics over both views of the batch together, as the paper
 COMPILE = False
 THREADS = None  # torch's default
 LOADER_WORKERS = 0

@@ -150,11 +150,10 @@ def gloo_sync_batchnorm(net: nn.Module) -> None:
             m.__class__ = _gloo_sync(type(m))
 
 
-def data_parallel(encoder: nn.Module, head: nn.Module, device: torch.device) -> nn.Module:
-    """encoder -> head as one DistributedDataParallel module with synchronised BN. The BN layers
-    of `encoder` and `head` are replaced in place (same parameters), so their state dicts stay
+def data_parallel(net: nn.Module, device: torch.device) -> nn.Module:
+    """`net` (encoder -> head) as one DistributedDataParallel module with synchronised BN. The BN
+    layers are replaced in place (same parameters), so the encoder's and head's state dicts stay
     the ones to save."""
-    net = nn.Sequential(encoder, head)
     if device.type == "cuda":
         net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
     else:

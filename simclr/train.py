@@ -60,6 +60,7 @@ class Recipe:
     device: str = D.DEVICE
     precision: str = D.PRECISION
     channels_last: bool = D.CHANNELS_LAST
+    batchnorm: str = D.BATCHNORM  # "joint" (the paper) or "per_view"
     compile: bool = D.COMPILE
     threads: int | None = D.THREADS
     loader_workers: int = D.LOADER_WORKERS
@@ -72,6 +73,19 @@ class Recipe:
         """`build_optimizer`'s keyword arguments."""
         names = ("optimizer", "lr", "lr_scaling", "momentum", "weight_decay", "trust_coefficient")
         return {name: getattr(self, name) for name in names}
+
+
+class PerView(nn.Module):
+    """`net` run on each half of the batch on its own: with the two views stacked, BatchNorm
+    normalises each view by its own N images (lightly's example), not by all 2N (the paper's
+    and the official code's). The outputs are the same rows in the same order."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, views: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.net(v) for v in views.chunk(2)])
 
 
 @dataclass
@@ -282,8 +296,11 @@ def _initial_state(
     encoder = encoder.to(device, memory_format=_memory_format(cfg))
     head = head.to(device)
     # One network module for the step: DDP (and synchronised BN) across processes.
-    single = plan.size == 1
-    net = nn.Sequential(encoder, head) if single else data_parallel(encoder, head, device)
+    net = nn.Sequential(encoder, head)
+    if cfg.batchnorm == "per_view":  # inside DDP: one forward per step, as DDP requires
+        net = PerView(net)
+    if plan.size > 1:
+        net = data_parallel(net, device)
     # lr scaled by the global batch
     optimizer = build_optimizer([encoder, head], plan.batch, **cfg.optimizer_kwargs())
     total_steps = plan.steps_per_epoch * cfg.epochs

@@ -2,7 +2,7 @@
 lightly's example runs its step.
 
     python -m benchmarks.cpu.profile_step [--batch 256] [--threads 2] [--steps 2]
-        [--precision fp32|bf16] [--channels-last] [--skip-ab] [--chunks 1,2] [--compile]
+        [--precision fp32|bf16] [--channels-last] [--skip-ab] [--chunks 1,2] [--compile] [--ops N]
 
 It prints its tables and writes no results file.
 
@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="forwards the 2N views are split into, compared in the A/B (comma-separated)",
     )
     p.add_argument("--compile", action="store_true", help="also eager against torch.compile")
+    p.add_argument(
+        "--ops", type=int, default=0, help="also the N costliest operators for each --chunks"
+    )
     return p.parse_args(argv)
 
 
@@ -152,6 +155,32 @@ def ab_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
     torch.use_deterministic_algorithms(False)
 
 
+def op_seconds(s: SimpleNamespace, views: torch.Tensor, chunks: int) -> dict[str, float]:
+    """Self CPU seconds by operator of one forward + NT-Xent + backward (torch.profiler), after
+    a warm-up step for this shape."""
+    forward_backward(s, views, chunks)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        forward_backward(s, views, chunks)
+    return {e.key: e.self_cpu_time_total / 1e6 for e in prof.key_averages()}
+
+
+def ops_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
+    """The operators that take the time, side by side for each `--chunks` layout: where one
+    forward of 2N and two of N differ."""
+    views = torch.rand(2 * s.b, 3, 32, 32).contiguous(memory_format=s.fmt)
+    torch.use_deterministic_algorithms(True)  # as pretrain does on CPU
+    by_layout = {c: op_seconds(s, views, c) for c in args.chunks}
+    torch.use_deterministic_algorithms(False)
+    first = by_layout[args.chunks[0]]
+    top = sorted(first, key=first.get, reverse=True)[: args.ops]
+    heads = " | ".join(f"{c} forward{'s' * (c > 1)} (s)" for c in args.chunks)
+    print(f"\nself CPU seconds by operator, batch {s.b}, {args.precision}:")
+    print(f"| operator | {heads} |\n| --- |{' ---: |' * len(args.chunks)}")
+    for op in [*top, "total"]:
+        cells = [sum(t.values()) if op == "total" else t.get(op, 0.0) for t in by_layout.values()]
+        print(f"| {op} | " + " | ".join(f"{v:.3f}" for v in cells) + " |")
+
+
 def compile_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
     """Our forward + NT-Xent + backward eager and under torch.compile (encoder and head as one
     module, as pretrain's `compile: true` does), stepped in turn so that both share the
@@ -186,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     phase_table(s, args)
     if not args.skip_ab:
         ab_table(s, args)
+    if args.ops:
+        ops_table(s, args)
     if args.compile:
         compile_table(s, args)
     return 0

@@ -66,7 +66,7 @@ def _rank(rank: int, world: int, init_file: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         encoder, head, v1, v2 = _model_and_views()
-        ddp = data_parallel(encoder, head, torch.device("cpu"))
+        ddp = data_parallel(nn.Sequential(encoder, head), torch.device("cpu"))
         local = slice(rank * N // world, (rank + 1) * N // world)  # this process's images
         loss = _step(ddp, v1[local], v2[local])
         loss.backward()  # DDP averages the gradients over processes

@@ -249,3 +249,27 @@ def test_out_of_memory_in_pretraining_says_so_and_names_the_params_to_lower(monk
     assert msg.endswith("at batch size 32") and "\n" not in msg
     advice = "lower pretrain.batch_size, model size or pretrain.precision"
     assert explain(err.value) == f"{msg}; {advice}"
+
+
+def test_per_view_batchnorm_normalises_each_view_by_its_own_images():
+    """PerView runs the network on each half of the stacked views: in training mode its rows are
+    those of two separate forwards, and differ from one forward of all 2N (BN over both)."""
+    torch.manual_seed(0)
+    encoder, head = build_model(3, 16, **MODEL)
+    net = torch.nn.Sequential(encoder, head).double().train()
+    a = torch.rand(8, 3, 16, 16, dtype=torch.float64)
+    b = torch.rand(8, 3, 16, 16, dtype=torch.float64) * 0.5  # other statistics than a's
+    per_view = train_module.PerView(net)(torch.cat([a, b]))
+    torch.testing.assert_close(per_view, torch.cat([net(a), net(b)]), rtol=0, atol=0)
+    assert not torch.allclose(per_view, net(torch.cat([a, b])), atol=1e-3)
+
+
+def test_per_view_pretraining_is_reproducible_and_differs_from_joint():
+    images = tiny_images()
+    one = pretrain(images, MODEL, cfg(epochs=1, batchnorm="per_view"), seed=0)
+    two = pretrain(images, MODEL, cfg(epochs=1, batchnorm="per_view"), seed=0)
+    joint = pretrain(images, MODEL, cfg(epochs=1), seed=0)
+    weights = [r.encoder.state_dict()["net.0.0.weight"] for r in (one, two, joint)]
+    assert torch.equal(weights[0], weights[1])
+    assert not torch.equal(weights[0], weights[2])
+    assert math.isfinite(one.history[0]["loss"])
