@@ -27,7 +27,7 @@ from simclr.data.sampling import sample_per_class
 from simclr.device import explain_oom
 from simclr.errors import PipelineError
 from simclr.features import extract_features, raw_pixels
-from simclr.finetune import finetune, predict
+from simclr.finetune import finetune, finetune_budget, predict
 from simclr.models import Encoder
 from simclr.probe import accuracies, knn_predict, logistic_probes
 from simclr.significance import compare
@@ -224,8 +224,15 @@ def _finetune_runs(encoder, data: Prepared, subsets: dict, cfg, device, amp_dtyp
                 **cfg.finetune,
             )
             pred = predict(model, data.test.images, device, cfg.batch_size, amp_dtype)
-            tuned.setdefault(key, []).append(_run(s, pred, data.test.labels))
+            budget = finetune_budget(len(idx), **_budget_kwargs(cfg.finetune))
+            tuned.setdefault(key, []).append(_run(s, pred, data.test.labels, **budget))
     return tuned
+
+
+def _budget_kwargs(finetune_kwargs: Mapping[str, object]) -> dict:
+    """The fine-tuning keywords that set its number of steps."""
+    names = ("epochs", "min_steps", "max_steps", "batch_size")
+    return {k: v for k, v in finetune_kwargs.items() if k in names}
 
 
 def _summaries(runs: dict, subsets: dict) -> dict:

@@ -41,9 +41,31 @@ def finetune_steps(
     """(batch, steps): `epochs` passes over the subset, but at least `min_steps` updates (a
     1 % subset is a batch or two) and at most `max_steps` (0 = no cap) where the subset is
     large: the cost of a 100 % run stays bounded."""
+    budget = finetune_budget(
+        n_images, epochs=epochs, min_steps=min_steps, max_steps=max_steps, batch_size=batch_size
+    )
+    return budget["batch"], budget["steps"]
+
+
+def finetune_budget(
+    n_images: int,
+    *,
+    epochs: int = D.FINETUNE_EPOCHS,
+    min_steps: int = D.FINETUNE_MIN_STEPS,
+    max_steps: int = D.FINETUNE_MAX_STEPS,
+    batch_size: int = D.FINETUNE_BATCH_SIZE,
+) -> dict:
+    """What fine-tuning `n_images` costs and what bound it: {batch, steps, passes (over the
+    subset), bound: "epochs", "min_steps" or "max_steps"}. A max_steps bound means fewer
+    passes than `epochs` asked for."""
     batch = min(batch_size, n_images)
-    steps = max(min_steps, math.ceil(epochs * n_images / batch))
-    return batch, min(steps, max_steps) if max_steps else steps
+    asked = math.ceil(epochs * n_images / batch)
+    steps, bound = asked, "epochs"
+    if min_steps > asked:
+        steps, bound = min_steps, "min_steps"
+    if max_steps and steps > max_steps:
+        steps, bound = max_steps, "max_steps"
+    return {"batch": batch, "steps": steps, "passes": steps * batch / n_images, "bound": bound}
 
 
 def finetune_optimizer(

@@ -59,8 +59,30 @@ def random_baseline(params: Params, seed: int, meta: dict, device) -> torch.nn.M
     return encoder.to(device)
 
 
-def protocol_notes(params: Params, data: Prepared) -> dict:
-    """How each protocol ran, in words, with the evaluate params and the split sizes."""
+def finetune_words(params: Params, result: dict) -> str:
+    """Each fraction's fine-tuning steps and what bound them, in words; where max_steps bound,
+    how many of the passes asked for it allowed, and the key to raise."""
+    runs = {f: cell["runs"][0] for f, cell in result.get("finetune", {}).get("simclr", {}).items()}
+    if not runs:
+        return ""
+    ft = params.evaluate.finetune
+    cells = []
+    for fraction, r in runs.items():
+        words = f"{fraction_label(fraction)}: {r['steps']} steps ({r['passes']:.2g} passes)"
+        if r["bound"] == "max_steps":
+            words += (
+                f", cut from the {ft.epochs} passes asked by evaluate.finetune.max_steps = "
+                f"{ft.max_steps}: raise it for a full fine-tuning"
+            )
+        elif r["bound"] == "min_steps":
+            words += f", evaluate.finetune.min_steps = {ft.min_steps}"
+        cells.append(words)
+    return f"; batch {next(iter(runs.values()))['batch']}, " + "; ".join(cells)
+
+
+def protocol_notes(params: Params, data: Prepared, result: dict | None = None) -> dict:
+    """How each protocol ran, in words, with the evaluate params and the split sizes (and,
+    given the evaluation's `result`, the fine-tuning budget each fraction got)."""
     cfg = params.evaluate
     return {
         "linear": "standardized frozen h + multinomial logistic regression (L-BFGS), L2 "
@@ -68,7 +90,7 @@ def protocol_notes(params: Params, data: Prepared) -> dict:
         "subset, then refitted on all of it",
         "knn": f"weighted cosine kNN on frozen h, k={cfg.knn_k}, T={cfg.knn_temperature}",
         "finetune": "encoder + linear head, random resized crop and flip only, Nesterov SGD, "
-        "cosine decay",
+        "cosine decay" + finetune_words(params, result or {}),
         "significance": "within this replica, SimCLR vs baseline: paired t-test over the label "
         "subsets, or the exact McNemar test on the test predictions where there is one run; "
         "reports/summary.json holds the tests over replicas",
@@ -106,7 +128,7 @@ def evaluate_on(
         "replica": replica,
         "seeds": {"pretraining": seed, "first_label_subset": first_subset},
         **result,
-        "protocol": protocol_notes(params, data),
+        "protocol": protocol_notes(params, data, result),
         "checkpoint": {"dataset": meta.get("dataset")},
         "provenance": provenance(str(device)),
     }

@@ -15,7 +15,7 @@ from simclr.evaluate import (
     label_subsets,
 )
 from simclr.features import extract_features, for_inference
-from simclr.finetune import finetune, finetune_optimizer, finetune_steps
+from simclr.finetune import finetune, finetune_budget, finetune_optimizer, finetune_steps
 from simclr.models import build_model
 from simclr.probe import accuracies, logistic_probe
 from simclr.significance import compare, mcnemar_p, paired_t_p
@@ -174,6 +174,24 @@ def test_finetune_steps_respect_epochs_and_bounds():
     assert finetune_steps(4000, **{**cfg, "max_steps": 0}) == (64, 1250)
 
 
+def test_finetune_budget_says_which_bound_set_the_steps():
+    cfg = dict(epochs=20, min_steps=50, max_steps=200, batch_size=64)
+    assert finetune_budget(14, **cfg) == {
+        "batch": 14,
+        "steps": 50,
+        "passes": 50,
+        "bound": "min_steps",
+    }
+    assert finetune_budget(400, **cfg) == {
+        "batch": 64,
+        "steps": 125,
+        "passes": 20,
+        "bound": "epochs",
+    }
+    cut = finetune_budget(4000, **cfg)  # 1,250 steps asked: cut to 200, 3.2 passes of 20
+    assert cut == {"batch": 64, "steps": 200, "passes": 3.2, "bound": "max_steps"}
+
+
 def test_finetune_optimizer_decays_weights_only_and_follows_the_cosine_without_warmup():
     model = torch.nn.Sequential(tiny_encoder(), torch.nn.Linear(16, 3))
     optimizer, schedule = finetune_optimizer(model, 7, lr=0.2, momentum=0.9, weight_decay=0.01)
@@ -267,6 +285,10 @@ def test_evaluation_schema_baselines_significance_frozen_encoders_and_determinis
                 assert cell["std"] >= 0 and len(cell["runs"]) == cell["n"]
     run = result["linear"]["simclr"]["0.2"]["runs"][0]
     assert run["C"] in SMALL_EVAL.C and isinstance(run["C_validated"], bool)
+    tuned = result["finetune"]["simclr"]["1.0"]["runs"][0]  # every training image, batch 16
+    n = result["finetune"]["simclr"]["1.0"]["train_images"]
+    expected = finetune_budget(n, **SMALL_EVAL.finetune)
+    assert {k: tuned[k] for k in expected} == expected and tuned["steps"] <= 6
     seeds = {
         p: [r["seed"] for r in result[p]["random_init"]["0.2"]["runs"]]
         for p in ("linear", "finetune")
