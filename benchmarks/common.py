@@ -92,3 +92,12 @@ def save(out: Path, figures: dict, device: str = "cpu") -> int:
         f.write(json.dumps(record) + "\n")
     print(f"appended to {out}")
     return 0
+
+
+def deterministic(on: bool) -> None:
+    """torch's deterministic algorithms on or off, as `simclr.device.seed_everything` sets them
+    on the CPU: on, without filling every new tensor with NaN (which pretrain does not pay)."""
+    import torch  # here: the other helpers do not need it
+
+    torch.use_deterministic_algorithms(on)
+    torch.utils.deterministic.fill_uninitialized_memory = not on

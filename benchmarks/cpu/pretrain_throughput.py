@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import ROOT, cpu_model, results_file, save
+from benchmarks.common import ROOT, cpu_model, deterministic, results_file, save
 from simclr.augment import simclr_view
 from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
 from simclr.device import to_images
@@ -262,7 +262,7 @@ def lightly_step(args, bf16: bool = False, joint: bool = False) -> tuple:
 
 
 def measure_lightly(images, args, workers: int, bf16: bool = False, joint: bool = False) -> dict:
-    torch.use_deterministic_algorithms(False)  # lightly's default
+    deterministic(False)  # lightly's default
     torch.set_num_threads(args.threads)
     step, model = lightly_step(args, bf16, joint)
     loader = torch.utils.data.DataLoader(
@@ -314,7 +314,7 @@ def measure_lightly(images, args, workers: int, bf16: bool = False, joint: bool 
 
 def measure_our_augment(images, args) -> dict:
     torch.set_num_threads(args.threads)
-    torch.use_deterministic_algorithms(True)  # as inside pretrain on CPU
+    deterministic(True)  # as inside pretrain on CPU
     g = torch.Generator().manual_seed(1)
     device = torch.device("cpu")
     u8 = torch.from_numpy(images)
@@ -329,7 +329,7 @@ def measure_our_augment(images, args) -> dict:
 
     once()  # warm-up
     rates = [once() for _ in range(args.repeats)]
-    torch.use_deterministic_algorithms(False)
+    deterministic(False)
     return {**summary(rates), "batch": args.batch, "threads": args.threads}
 
 

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 import torch
 
+from benchmarks.common import deterministic
 from simclr.augment import simclr_view
 from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
 from simclr.device import to_images
@@ -113,7 +114,7 @@ def phases(s: SimpleNamespace, x_u8: torch.Tensor, aug: AugmentConfig, g) -> dic
 def phase_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
     aug, g = AugmentConfig(), torch.Generator().manual_seed(1)
     x_u8 = torch.randint(0, 256, (s.b, 32, 32, 3), dtype=torch.uint8)
-    torch.use_deterministic_algorithms(True)  # as pretrain does on CPU
+    deterministic(True)  # as pretrain does on CPU
     phases(s, x_u8, aug, g)  # warm-up
     runs = [phases(s, x_u8, aug, g) for _ in range(args.steps)]
     total = sum(statistics.median(r[k] for r in runs) for k in runs[0])
@@ -146,13 +147,13 @@ def ab_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
     print("| views | deterministic algorithms | seconds (median) | source images/s |")
     print("| --- | --- | ---: | ---: |")
     for det in (True, False):
-        torch.use_deterministic_algorithms(det)
+        deterministic(det)
         for chunks in args.chunks:
             forward_backward(s, views, chunks)  # warm-up for this shape
             m = statistics.median(forward_backward(s, views, chunks) for _ in range(args.steps))
             label = f"{chunks} forward{'s' * (chunks > 1)} of {2 * s.b // chunks}"
             print(f"| {label} | {'on' if det else 'off'} | {m:.3f} | {s.b / m:.1f} |")
-    torch.use_deterministic_algorithms(False)
+    deterministic(False)
 
 
 def op_seconds(s: SimpleNamespace, views: torch.Tensor, chunks: int) -> dict[str, float]:
@@ -168,9 +169,9 @@ def ops_table(s: SimpleNamespace, args: argparse.Namespace) -> None:
     """The operators that take the time, side by side for each `--chunks` layout: where one
     forward of 2N and two of N differ."""
     views = torch.rand(2 * s.b, 3, 32, 32).contiguous(memory_format=s.fmt)
-    torch.use_deterministic_algorithms(True)  # as pretrain does on CPU
+    deterministic(True)  # as pretrain does on CPU
     by_layout = {c: op_seconds(s, views, c) for c in args.chunks}
-    torch.use_deterministic_algorithms(False)
+    deterministic(False)
     first = by_layout[args.chunks[0]]
     top = sorted(first, key=first.get, reverse=True)[: args.ops]
     heads = " | ".join(f"{c} forward{'s' * (c > 1)} (s)" for c in args.chunks)
