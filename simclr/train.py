@@ -22,6 +22,7 @@ from simclr.device import (
     autocast_dtype,
     explain_oom,
     release_free_heap,
+    reuse_freed_memory,
     seed_everything,
     select_device,
     to_images,
@@ -222,6 +223,8 @@ def _pretrain(images, model, cfg, seed, on_epoch, monitor, resume_path) -> Pretr
     device = rank_device(select_device(cfg.device))
     seed_everything(seed, device, cfg.threads)  # every process builds the same initial weights
     amp_dtype = autocast_dtype(cfg.precision, device)
+    if device.type == "cpu":
+        reuse_freed_memory()
     plan = _plan(len(images), cfg.batch_size, size)
     state, net = _initial_state(images.shape, model, cfg, seed, device, amp_dtype, plan)
     resume_path = Path(resume_path) if resume_path is not None else None

@@ -3,6 +3,7 @@ lightly's example runs its step.
 
     python -m benchmarks.cpu.profile_step [--batch 256] [--threads 2] [--steps 2]
         [--precision fp32|bf16] [--channels-last] [--skip-ab] [--chunks 1,2] [--compile] [--ops N]
+        [--glibc-default]
 
 It prints its tables and writes no results file.
 
@@ -29,7 +30,7 @@ import torch
 from benchmarks.common import deterministic
 from simclr.augment import simclr_view
 from simclr.config import AugmentConfig, ModelConfig, PretrainConfig
-from simclr.device import to_images
+from simclr.device import reuse_freed_memory, to_images
 from simclr.loss import nt_xent
 from simclr.models import build_model
 from simclr.optim import build_optimizer
@@ -53,6 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--compile", action="store_true", help="also eager against torch.compile")
     p.add_argument(
+        "--glibc-default",
+        action="store_true",
+        help="leave glibc's allocator as it is (pretrain reuses freed heap memory on CPU)",
+    )
+    p.add_argument(
         "--ops", type=int, default=0, help="also the N costliest operators for each --chunks"
     )
     return p.parse_args(argv)
@@ -62,6 +68,8 @@ def setup(args: argparse.Namespace) -> SimpleNamespace:
     """The model, optimizer, autocast and memory format of the step, seeded."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if not args.glibc_default:
+        reuse_freed_memory()  # as pretrain does on CPU
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16) if args.precision == "bf16" else nullcontext()
