@@ -251,7 +251,7 @@ class DistributedConfig(_Model):
     (one per GPU). pretrain.batch_size is the global batch, split evenly across them."""
 
     nnodes: Int = Field(1, ge=1)
-    """machines; > 1: run README "Several machines" on the others"""
+    """machines; > 1: run docs/gpu.md "Several GPUs, several machines" on the others"""
     nproc_per_node: Int = Field(1, ge=1, le=MAX_PROCESSES)
     """processes per machine: one per GPU (CPU: gloo, for testing)"""
     master_addr: Str = Field("127.0.0.1", min_length=1)
@@ -268,7 +268,7 @@ class PretrainConfig(_Model):
     epochs: Int = Field(D.EPOCHS, ge=1)
     batch_size: Int = Field(D.BATCH_SIZE, ge=2, le=MAX_BATCH)
     optimizer: Literal["sgd", "lars", "adamw"] = D.OPTIMIZER
-    """sgd (Nesterov), lars (the paper's) or adamw; see README"""
+    """sgd (Nesterov), lars (the paper's) or adamw; see docs/method.md"""
     lr: FinitePositive = D.LR
     """base rate, scaled by the batch as lr_scaling says"""
     lr_scaling: Literal["linear", "sqrt"] = D.LR_SCALING
@@ -390,7 +390,7 @@ with warnings.catch_warnings():
         datasets: dict[str, DatasetConfig] = Field(
             default_factory=lambda: {n: DatasetConfig(source=n) for n in SOURCES}, min_length=1
         )
-        'name -> source; see README "Your own data"'
+        'name -> source; see docs/data.md "Your own data"'
         validate: ValidateConfig = ValidateConfig()
         """the data checks; a failing one stops the pipeline before pretraining"""
         model: ModelConfig = ModelConfig()

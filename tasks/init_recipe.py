@@ -42,9 +42,9 @@ MIN_EPOCHS = 5  # per replica for 3 or 2 replicas: the CIFAR-10 dev pipeline bea
 # points after 5 epochs (benchmarks/README.md cifar10_dev_pipeline.py); fewer -> fewer replicas
 MAX_EPOCHS = 1000  # the paper's longest CIFAR-10 schedule; a large budget stops there
 CROP_MIN_SIDE = 14  # below, the paper's 0.08 crop is under 4x4 pixels (8x8 digits: 2x2)
-SMALL_CROP = (0.3, 1.0)  # params.yaml's crop for 8x8 digits (README "The method")
+SMALL_CROP = (0.3, 1.0)  # params.yaml's crop for 8x8 digits (docs/method.md "Pretraining")
 ASPECT_ALIKE = 1.1  # widest/narrowest aspect ratio up to which stretching distorts all alike
-CPU_SGD_LR = 0.5  # README "Measured example": SGD (Nesterov) lr 0.5 at batch 256 beat LARS
+CPU_SGD_LR = 0.5  # docs/method.md, SGD or LARS: SGD (Nesterov) lr 0.5 beat LARS at batch 256
 PAPER_LARS_LR = 0.3  # the paper: LARS, lr 0.3 x batch / 256
 TEMPERATURE = 0.5  # the paper's CIFAR-10 setting (appendix B.9); 0.1 goes with batch 4096
 FULL_FT_EPOCHS = 3  # fine-tuning at 100 % labels: at least this many passes over the split
@@ -224,7 +224,8 @@ def _draft_lines(
         + (
             "LARS at the paper's rate for its large batches"
             if pre.optimizer == "lars"
-            else "Nesterov SGD, which beat LARS at batch 256 in the project's measurement (README)"
+            else "Nesterov SGD, which beat LARS at batch 256 in the project's measurement "
+            "(docs/method.md)"
         ),
         f"pretrain.temperature = {pre.temperature}: the paper's CIFAR-10 setting",
         f"pretrain.augment: the paper's (crop {aug.crop_scale[0]}-{aug.crop_scale[1]}, flip "

@@ -49,8 +49,8 @@ REPORT_MD = REPORTS / "report.md"
 REPORT_HTML = REPORTS / "report.html"
 PLOTS = REPORTS / "plots"
 LINEAR_FRACTIONS_PLOT = PLOTS / "linear_fractions.csv"  # dvc.yaml's "Linear probe" plot
-# Where the README suggests `python -m flows.compare --output` writes the experiments table:
-# not a DVC output (experiments are not a stage's input).
+# Where docs/experiments.md suggests `python -m flows.compare --output` writes the experiments
+# table: not a DVC output (experiments are not a stage's input).
 EXPERIMENTS_TABLE = REPORTS / "experiments.md"
 
 

@@ -1,4 +1,5 @@
-"""Sharing results through a DVC remote (README "Sharing results through a DVC remote"): the
+"""Sharing results through a DVC remote (docs/experiments.md, "Sharing results through a DVC
+remote"): the
 real tiny pipeline is reproduced once in a Git + DVC repository, pushed to a local-directory
 remote (`git commit` + `dvc push`), cloned into a fresh directory and pulled there
 (`git clone` + `dvc pull`); the clone is then up to date, `dvc repro` there runs no stage and

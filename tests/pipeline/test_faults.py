@@ -1,5 +1,4 @@
-"""Faults and bad input, each injected for real (issue 9; the README's "Faults and what survives
-them" table cites these tests): a SIGKILL in every stage, damaged and malicious checkpoints, a
+"""Faults and bad input, each injected for real (docs/faults.md's table cites these tests): a SIGKILL in every stage, damaged and malicious checkpoints, a
 full disk, bad params. Nothing finished is lost, nothing partial passes for finished, and every
 error is one line that says what to do."""
 

@@ -151,7 +151,8 @@ def test_adding_a_replica_runs_only_its_stages_and_the_pooling(repo):
 def test_metrics_and_plots_have_their_names(repo):
     metrics = json.loads(repo["run"]("dvc", "metrics", "show", "--json").stdout)
     files = {f for rev in metrics.values() for f in rev["data"]}
-    assert files == {"reports/metrics.json"}  # the headline numbers only (README "Metrics files")
+    # the headline numbers only (docs/outputs.md "Metrics files")
+    assert files == {"reports/metrics.json"}
     plots = json.loads(repo["run"]("dvc", "plots", "show", "--json", "--split").stdout)
     assert not plots.get("errors"), plots.get("errors")
     names = set(plots["data"])

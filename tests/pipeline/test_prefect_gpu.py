@@ -1,4 +1,5 @@
-"""Placing the pipeline on GPU machines (README "On GPU machines"), against the session's real
+"""Placing the pipeline on GPU machines (docs/gpu.md "Work pools on GPU machines"), against the
+session's real
 Prefect server: the process pool `simclr-gpu` with its concurrency limit and the `nightly-gpu`
 deployment of prefect.yaml, and the Kubernetes base job template in deploy/ that requests
 `nvidia.com/gpu`. Nothing here starts a worker or runs the pipeline."""
