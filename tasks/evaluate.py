@@ -68,7 +68,10 @@ def finetune_words(params: Params, result: dict) -> str:
     ft = params.evaluate.finetune
     cells = []
     for fraction, r in runs.items():
-        words = f"{fraction_label(fraction)}: {r['steps']} steps ({r['passes']:.2g} passes)"
+        words = (
+            f"{fraction_label(fraction)}: {r['steps']} steps of {r['batch']} "
+            f"({r['passes']:.2g} passes)"
+        )
         if r["bound"] == "max_steps":
             words += (
                 f", cut from the {ft.epochs} passes asked by evaluate.finetune.max_steps = "
@@ -77,7 +80,7 @@ def finetune_words(params: Params, result: dict) -> str:
         elif r["bound"] == "min_steps":
             words += f", evaluate.finetune.min_steps = {ft.min_steps}"
         cells.append(words)
-    return f"; batch {next(iter(runs.values()))['batch']}, " + "; ".join(cells)
+    return "; " + "; ".join(cells)
 
 
 def protocol_notes(params: Params, data: Prepared, result: dict | None = None) -> dict:

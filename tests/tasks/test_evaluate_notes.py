@@ -19,9 +19,9 @@ def test_a_max_steps_cut_is_named_with_the_key_to_raise():
         params,
         _result({"0.01": (50, 40.0, "min_steps"), "1.0": (100, 0.64, "max_steps")}),
     )
-    assert words.startswith("; batch 64, 1%: 50 steps (40 passes), evaluate.finetune.min_steps")
+    assert words.startswith("; 1%: 50 steps of 64 (40 passes), evaluate.finetune.min_steps")
     assert (
-        "100%: 100 steps (0.64 passes), cut from the 20 passes asked by "
+        "100%: 100 steps of 64 (0.64 passes), cut from the 20 passes asked by "
         "evaluate.finetune.max_steps = 100: raise it" in words
     )
 
@@ -29,5 +29,5 @@ def test_a_max_steps_cut_is_named_with_the_key_to_raise():
 def test_no_cut_no_advice_and_no_finetuning_no_words():
     params = Params()
     words = finetune_words(params, _result({"1.0": (3125, 20.0, "epochs")}))
-    assert words == "; batch 64, 100%: 3125 steps (20 passes)"
+    assert words == "; 100%: 3125 steps of 64 (20 passes)"
     assert finetune_words(params, {}) == ""
