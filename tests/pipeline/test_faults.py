@@ -1,6 +1,7 @@
-"""Faults and bad input, each injected for real (docs/faults.md's table cites these tests): a SIGKILL in every stage, damaged and malicious checkpoints, a
-full disk, bad params. Nothing finished is lost, nothing partial passes for finished, and every
-error is one line that says what to do."""
+"""Faults and bad input, each injected for real (docs/faults.md's table cites these tests): a
+SIGKILL in every stage, damaged and malicious checkpoints, a full disk, bad params. Nothing
+finished is lost, nothing partial passes for finished, and every error is one line that says
+what to do."""
 
 from __future__ import annotations
 
