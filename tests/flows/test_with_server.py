@@ -24,7 +24,7 @@ def serving(body: bytes):
             self.wfile.write(body)
 
         def log_message(self, *args):
-            pass
+            """Silent: http.server's request log would fill the test output."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
     threading.Thread(target=server.serve_forever, daemon=True).start()
