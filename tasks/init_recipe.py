@@ -48,6 +48,7 @@ CPU_SGD_LR = 0.5  # docs/method.md, SGD or LARS: SGD (Nesterov) lr 0.5 beat LARS
 PAPER_LARS_LR = 0.3  # the paper: LARS, lr 0.3 x batch / 256
 TEMPERATURE = 0.5  # the paper's CIFAR-10 setting (appendix B.9); 0.1 goes with batch 4096
 FULL_FT_EPOCHS = 3  # fine-tuning at 100 % labels: at least this many passes over the split
+WARMUP_SHARE = 0.1  # of the epochs, warm-up: the paper's 10 of 100
 MONITORS = 5  # kNN monitor runs per pretraining (plus the last epoch's)
 SAFETY = 0.9  # of the budget planned; the rest absorbs a shared machine's slower moments
 # (measured: a 30-minute plan at 0.75 with one-step timing epochs ran in 15.0 minutes, its
@@ -329,7 +330,7 @@ def estimate(
 def _with(p: Params, replicas: int, epochs: int, transfers: tuple[str, ...]) -> Params:
     raw = p.model_dump()
     raw["replicas"] = tuple(range(replicas))
-    warmup = round(epochs / 10)  # the paper: 10 of 100 epochs
+    warmup = round(epochs * WARMUP_SHARE)
     knn_every = max(1, epochs // MONITORS)
     raw["pretrain"].update(epochs=epochs, warmup_epochs=warmup, knn_every=knn_every)
     raw["transfer"] = {"datasets": transfers}
