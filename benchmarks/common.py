@@ -101,3 +101,12 @@ def deterministic(on: bool) -> None:
 
     torch.use_deterministic_algorithms(on)
     torch.utils.deterministic.fill_uninitialized_memory = not on
+
+
+def assign(tree: dict, key: str, value) -> None:
+    """Set the dotted params `key` of nested mappings in place: assign(p, "a.b", 1) is
+    p["a"]["b"] = 1, the way `dvc exp run -S a.b=1` names it."""
+    *parents, leaf = key.split(".")
+    for parent in parents:
+        tree = tree[parent]
+    tree[leaf] = value

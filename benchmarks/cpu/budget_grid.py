@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import results_file, save
+from benchmarks.common import assign, results_file, save
 from simclr.config import EvaluateConfig, Params
 from simclr.data.imagefolder import load_image_folder
 from simclr.device import select_device
@@ -93,11 +93,7 @@ def setting_params(base: Params, name: str, seed: int) -> Params:
     raw = base.model_dump()
     raw["seed"] = seed
     for key, value in changes(name).items():
-        *parents, leaf = key.split(".")
-        node = raw
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+        assign(raw, key, value)
     return Params.model_validate(raw)
 
 

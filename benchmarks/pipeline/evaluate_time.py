@@ -2,7 +2,8 @@
 realistic size, and the accuracies it reports.
 
     python -m benchmarks.pipeline.evaluate_time cifar10dev --data CIFAR10_DEV [--epochs 5] \
-        [--checkpoint FILE] [--timeout 900] [--out benchmarks/results/evaluate_time.jsonl]
+        [--checkpoint FILE] [--params FILE] [--set KEY=VALUE ...] [--timeout 900]
+        [--out benchmarks/results/evaluate_time.jsonl]
     python -m benchmarks.pipeline.evaluate_time generated [...]
 
 Cases, each in a throwaway clone of HEAD (`workspace.clone`), 32 px RGB, 10 classes:
@@ -32,8 +33,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ruamel.yaml import YAML
 
-from benchmarks.common import results_file, save
+from benchmarks.common import assign, results_file, save
 from benchmarks.pipeline.workspace import clone, load_params, run, stage_env
 from tasks.paths import DETAILS, EVALUATE, checkpoint
 
@@ -51,8 +53,8 @@ def blobs_with_classes(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray
     return fine.clip(0, 255).astype(np.uint8), labels.astype(np.int64)
 
 
-def case_params(case: str, data: Path, epochs: int) -> dict:
-    params = load_params()
+def case_params(case: str, data: Path, epochs: int, base: Path | None, changes: list[str]) -> dict:
+    params = load_params(base)
     if case == "cifar10dev":
         entry = {"source": "imagefolder", "root": str(data / "train")}
         entry["test_root"] = str(data / "val")
@@ -63,6 +65,9 @@ def case_params(case: str, data: Path, epochs: int) -> dict:
     params["pretrain"]["augment"].update(crop_scale=[0.08, 1.0], flip_p=0.5)
     params["evaluate"]["finetune"]["flip_p"] = 0.5
     params["transfer"] = {"datasets": []}
+    for change in changes:
+        key, _, value = change.partition("=")
+        assign(params, key, YAML(typ="safe").load(value))
     return params
 
 
@@ -104,12 +109,14 @@ def main() -> int:
     ap.add_argument("--data", type=Path, help="the CIFAR-10 dev folder (case cifar10dev)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--checkpoint", type=Path, help="reuse this checkpoint, or save it here")
+    ap.add_argument("--params", type=Path, help="params.yaml to start from (default: the repo's)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--out", type=Path, default=results_file("evaluate_time"))
     args = ap.parse_args()
     if args.case == "cifar10dev" and args.data is None:
         ap.error("the case cifar10dev needs --data (the CIFAR-10 dev folder)")
-    path = clone(case_params(args.case, args.data, args.epochs))
+    path = clone(case_params(args.case, args.data, args.epochs, args.params, args.set))
     try:
         if args.case == "generated":
             x_train, y_train = blobs_with_classes(10_000, seed=0)
@@ -150,6 +157,7 @@ def main() -> int:
     record = {
         "case": args.case,
         "epochs": args.epochs,
+        "set": args.set,
         "steps": {k: {x: v for x, v in s.items() if x != "output"} for k, s in steps.items()},
         "evaluate_seconds": ev["seconds"],
         "evaluate_stopped": ev["stopped"],

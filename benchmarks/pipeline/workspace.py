@@ -33,8 +33,9 @@ def clone(params: dict, ref: str = "HEAD") -> Path:
     return path
 
 
-def load_params() -> dict:
-    return YAML(typ="safe").load((ROOT / "params.yaml").read_text())
+def load_params(path: Path | None = None) -> dict:
+    """params.yaml at `path`, or the repository's."""
+    return YAML(typ="safe").load((path or ROOT / "params.yaml").read_text())
 
 
 def _status(pid: int) -> dict[str, int]:
