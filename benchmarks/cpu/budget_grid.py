@@ -7,6 +7,7 @@ Run from the repository root (one setting at a time: nothing else should run on 
     python -m benchmarks.cpu.budget_grid --data CIFAR10_DEV [--seconds 600]
         [--settings init wide t0.2 wide+t0.2 ...] [--seeds 0 1]
         [--out benchmarks/results/budget_grid.jsonl]
+    python -m benchmarks.cpu.budget_grid --show [--out FILE]   # the table of every record
 
 Every setting starts from the params `simclr init` drafts for the dev train folder on a CPU
 (`tasks.init_recipe.draft`: the small encoder, batch 256, Nesterov SGD, the paper's CIFAR
@@ -20,12 +21,14 @@ Scores, on frozen features h of the 2,000 val images (fp32): the linear probe th
 stage runs at 100 % labels (logistic regression, C chosen on a held-out share of the training
 labels from evaluate.C) and the weighted kNN (evaluate.knn_k, knn_temperature). One JSON line
 per (setting, seed) is appended as soon as it is scored, so an interrupted grid keeps its
-finished cells; the table at the end is of this invocation's cells.
+finished cells; the table at the end is of this invocation's cells, `--show` prints the table
+of every record in `--out` (by budget, then setting) without running anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import time
@@ -68,12 +71,15 @@ SETTINGS: dict[str, dict[str, object]] = {
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, required=True, help="the CIFAR-10 dev folder")
+    ap.add_argument("--data", type=Path, help="the CIFAR-10 dev folder (required to run)")
+    ap.add_argument("--show", action="store_true", help="print the table of --out's records")
     ap.add_argument("--seconds", type=float, default=600.0, help="pretraining budget per cell")
     ap.add_argument("--settings", nargs="+", default=["init"], help=f"of {', '.join(SETTINGS)}")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--out", type=Path, default=results_file("budget_grid"))
     args = ap.parse_args()
+    if args.data is None and not args.show:
+        ap.error("--data (the CIFAR-10 dev folder) is required to run the grid")
     for name in args.settings:
         unknown = [part for part in name.split("+") if part not in SETTINGS]
         if unknown:
@@ -148,17 +154,22 @@ def folders_at(data: Path, sides: set[int]) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    """Mean over seeds per setting, best first."""
-    by: dict[str, list[dict]] = {}
+    """Mean over seeds per (budget, setting), shortest budget first, then best first."""
+    by: dict[tuple[float, str], list[dict]] = {}
     for row in rows:
-        by.setdefault(row["setting"], []).append(row)
-    lines = ["| setting | seeds | epochs | pretrain s | linear probe | kNN |", "|" + " --- |" * 6]
-    ranked = sorted(by.items(), key=lambda kv: -statistics.mean(r["linear_probe"] for r in kv[1]))
-    for name, rs in ranked:
+        by.setdefault((row["budget_s"], row["setting"]), []).append(row)
+    lines = [
+        "| budget s | setting | seeds | epochs | pretrain s | linear probe | kNN |",
+        "|" + " --- |" * 7,
+    ]
+    ranked = sorted(
+        by.items(), key=lambda kv: (kv[0][0], -statistics.mean(r["linear_probe"] for r in kv[1]))
+    )
+    for (budget, name), rs in ranked:
         probe = [r["linear_probe"] for r in rs]
         spread = f" ± {statistics.stdev(probe):.3f}" if len(probe) > 1 else ""
         lines.append(
-            f"| {name} | {len(rs)} | {'/'.join(str(r['epochs']) for r in rs)} | "
+            f"| {budget:.0f} | {name} | {len(rs)} | {'/'.join(str(r['epochs']) for r in rs)} | "
             f"{statistics.mean(r['pretrain_seconds'] for r in rs):.0f} | "
             f"{statistics.mean(probe):.3f}{spread} | "
             f"{statistics.mean(r['knn'] for r in rs):.3f} |"
@@ -168,6 +179,9 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     args = parse_args()
+    if args.show:
+        print(table([json.loads(line) for line in args.out.read_text().splitlines()]))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     device = select_device("auto").type
     train_folder = survey(args.data / "train")
