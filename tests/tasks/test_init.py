@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 from flows.console import main
 from simclr.config import Params, load_params
 from tasks.init_folder import Folder
-from tasks.init_recipe import PREFER_EPOCHS, SAFETY, choose
+from tasks.init_recipe import CPU_BATCH, CPU_CROP, CPU_TEMPERATURE, PREFER_EPOCHS, SAFETY, choose
 from tasks.init_timing import SECONDS_VARIABLE, Timing
 
 CHOICES = (
@@ -93,7 +93,10 @@ def test_rgb_folder_with_a_test_folder(tmp_path, capsys):
     assert params.data.resize == "stretch"
     assert params.model.encoder == "small" and params.pretrain.optimizer == "sgd"
     aug = params.pretrain.augment  # 16 px: the paper's CIFAR-10 jitter strength (B.9)
-    assert aug.flip_p == 0.5 and aug.jitter_strength == 0.5 and aug.crop_scale == (0.08, 1.0)
+    assert aug.flip_p == 0.5 and aug.jitter_strength == 0.5
+    # a CPU's recipe: what benchmarks.cpu.budget_grid measured best in a fixed budget
+    assert aug.crop_scale == CPU_CROP and params.pretrain.temperature == CPU_TEMPERATURE
+    assert params.evaluate.finetune.crop_scale == CPU_CROP
     assert params.evaluate.finetune.flip_p == 0.5
     assert params.replicas == (0, 1, 2) and params.pretrain.epochs >= 5
     assert f"wrote {out_file}" in out
@@ -232,6 +235,8 @@ def test_an_accelerator_gets_resnet18_lars_and_the_larger_side_when_affordable()
     assert calls == [96] and p.data.image_size == 96
     assert p.pretrain.batch_size == 512 and p.pretrain.optimizer == "lars"
     assert p.pretrain.lr == 0.3 and p.pretrain.lr_scaling == "linear"
+    # the paper's CIFAR-10 temperature and crop: the CPU's measured recipe is for its budgets
+    assert p.pretrain.temperature == 0.5 and p.pretrain.augment.crop_scale == (0.08, 1.0)
     assert "224 px would get under 100 epochs" in recipe.lines[0]
 
 
@@ -245,6 +250,7 @@ def test_a_slow_machine_trades_replicas_for_epochs_and_says_what_that_costs():
         recipe = choose(folder, None, "cpu", minutes, slow)
         said[len(recipe.params.replicas)] = "\n".join(recipe.lines)
         assert recipe.params.pretrain.epochs >= 5
+        assert recipe.params.pretrain.batch_size == CPU_BATCH
         assert sum(recipe.seconds.values()) <= minutes * 60 * SAFETY
     assert "2 degrees of freedom" in said[3]
     assert "with 2 the test over replicas has 1 degree of freedom" in said[2]
