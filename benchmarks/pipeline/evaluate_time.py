@@ -116,7 +116,8 @@ def main() -> int:
     args = ap.parse_args()
     if args.case == "cifar10dev" and args.data is None:
         ap.error("the case cifar10dev needs --data (the CIFAR-10 dev folder)")
-    path = clone(case_params(args.case, args.data, args.epochs, args.params, args.set))
+    data = args.data and args.data.resolve()  # the stages run in a clone elsewhere
+    path = clone(case_params(args.case, data, args.epochs, args.params, args.set))
     try:
         if args.case == "generated":
             x_train, y_train = blobs_with_classes(10_000, seed=0)
