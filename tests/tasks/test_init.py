@@ -16,7 +16,16 @@ from ruamel.yaml import YAML
 from flows.console import main
 from simclr.config import Params, load_params
 from tasks.init_folder import Folder
-from tasks.init_recipe import CPU_BATCH, CPU_CROP, CPU_TEMPERATURE, PREFER_EPOCHS, SAFETY, choose
+from tasks.init_recipe import (
+    CPU_BATCH,
+    CPU_CROP,
+    CPU_TEMPERATURE,
+    FT_EPOCHS,
+    FULL_FT_EPOCHS,
+    PREFER_EPOCHS,
+    SAFETY,
+    choose,
+)
 from tasks.init_timing import SECONDS_VARIABLE, Timing
 
 CHOICES = (
@@ -97,6 +106,10 @@ def test_rgb_folder_with_a_test_folder(tmp_path, capsys):
     # a CPU's recipe: what benchmarks.cpu.budget_grid measured best in a fixed budget
     assert aug.crop_scale == CPU_CROP and params.pretrain.temperature == CPU_TEMPERATURE
     assert params.evaluate.finetune.crop_scale == CPU_CROP
+    # fine-tuning: FT_EPOCHS passes over a subset, FULL_FT_EPOCHS over the whole split (18
+    # images, one batch a pass), what matched the linear probe on CIFAR-10 photos
+    ft = params.evaluate.finetune
+    assert ft.epochs == FT_EPOCHS and ft.max_steps == FULL_FT_EPOCHS
     assert params.evaluate.finetune.flip_p == 0.5
     assert params.replicas == (0, 1, 2) and params.pretrain.epochs >= 5
     assert f"wrote {out_file}" in out
