@@ -10,12 +10,15 @@ Run from the repository root (one setting at a time: nothing else should run on 
     python -m benchmarks.cpu.budget_grid --show [--out FILE]   # the table of every record
 
 Every setting starts from the params `simclr init` drafts for the dev train folder on a CPU
-(`tasks.init_recipe.draft`: the small encoder, batch 256, Nesterov SGD, the paper's CIFAR
-augmentation) and changes the keys named in SETTINGS; `a+b` applies both. The epochs are what
-fit the budget at the speed `tasks.init_timing.measure` times on this machine for that
-setting (its 12 s of steps are not counted), with init's warm-up of 10 % of the epochs and no
-kNN monitor. The real pretraining's seconds are recorded beside the budget: the measurement is
-init's own, so a setting that runs faster or slower than timed says how init would size it.
+at the checkout's commit (`tasks.init_recipe.draft`; the record keeps the commit) and changes the
+keys named in SETTINGS; `a+b` applies both. Since 8a0d2dc that draft is the grid's own winner
+(batch 128, crop 0.2-1, temperature 0.2), so `init` is it and `earlier` is the draft the grid
+started from (batch 256, crop 0.08-1, temperature 0.5), which the records before it call `init`.
+The epochs are what fit the budget at the speed `tasks.init_timing.measure` times on this
+machine for that setting (its 12 s of steps are not counted), with init's warm-up of 10 % of
+the epochs and no kNN monitor. The real pretraining's seconds are recorded beside the budget:
+the measurement is init's own, so a setting that runs faster or slower than timed says how
+init would size it.
 
 Scores, on frozen features h of the 2,000 val images (fp32): the linear probe the evaluate
 stage runs at 100 % labels (logistic regression, C chosen on a held-out share of the training
@@ -48,9 +51,14 @@ from tasks.init_folder import survey
 from tasks.init_recipe import WARMUP_SHARE, dataset_name, draft
 from tasks.init_timing import measure
 
-# One change each from init's draft; names are what `--settings` takes.
+# Changes to init's draft; names are what `--settings` takes.
 SETTINGS: dict[str, dict[str, object]] = {
     "init": {},
+    "earlier": {
+        "pretrain.batch_size": 256,
+        "pretrain.augment.crop_scale": (0.08, 1.0),
+        "pretrain.temperature": 0.5,
+    },
     "wide": {"model.widths": (64, 128, 256)},
     "deep": {"model.blocks": (2, 2, 2)},
     "narrow": {"model.widths": (16, 32, 64)},
@@ -78,6 +86,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--out", type=Path, default=results_file("budget_grid"))
     args = ap.parse_args()
+    if args.show and not args.out.is_file():
+        ap.error(f"--show: {args.out} does not exist; run the grid first or name --out")
     if args.data is None and not args.show:
         ap.error("--data (the CIFAR-10 dev folder) is required to run the grid")
     for name in args.settings:

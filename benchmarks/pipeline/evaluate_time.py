@@ -67,7 +67,10 @@ def case_params(case: str, data: Path, epochs: int, base: Path | None, changes: 
     params["transfer"] = {"datasets": []}
     for change in changes:
         key, _, value = change.partition("=")
-        assign(params, key, YAML(typ="safe").load(value))
+        try:
+            assign(params, key, YAML(typ="safe").load(value))
+        except (KeyError, TypeError):
+            sys.exit(f"--set {change}: {key} is not a params key (dotted, as in params.yaml)")
     return params
 
 

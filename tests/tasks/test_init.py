@@ -110,6 +110,10 @@ def test_rgb_folder_with_a_test_folder(tmp_path, capsys):
     # images, one batch a pass), what matched the linear probe on CIFAR-10 photos
     ft = params.evaluate.finetune
     assert ft.epochs == FT_EPOCHS and ft.max_steps == FULL_FT_EPOCHS
+    # each departure from the paper names its measurement; the small folder explains the batch
+    assert "pretrain.temperature = 0.2: beat the paper's CIFAR-10 0.5 in a 10-minute" in out
+    assert "not the paper's 0.08: it scored higher in a 10-minute CPU budget" in out
+    assert f"(here {params.pretrain.batch_size}: the folder is small" in out
     assert params.evaluate.finetune.flip_p == 0.5
     assert params.replicas == (0, 1, 2) and params.pretrain.epochs >= 5
     assert f"wrote {out_file}" in out
@@ -250,6 +254,9 @@ def test_an_accelerator_gets_resnet18_lars_and_the_larger_side_when_affordable()
     assert p.pretrain.lr == 0.3 and p.pretrain.lr_scaling == "linear"
     # the paper's CIFAR-10 temperature and crop: the CPU's measured recipe is for its budgets
     assert p.pretrain.temperature == 0.5 and p.pretrain.augment.crop_scale == (0.08, 1.0)
+    said = "\n".join(recipe.lines)
+    assert "pretrain.temperature = 0.5: the paper's CIFAR-10 setting" in said
+    assert "CPU budget" not in said  # the CPU's measured recipe is not claimed here
     assert "224 px would get under 100 epochs" in recipe.lines[0]
 
 
